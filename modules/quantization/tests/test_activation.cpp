@@ -1,0 +1,70 @@
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "bitnet/quantization/activation.hpp"
+
+using namespace bitnet::quant;
+
+TEST_CASE("int8 activation quantization of hand-picked values") {
+    const std::vector<float> x = {1.0f, -0.5f, 0.25f, 0.0f};
+    std::vector<std::int8_t> q(4);
+    auto act = quantize_activations_i8(x.data(), 4, q.data());
+    CHECK(act.scale == 127.0f);
+    CHECK(q[0] == 127);
+    CHECK(q[1] == -64);  // -63.5 rounds half to even -> -64
+    CHECK(q[2] == 32);   // 31.75 -> 32
+    CHECK(q[3] == 0);
+    CHECK(act.sum == 127 - 64 + 32);
+}
+
+TEST_CASE("rounding is half to even, not half away from zero") {
+    // amax 127 -> a = 1, so q = nearest_int(x) exactly.
+    const std::vector<float> x = {127.0f, 2.5f, 3.5f, -2.5f, 0.5f};
+    std::vector<std::int8_t> q(5);
+    auto act = quantize_activations_i8(x.data(), 5, q.data());
+    CHECK(act.scale == 1.0f);
+    CHECK(q[1] == 2);
+    CHECK(q[2] == 4);
+    CHECK(q[3] == -2);
+    CHECK(q[4] == 0);
+}
+
+TEST_CASE("an all-zero row uses the 1e-5 floor and gives zeros") {
+    std::vector<float> x(64, 0.0f);
+    std::vector<std::int8_t> q(64, 5);
+    auto act = quantize_activations_i8(x.data(), 64, q.data());
+    CHECK(act.scale == static_cast<float>(127.0 / 1e-5));
+    CHECK(act.sum == 0);
+    for (auto v : q) CHECK(v == 0);
+}
+
+TEST_CASE("quantized activations reconstruct x within half a step") {
+    std::mt19937 rng(1);
+    std::normal_distribution<float> dist(0.0f, 2.0f);
+    std::vector<float> x(2560);
+    for (auto& v : x) v = dist(rng);
+    std::vector<std::int8_t> q(x.size());
+    auto act = quantize_activations_i8(x.data(), static_cast<std::int64_t>(x.size()), q.data());
+    std::int64_t sum = 0;
+    for (std::size_t i = 0; i < x.size(); ++i) {
+        REQUIRE(std::fabs(static_cast<float>(q[i]) / act.scale - x[i]) <= 0.5001f / act.scale);
+        sum += q[i];
+    }
+    CHECK(sum == act.sum);
+}
+
+TEST_CASE("the W1.58A8 output rule recovers the float dot product of ternary weights") {
+    // codes c in {0,1,2} mean w = (c-1)*s; y = ((D - S)/a) * s with D = sum c*q.
+    const std::vector<float> x = {0.5f, -1.0f, 0.25f, 1.0f};
+    const std::vector<int> codes = {2, 0, 1, 2};  // w = s * {1, -1, 0, 1}
+    std::vector<std::int8_t> q(4);
+    auto act = quantize_activations_i8(x.data(), 4, q.data());
+    std::int32_t dot = 0;
+    for (int k = 0; k < 4; ++k) dot += codes[k] * q[k];
+    const float s = 0.5f;
+    const float expected = s * (0.5f + 1.0f + 0.0f + 1.0f);
+    CHECK(i2s_output(dot, act, s) == Approx(expected).epsilon(0.01));
+}
