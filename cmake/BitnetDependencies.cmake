@@ -30,11 +30,17 @@ function(bitnet_add_module name)
   bitnet_set_warnings(bitnet_${name})
 endfunction()
 
+# Catch2's main() is compiled once (it is the slowest file of the build) and shared.
+if(BITNET_BUILD_TESTS)
+  add_library(bitnet_catch_main STATIC ${PROJECT_SOURCE_DIR}/tests/support/catch_main.cpp)
+  target_link_libraries(bitnet_catch_main PUBLIC Catch2::Catch2)
+endif()
+
 # A Catch2 test executable registered with CTest under the given labels.
 function(bitnet_add_test name)
   cmake_parse_arguments(ARG "" "" "SOURCES;DEPS;LABELS" ${ARGN})
-  add_executable(${name} ${ARG_SOURCES} ${PROJECT_SOURCE_DIR}/tests/support/catch_main.cpp)
-  target_link_libraries(${name} PRIVATE ${ARG_DEPS} Catch2::Catch2)
+  add_executable(${name} ${ARG_SOURCES})
+  target_link_libraries(${name} PRIVATE ${ARG_DEPS} bitnet_catch_main)
   target_include_directories(${name} PRIVATE ${PROJECT_SOURCE_DIR}/tests/support)
   target_compile_definitions(${name} PRIVATE
     BITNET_SHARED_DIR="${BITNET_SHARED_DIR}" BITNET_BINARY_DIR="${PROJECT_BINARY_DIR}")
