@@ -18,6 +18,8 @@ struct Command {
 Command add_inspect_command(CLI::App& app);
 Command add_validate_command(CLI::App& app);
 Command add_system_command(CLI::App& app);
+Command add_tokenize_command(CLI::App& app);
+Command add_detokenize_command(CLI::App& app);
 
 inline constexpr int kExitOk = 0;
 inline constexpr int kExitRuntime = 1;

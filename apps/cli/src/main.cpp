@@ -22,6 +22,8 @@ int main(int argc, char** argv) {
         cli::add_inspect_command(app),
         cli::add_validate_command(app),
         cli::add_system_command(app),
+        cli::add_tokenize_command(app),
+        cli::add_detokenize_command(app),
     };
 
     try {

@@ -27,6 +27,19 @@ public:
             std::snprintf(name, sizeof name, "<0x%02X>", b);
             if (const auto it = index_.find(std::string_view(name)); it != index_.end()) byte_token_[static_cast<std::size_t>(b)] = it->second;
         }
+        // Merging word by word is exact when no token continues past a word into the next "▁"
+        // (no token has the marker right after another character); then no merge can cross
+        // such a boundary. It turns one long merge over the whole text into many short ones.
+        words_are_independent_ = true;
+        for (const std::string& t : data_.tokens) {
+            for (std::size_t p = t.find(kSpaceMarker, 1); p != std::string::npos; p = t.find(kSpaceMarker, p + 1)) {
+                if (p < kSpaceMarker.size() || t.compare(p - kSpaceMarker.size(), kSpaceMarker.size(), kSpaceMarker) != 0) {
+                    words_are_independent_ = false;
+                    break;
+                }
+            }
+            if (!words_are_independent_) break;
+        }
         pieces_.resize(data_.tokens.size());
         for (std::size_t id = 0; id < data_.tokens.size(); ++id) {
             const std::string& t = data_.tokens[id];
@@ -97,7 +110,7 @@ private:
             symbols.push_back({it == index_.end() ? -1 : it->second, static_cast<std::uint32_t>(i), static_cast<std::uint32_t>(i + n)});
             i += n;
         }
-        merger_->merge(symbols);
+        merge_words(normalized, symbols);
         for (const Symbol& s : symbols) {
             if (s.id >= 0) {
                 ids.push_back(s.id);
@@ -117,6 +130,28 @@ private:
         }
     }
 
+    void merge_words(const std::string& normalized, std::vector<Symbol>& symbols) const {
+        if (!words_are_independent_) {
+            merger_->merge(symbols);
+            return;
+        }
+        thread_local std::vector<Symbol> word, merged;
+        merged.clear();
+        auto is_marker = [&normalized](const Symbol& sym) {
+            return normalized.compare(sym.begin, sym.end - sym.begin, kSpaceMarker) == 0;
+        };
+        std::size_t start = 0;
+        for (std::size_t i = 1; i <= symbols.size(); ++i) {
+            if (i < symbols.size() && !(is_marker(symbols[i]) && !is_marker(symbols[i - 1]))) continue;
+            word.assign(symbols.begin() + static_cast<std::ptrdiff_t>(start), symbols.begin() + static_cast<std::ptrdiff_t>(i));
+            merger_->merge(word);
+            merged.insert(merged.end(), word.begin(), word.end());
+            start = i;
+        }
+        symbols.swap(merged);
+    }
+
+    bool words_are_independent_ = false;
     SpecialSplitter specials_;
     TokenIndex index_;
     std::unique_ptr<BpeMerger> merger_;
