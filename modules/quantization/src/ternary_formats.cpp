@@ -69,6 +69,25 @@ void quantize_tq2_0(const float* in, std::int64_t n, std::uint8_t* out) {
     }
 }
 
+void tq2_0_block_codes(const std::uint8_t* block, std::uint8_t* codes) {
+    for (int chunk = 0; chunk < 2; ++chunk)
+        for (int k = 0; k < 4; ++k)
+            for (int m = 0; m < 32; ++m) *codes++ = static_cast<std::uint8_t>((block[chunk * 32 + m] >> (2 * k)) & 3);
+}
+
+float tq2_0_block_scale(const std::uint8_t* block) { return load_half(block + 64); }
+
+void tq1_0_block_codes(const std::uint8_t* block, std::uint8_t* codes) {
+    for (int k = 0; k < 5; ++k)
+        for (int m = 0; m < 32; ++m) codes[32 * k + m] = unpack_trit(block[m], k);
+    for (int k = 0; k < 5; ++k)
+        for (int m = 0; m < 16; ++m) codes[160 + 16 * k + m] = unpack_trit(block[32 + m], k);
+    for (int k = 0; k < 4; ++k)
+        for (int j = 0; j < 4; ++j) codes[240 + 4 * k + j] = unpack_trit(block[48 + j], k);
+}
+
+float tq1_0_block_scale(const std::uint8_t* block) { return load_half(block + 52); }
+
 void dequantize_tq2_0(const std::uint8_t* in, std::int64_t n, float* out) {
     for (std::int64_t b = 0; b < n / kQK_K; ++b) {
         const std::uint8_t* block = in + b * kTQ2_0Bytes;

@@ -39,6 +39,13 @@ void dequantize_tq2_0(const std::uint8_t* in, std::int64_t n, float* out);
 void quantize_tq1_0(const float* in, std::int64_t n, std::uint8_t* out);
 void dequantize_tq1_0(const std::uint8_t* in, std::int64_t n, float* out);
 
+// Codes (0..2, value d*(c-1)) and scale of one 256-element TQ2_0 / TQ1_0 block, for integer
+// kernels that work on codes directly.
+void tq2_0_block_codes(const std::uint8_t* block, std::uint8_t* codes);
+void tq1_0_block_codes(const std::uint8_t* block, std::uint8_t* codes);
+float tq2_0_block_scale(const std::uint8_t* block);
+float tq1_0_block_scale(const std::uint8_t* block);
+
 // Q6_K: {u8 ql[128]; u8 qh[64]; i8 scales[16]; f16 d} — dequantize only.
 void dequantize_q6_k(const std::uint8_t* in, std::int64_t n, float* out);
 

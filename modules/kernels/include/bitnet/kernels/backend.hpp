@@ -1,0 +1,43 @@
+// Backend — the compute primitives the transformer is built from. Model code calls these and
+// never knows which implementation runs. Every faster backend is tested against the reference
+// backend (plain scalar loops, the documentation that runs).
+//
+// Matrix products follow the rules of the weight type:
+//  - ternary weights (I2_S, TQ2_0, TQ1_0): W1.58A8, per-row int8 absmax activations
+//    (quant::quantize_activations_i8), integer dot with the codes, y = (D - S) / a * scale;
+//  - F16/BF16 weights: activations rounded to the weight's half type, f32 accumulation
+//    (what ggml's CPU matmul does);
+//  - F32, Q8_0, Q4_0, Q6_K: weights dequantized, f32 activations, f32 accumulation.
+// The reference backend can instead run ternary weights with float activations
+// (ActivationPrecision::Float), the "no activation quantization" variant.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "bitnet/kernels/weight_view.hpp"
+
+namespace bitnet::kernels {
+
+enum class ActivationPrecision { Int8, Float };
+
+class Backend {
+public:
+    virtual ~Backend() = default;
+    // y[r][n] = sum_k W[n][k] * x[r][k] for r < n_rows; x is n_rows x cols, y is n_rows x rows.
+    virtual void matmul(const WeightView& w, const float* x, std::int64_t n_rows, float* y) const = 0;
+    // Row `index` of W, dequantized to f32 (token embedding lookup).
+    virtual void get_row(const WeightView& w, std::int64_t index, float* out) const = 0;
+    virtual std::string name() const = 0;
+    // Names of the kernels used for each weight type (for metrics and `bitnet system`).
+    virtual std::vector<std::string> kernel_names() const = 0;
+};
+
+std::unique_ptr<Backend> make_reference_backend(ActivationPrecision precision = ActivationPrecision::Int8);
+// The default CPU backend: same numerics as the reference (bit-identical integer dots), rows
+// split across `threads` OpenMP threads (0 = all physical cores).
+std::unique_ptr<Backend> make_cpu_backend(int threads = 0);
+
+}  // namespace bitnet::kernels

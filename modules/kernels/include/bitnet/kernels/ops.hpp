@@ -1,0 +1,29 @@
+// Element-wise and attention primitives shared by the CPU backends, written to match ggml's
+// CPU semantics where it matters for agreement with bitnet.cpp (sums in double for RMSNorm and
+// softmax, RoPE angles by repeated float multiplication, halves rounded to nearest even).
+#pragma once
+
+#include <cstdint>
+
+namespace bitnet::kernels {
+
+// out = x / sqrt(mean(x^2) + eps) * weight   (weight may be nullptr: no scaling)
+void rmsnorm(const float* x, const float* weight, std::int64_t n, float eps, float* out);
+
+// NeoX-style rotary embedding in place on `n_heads` heads of `head_dim` values at `position`:
+// dimension i is paired with i + rope_dim/2 and rotated by position * base^(-2i/rope_dim).
+void rope_neox(float* x, std::int64_t n_heads, std::int64_t head_dim, std::int64_t rope_dim,
+               std::int64_t position, float freq_base);
+
+// In place: x = softmax(x * scale).
+void softmax(float* x, std::int64_t n, float scale);
+
+// x = relu(x)^2 * up  /  x = silu(x) * up
+void relu_squared_mul(float* x, const float* up, std::int64_t n);
+void silu_mul(float* x, const float* up, std::int64_t n);
+
+// Rounds each value to the nearest half (ties to even) and back: what a trip through an F16
+// tensor does to it.
+void round_to_f16(float* x, std::int64_t n);
+
+}  // namespace bitnet::kernels

@@ -1,0 +1,79 @@
+#include "matmul_common.hpp"
+
+#include "bitnet/common/error.hpp"
+#include "bitnet/quantization/formats.hpp"
+#include "bitnet/quantization/fp16.hpp"
+
+namespace bitnet::kernels::detail {
+
+using quant::TypeId;
+
+void prepare_row(const WeightView& w, const float* x, bool int8_activations, PreparedRow& out) {
+    const std::int64_t k = w.cols;
+    if (w.is_ternary() && int8_activations) {
+        out.q.resize(static_cast<std::size_t>(k));
+        out.act = quant::quantize_activations_i8(x, k, out.q.data());
+        if (w.type != TypeId::I2_S) {
+            out.block_sums.assign(static_cast<std::size_t>(k / quant::kQK_K), 0);
+            for (std::int64_t i = 0; i < k; ++i) out.block_sums[static_cast<std::size_t>(i / quant::kQK_K)] += out.q[static_cast<std::size_t>(i)];
+        }
+        return;
+    }
+    out.f.assign(x, x + k);
+    if (w.type == TypeId::F16) {
+        for (float& v : out.f) v = quant::fp16_to_fp32(quant::fp32_to_fp16(v));
+    } else if (w.type == TypeId::BF16) {
+        for (float& v : out.f) v = quant::bf16_to_fp32(quant::fp32_to_bf16(v));
+    }
+}
+
+std::int32_t dot_i2s_codes(const std::uint8_t* packed_row, const std::int8_t* q, std::int64_t cols) {
+    std::int32_t sum = 0;
+    for (std::int64_t block = 0; block < cols / quant::kI2SBlock; ++block) {
+        const std::uint8_t* b = packed_row + block * 32;
+        const std::int8_t* qq = q + block * quant::kI2SBlock;
+        for (int j = 0; j < 32; ++j) {
+            sum += (b[j] >> 6) * qq[j] + ((b[j] >> 4) & 3) * qq[j + 32] + ((b[j] >> 2) & 3) * qq[j + 64] +
+                   (b[j] & 3) * qq[j + 96];
+        }
+    }
+    return sum;
+}
+
+float dot_row_reference(const WeightView& w, std::int64_t n, const PreparedRow& x, bool int8_activations) {
+    const std::int64_t k = w.cols;
+    const std::uint8_t* row = w.row(n);
+    if (w.is_ternary() && int8_activations) {
+        if (w.type == TypeId::I2_S) return quant::i2s_output(dot_i2s_codes(row, x.q.data(), k), x.act, w.scale);
+        // TQ formats: per-block scales, y = sum_b d_b (D_b - S_b) / a
+        const bool tq2 = w.type == TypeId::TQ2_0;
+        const std::int64_t block_bytes = tq2 ? 66 : 54;
+        std::uint8_t codes[quant::kQK_K];
+        float acc = 0.0f;
+        for (std::int64_t b = 0; b < k / quant::kQK_K; ++b) {
+            const std::uint8_t* block = row + b * block_bytes;
+            if (tq2) quant::tq2_0_block_codes(block, codes); else quant::tq1_0_block_codes(block, codes);
+            std::int32_t d = 0;
+            for (int i = 0; i < quant::kQK_K; ++i) d += codes[i] * x.q[static_cast<std::size_t>(b * quant::kQK_K + i)];
+            const float scale = tq2 ? quant::tq2_0_block_scale(block) : quant::tq1_0_block_scale(block);
+            acc += scale * static_cast<float>(d - x.block_sums[static_cast<std::size_t>(b)]);
+        }
+        return acc / x.act.scale;
+    }
+    // Float path: dequantize the row (I2_S rows carry no scale of their own: apply the tensor's).
+    thread_local std::vector<float> wrow;
+    wrow.resize(static_cast<std::size_t>(k));
+    if (w.type == TypeId::I2_S) {
+        for (std::int64_t i = 0; i < k; ++i)
+            wrow[static_cast<std::size_t>(i)] = static_cast<float>(quant::i2s_code_at(row, i) - 1) * w.scale;
+    } else {
+        const quant::TypeTraits& t = quant::traits(w.type);
+        if (!t.dequantize) fail(ErrorCode::Unsupported, "no kernel for weight type " + std::string(t.name));
+        t.dequantize(row, k, wrow.data());
+    }
+    float acc = 0.0f;
+    for (std::int64_t i = 0; i < k; ++i) acc += wrow[static_cast<std::size_t>(i)] * x.f[static_cast<std::size_t>(i)];
+    return acc;
+}
+
+}  // namespace bitnet::kernels::detail

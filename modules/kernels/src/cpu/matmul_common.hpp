@@ -1,0 +1,31 @@
+// Pieces shared by the CPU backends (internal): per-row activation preparation and the
+// per-output-row dot products for each weight type. Each function computes one output value
+// from one prepared activation row, so backends differ only in how they schedule rows.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "bitnet/kernels/weight_view.hpp"
+#include "bitnet/quantization/activation.hpp"
+
+namespace bitnet::kernels::detail {
+
+// One activation row prepared for a weight type: int8 codes + scale for ternary weights,
+// half-rounded floats for F16/BF16, plain floats otherwise.
+struct PreparedRow {
+    std::vector<std::int8_t> q;
+    quant::ActivationScale act{};
+    std::vector<std::int32_t> block_sums;  // TQ formats: sum of q per 256-block
+    std::vector<float> f;
+};
+
+void prepare_row(const WeightView& w, const float* x, bool int8_activations, PreparedRow& out);
+
+// y = W[n] . x for one output row, with the numerics of the reference.
+float dot_row_reference(const WeightView& w, std::int64_t n, const PreparedRow& x, bool int8_activations);
+
+// Integer part of an I2_S row dot: sum of code * q (codes 0..2).
+std::int32_t dot_i2s_codes(const std::uint8_t* packed_row, const std::int8_t* q, std::int64_t cols);
+
+}  // namespace bitnet::kernels::detail
