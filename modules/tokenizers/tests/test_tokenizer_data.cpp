@@ -4,6 +4,7 @@
 
 #include "bitnet/common/error.hpp"
 #include "bitnet/models/gguf_file.hpp"
+#include "bitnet/tokenizers/tokenizer.hpp"
 #include "bitnet/tokenizers/tokenizer_data.hpp"
 #include "test_support.hpp"
 
@@ -83,4 +84,18 @@ TEST_CASE("a malformed tokenizer.json is a clear error naming the file") {
     }
     std::ofstream(path) << "{not json";
     CHECK_THROWS_AS(tokenizers::read_tokenizer_json(path), Error);
+}
+
+TEST_CASE("the synthetic tokenizer is a working byte-level BPE of the requested size") {
+    for (std::uint32_t vocab : {259u, 512u, 128256u}) {
+        auto tok = tokenizers::create_tokenizer(tokenizers::synthetic_tokenizer(vocab));
+        CHECK(tok->vocab_size() == vocab);
+        const std::string text = "the quick brown fox, 42 ümlauts";
+        const auto ids = tok->encode(text, true, false);
+        CHECK(ids.front() == *tok->special_tokens().bos);
+        CHECK(tok->decode(ids, true) == text);
+        if (vocab >= 512) CHECK(ids.size() < text.size());  // letter pairs merged
+        CHECK(tok->is_end_of_generation(*tok->special_tokens().eot));
+    }
+    CHECK_THROWS_AS(tokenizers::synthetic_tokenizer(100), Error);
 }

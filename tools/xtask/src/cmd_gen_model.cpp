@@ -37,15 +37,18 @@ Command add_gen_model_command(CLI::App& app) {
     cmd->add_flag("-q,--quiet", o->quiet, "No progress bar");
     return {cmd, [o]() {
         Timer timer;
+        // Every generated model carries a tokenizer: the given one, else a synthetic byte-level
+        // BPE sized to the preset's vocabulary.
         std::optional<tokenizers::TokenizerData> tokenizer;
         if (!o->tokenizer.empty()) tokenizer = tokenizers::read_tokenizer_json(o->tokenizer);
         models::SyntheticModelOptions options;
         options.config = models::preset_config(o->preset, tokenizer ? static_cast<std::uint32_t>(tokenizer->vocab_size()) : 0);
+        if (!tokenizer) tokenizer = tokenizers::synthetic_tokenizer(options.config.vocab_size);
         options.ternary_type = *quant::type_from_name(o->format);
         options.seed = o->seed;
         options.name = "bitnet synthetic " + o->preset + " (random weights, seed " + std::to_string(o->seed) + ")";
         models::GgufWriter writer = models::synthetic_model_writer(options, [&](models::GgufWriter& w) {
-            if (tokenizer) tokenizers::write_tokenizer_metadata(w, *tokenizer);
+            tokenizers::write_tokenizer_metadata(w, *tokenizer);
         });
         ProgressBar bar("writing " + o->output, writer.total_bytes(), !o->quiet);
         writer.write(o->output, [&bar](std::uint64_t done, std::uint64_t) { bar.update(done); });

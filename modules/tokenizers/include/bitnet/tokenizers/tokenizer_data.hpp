@@ -37,6 +37,12 @@ struct TokenizerData {
 // chat template, bos/eos names and add_bos. Throws bitnet::Error naming the file and field.
 TokenizerData read_tokenizer_json(const std::string& path);
 
+// A small self-contained byte-level BPE tokenizer for synthetic models that have no real one:
+// the 256 byte tokens, merges of common English letter pairs, then <|begin_of_text|>,
+// <|end_of_text|>, <|eot_id|> and reserved tokens up to `vocab_size` (>= 259), with the 2B4T
+// chat template. Deterministic.
+TokenizerData synthetic_tokenizer(std::uint32_t vocab_size);
+
 // Reads the `tokenizer.*` keys of a GGUF file. Throws NotFound when there are none.
 TokenizerData read_gguf_tokenizer(const models::GgufFile& file);
 

@@ -1,0 +1,101 @@
+// Engine — loads a model and generates text: tokenize, prefill the whole prompt in one batched
+// forward pass, then sample token by token through the KV cache, streaming text as it becomes
+// complete. Keeps the KV cache between calls and reuses the longest common token prefix, so a
+// chat that re-renders its whole conversation each turn only pays for the new tokens.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "bitnet/inference/sampler.hpp"
+#include "bitnet/kernels/backend.hpp"
+#include "bitnet/models/transformer.hpp"
+#include "bitnet/tokenizers/tokenizer.hpp"
+
+namespace bitnet::inference {
+
+struct EngineOptions {
+    std::string model_path;
+    std::string tokenizer_path;   // optional: tokenizer.json instead of the model's own
+    int threads = 0;              // 0: BITNET_THREADS, else physical cores
+    std::int64_t context = 0;     // 0: the model's context length, at most 4096
+    models::KvType kv_type = models::KvType::F16;
+    std::string kernel = "auto";  // auto | i2s | tl1 | tl2 | ref
+    std::string device = "auto";  // auto | cpu | cuda[:N]
+    bool flash_attention = false;
+    bool context_shift = false;   // when the context fills: drop the older half instead of stopping
+};
+
+struct GenerationRequest {
+    std::string prompt;
+    int n_predict = 128;          // > 0, or -1: until the context is full or end of generation
+    SamplingParams sampling;
+    std::vector<std::string> stop;  // stop strings (not included in the output)
+    bool add_bos = true;
+    bool parse_special = false;   // true for chat-rendered prompts
+};
+
+enum class StopReason { Length, EndOfGeneration, StopString, ContextFull, Cancelled };
+std::string_view stop_reason_name(StopReason reason);
+
+struct Metrics {
+    double load_ms = 0, tokenize_ms = 0, prefill_ms = 0, decode_ms = 0, time_to_first_token_ms = 0;
+    std::int64_t prompt_tokens = 0, prefilled_tokens = 0, generated_tokens = 0;
+    double prefill_tokens_per_s = 0, decode_tokens_per_s = 0;
+    std::uint64_t peak_rss_bytes = 0;
+    std::uint64_t weight_bytes_per_token = 0;
+    std::string backend;
+    std::vector<std::string> kernels;
+};
+
+struct GenerationResult {
+    std::string text;
+    std::vector<std::int32_t> prompt_tokens;
+    std::vector<std::int32_t> tokens;  // generated
+    StopReason stop_reason = StopReason::Length;
+    Metrics metrics;
+};
+
+using TextCallback = std::function<void(std::string_view text)>;
+
+class Engine {
+public:
+    // Throws bitnet::Error with a clear message for a missing/corrupt model, an unknown device
+    // or kernel, a tokenizer that does not fit the model, and (BITNET_STRICT_MODE=1) any fallback.
+    static std::unique_ptr<Engine> load(const EngineOptions& options);
+
+    GenerationResult generate(const GenerationRequest& request, const TextCallback& on_text = {},
+                              const std::atomic<bool>* cancel = nullptr);
+
+    // Logits of every position of `tokens` from an empty cache (crossval and tests).
+    std::vector<float> evaluate_all(const std::vector<std::int32_t>& tokens);
+
+    void reset();  // forget the cached conversation
+    const tokenizers::Tokenizer& tokenizer() const { return *tokenizer_; }
+    const models::Transformer& model() const { return *model_; }
+    const kernels::Backend& backend() const { return *backend_; }
+    std::int64_t context() const { return cache_->context(); }
+    double load_ms() const { return load_ms_; }
+
+private:
+    Engine() = default;
+    // Brings the cache to exactly `tokens` (reusing the common prefix) and returns the logits of
+    // the last one. Returns the number of tokens actually run.
+    std::int64_t sync_cache(const std::vector<std::int32_t>& tokens, std::vector<float>& logits);
+
+    std::shared_ptr<const models::GgufFile> file_;
+    std::unique_ptr<models::Transformer> model_;
+    std::unique_ptr<tokenizers::Tokenizer> tokenizer_;
+    std::unique_ptr<kernels::Backend> backend_;
+    std::unique_ptr<models::KvCache> cache_;
+    std::vector<std::int32_t> cached_tokens_;  // what the KV cache holds, in order
+    EngineOptions options_;
+    double load_ms_ = 0;
+};
+
+}  // namespace bitnet::inference

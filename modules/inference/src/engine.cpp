@@ -1,0 +1,218 @@
+#include "bitnet/inference/engine.hpp"
+
+#include <algorithm>
+#include <climits>
+
+#include "bitnet/common/cpu_features.hpp"
+#include "bitnet/common/env.hpp"
+#include "bitnet/common/error.hpp"
+#include "bitnet/common/log.hpp"
+#include "bitnet/common/memory_usage.hpp"
+#include "bitnet/common/timer.hpp"
+#include "bitnet/kernels/cuda_info.hpp"
+#include "bitnet/tokenizers/streaming_detokenizer.hpp"
+#include "stop_strings.hpp"
+
+namespace bitnet::inference {
+namespace {
+
+constexpr std::int64_t kDefaultMaxContext = 4096;
+
+// A fallback is a documented degradation (slower or different path). Outside strict mode it is
+// logged; with BITNET_STRICT_MODE=1 it is an error.
+void fallback(const std::string& what) {
+    if (env_config().strict_mode) fail(ErrorCode::Unsupported, what + " (BITNET_STRICT_MODE=1 forbids fallbacks)");
+    log::warn("{}", what);
+}
+
+void choose_device(const std::string& device) {
+    if (device == "cpu") return;
+    const kernels::CudaInfo cuda = kernels::cuda_info();
+    if (device == "auto") {
+        if (cuda.device_count > 0)
+            fallback("a CUDA device is present but the CUDA backend is not implemented yet; running on the CPU");
+        else
+            log::info("device auto: CPU ({})", cuda.reason);
+        return;
+    }
+    if (device.rfind("cuda", 0) == 0 && (device.size() == 4 || device[4] == ':')) {
+        fail(ErrorCode::Unsupported, "--device " + device + " requested, but " +
+                                         (cuda.device_count > 0 ? std::string("the CUDA backend is not implemented yet")
+                                                                : cuda.reason) +
+                                         "; use --device cpu");
+    }
+    fail(ErrorCode::InvalidArgument, "unknown device '" + device + "'; use auto, cpu or cuda[:N]");
+}
+
+std::unique_ptr<kernels::Backend> choose_backend(const std::string& kernel, int threads) {
+    if (kernel == "ref") return kernels::make_reference_backend();
+    if (kernel == "auto" || kernel == "i2s") return kernels::make_cpu_backend(threads);
+    if (kernel == "tl1" || kernel == "tl2") {
+        fallback("--kernel " + kernel + " is not implemented yet; using the i2s kernel");
+        return kernels::make_cpu_backend(threads);
+    }
+    fail(ErrorCode::InvalidArgument, "unknown kernel '" + kernel + "'; use auto, i2s, tl1, tl2 or ref");
+}
+
+}  // namespace
+
+std::string_view stop_reason_name(StopReason reason) {
+    switch (reason) {
+        case StopReason::Length: return "length";
+        case StopReason::EndOfGeneration: return "end of generation";
+        case StopReason::StopString: return "stop string";
+        case StopReason::ContextFull: return "context full";
+        case StopReason::Cancelled: return "cancelled";
+    }
+    return "unknown";
+}
+
+std::unique_ptr<Engine> Engine::load(const EngineOptions& options) {
+    Timer timer;
+    std::unique_ptr<Engine> e(new Engine());
+    e->options_ = options;
+    choose_device(options.device);
+    const int threads = options.threads > 0 ? options.threads : env_config().threads.value_or(cpu_features().physical_cores);
+    e->backend_ = choose_backend(options.kernel, threads);
+    e->file_ = models::GgufFile::open(options.model_path);
+    e->model_ = std::make_unique<models::Transformer>(e->file_);
+    e->model_->set_attention_mode(options.flash_attention ? models::AttentionMode::Flash : models::AttentionMode::Standard);
+    e->tokenizer_ = options.tokenizer_path.empty() ? tokenizers::load_tokenizer(*e->file_)
+                                                   : tokenizers::load_tokenizer_json(options.tokenizer_path);
+    const auto& config = e->model_->config();
+    if (e->tokenizer_->vocab_size() != static_cast<std::size_t>(e->model_->output_weight().rows))
+        fail(ErrorCode::InvalidFormat, options.model_path + ": the tokenizer has " + std::to_string(e->tokenizer_->vocab_size()) +
+                                           " tokens but the model's output has " +
+                                           std::to_string(e->model_->output_weight().rows) +
+                                           " rows; the tokenizer does not belong to this model");
+    std::int64_t context = options.context > 0 ? options.context : std::min<std::int64_t>(config.context_length, kDefaultMaxContext);
+    if (context > static_cast<std::int64_t>(config.context_length))
+        log::warn("context {} is longer than the model was trained for ({})", context, config.context_length);
+    e->cache_ = std::make_unique<models::KvCache>(config, context, options.kv_type);
+    e->load_ms_ = timer.milliseconds();
+    return e;
+}
+
+void Engine::reset() { cached_tokens_.clear(); }
+
+std::int64_t Engine::sync_cache(const std::vector<std::int32_t>& tokens, std::vector<float>& logits) {
+    std::size_t common = 0;
+    while (common < cached_tokens_.size() && common < tokens.size() && cached_tokens_[common] == tokens[common]) ++common;
+    // At least the last token must run to produce its logits.
+    if (common == tokens.size()) --common;
+    const std::vector<std::int32_t> fresh(tokens.begin() + static_cast<std::ptrdiff_t>(common), tokens.end());
+    model_->forward(fresh, static_cast<std::int64_t>(common), *cache_, *backend_, models::LogitsFor::LastPosition, logits);
+    cached_tokens_ = tokens;
+    return static_cast<std::int64_t>(fresh.size());
+}
+
+std::vector<float> Engine::evaluate_all(const std::vector<std::int32_t>& tokens) {
+    if (static_cast<std::int64_t>(tokens.size()) > cache_->context())
+        fail(ErrorCode::InvalidArgument, std::to_string(tokens.size()) + " tokens do not fit the context of " +
+                                             std::to_string(cache_->context()));
+    std::vector<float> logits;
+    model_->forward(tokens, 0, *cache_, *backend_, models::LogitsFor::AllPositions, logits);
+    cached_tokens_ = tokens;
+    return logits;
+}
+
+GenerationResult Engine::generate(const GenerationRequest& request, const TextCallback& on_text, const std::atomic<bool>* cancel) {
+    Timer total;
+    GenerationResult result;
+    request.sampling.validate();
+    if (request.n_predict == 0 || request.n_predict < -1)
+        fail(ErrorCode::InvalidArgument, "-n must be at least 1 (or -1: until the context is full); got " +
+                                             std::to_string(request.n_predict));
+    Metrics& m = result.metrics;
+    m.load_ms = load_ms_;
+    m.backend = backend_->name();
+    m.kernels = backend_->kernel_names();
+    m.weight_bytes_per_token = model_->weight_bytes_per_token();
+
+    Timer tokenize_timer;
+    std::vector<std::int32_t> tokens = tokenizer_->encode(request.prompt, request.add_bos, request.parse_special);
+    m.tokenize_ms = tokenize_timer.milliseconds();
+    if (tokens.empty())
+        fail(ErrorCode::InvalidArgument, "the prompt is empty and the model has no BOS token to start from; give a prompt");
+    if (static_cast<std::int64_t>(tokens.size()) >= cache_->context())
+        fail(ErrorCode::InvalidArgument, "the prompt is " + std::to_string(tokens.size()) + " tokens but the context holds " +
+                                             std::to_string(cache_->context()) + "; shorten it or raise -c");
+    result.prompt_tokens = tokens;
+    m.prompt_tokens = static_cast<std::int64_t>(tokens.size());
+
+    Timer prefill_timer;
+    std::vector<float> logits;
+    m.prefilled_tokens = sync_cache(tokens, logits);
+    m.prefill_ms = prefill_timer.milliseconds();
+    m.prefill_tokens_per_s = m.prefill_ms > 0 ? static_cast<double>(m.prefilled_tokens) * 1000.0 / m.prefill_ms : 0;
+
+    Sampler sampler(request.sampling);
+    tokenizers::StreamingDetokenizer detokenizer(*tokenizer_, true);
+    StopStringFilter stops(request.stop);
+    std::vector<std::int32_t> history = tokens;
+    auto emit = [&](const std::string& text) {
+        if (text.empty()) return;
+        result.text += text;
+        if (on_text) on_text(text);
+    };
+
+    Timer decode_timer;
+    const std::int64_t limit = request.n_predict < 0 ? INT64_MAX : request.n_predict;
+    bool first = true;
+    while (true) {
+        if (cancel != nullptr && cancel->load()) {
+            result.stop_reason = StopReason::Cancelled;
+            break;
+        }
+        const std::int32_t next = sampler.sample(logits, history);
+        if (first) {
+            m.time_to_first_token_ms = total.milliseconds();
+            first = false;
+        }
+        if (tokenizer_->is_end_of_generation(next)) {
+            result.stop_reason = StopReason::EndOfGeneration;
+            break;
+        }
+        result.tokens.push_back(next);
+        history.push_back(next);
+        bool stopped = false;
+        emit(stops.push(detokenizer.push(next), stopped));
+        if (stopped) {
+            result.stop_reason = StopReason::StopString;
+            break;
+        }
+        if (static_cast<std::int64_t>(result.tokens.size()) >= limit) {
+            result.stop_reason = StopReason::Length;
+            break;
+        }
+        if (static_cast<std::int64_t>(cached_tokens_.size()) >= cache_->context()) {
+            if (!options_.context_shift) {
+                result.stop_reason = StopReason::ContextFull;
+                break;
+            }
+            // Keep the first token (BOS), drop the older half of the rest.
+            const std::int64_t used = static_cast<std::int64_t>(cached_tokens_.size());
+            const std::int64_t keep = 1, discard = (used - keep) / 2;
+            cache_->shift(used, keep, discard, model_->config());
+            cached_tokens_.erase(cached_tokens_.begin() + keep, cached_tokens_.begin() + keep + discard);
+            log::info("context full: dropped {} tokens (context shift)", discard);
+        }
+        const std::int32_t token[1] = {next};
+        model_->forward(token, static_cast<std::int64_t>(cached_tokens_.size()), *cache_, *backend_, models::LogitsFor::LastPosition, logits);
+        cached_tokens_.push_back(next);
+    }
+    if (result.stop_reason != StopReason::StopString) {
+        bool stopped = false;
+        emit(stops.push(detokenizer.flush(), stopped));
+        if (!stopped) emit(stops.flush());
+    }
+    m.decode_ms = decode_timer.milliseconds();
+    m.generated_tokens = static_cast<std::int64_t>(result.tokens.size());
+    // Tokens that went through a forward pass during decode: every generated one except the last.
+    const double decoded = static_cast<double>(std::max<std::int64_t>(0, m.generated_tokens - 1));
+    m.decode_tokens_per_s = m.decode_ms > 0 && decoded > 0 ? decoded * 1000.0 / m.decode_ms : 0;
+    m.peak_rss_bytes = peak_rss_bytes();
+    return result;
+}
+
+}  // namespace bitnet::inference

@@ -1,0 +1,122 @@
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "bitnet/kernels/backend.hpp"
+#include "bitnet/quantization/activation.hpp"
+#include "bitnet/quantization/formats.hpp"
+#include "bitnet/quantization/type_traits.hpp"
+
+using namespace bitnet;
+using quant::TypeId;
+
+namespace {
+
+struct Matrix {
+    std::vector<std::uint8_t> bytes;
+    kernels::WeightView view;
+    std::vector<float> values;  // the exact weights, row-major
+};
+
+Matrix ternary_matrix(TypeId type, std::int64_t rows, std::int64_t cols, std::uint32_t seed) {
+    std::mt19937 rng(seed);
+    Matrix m;
+    m.values.resize(static_cast<std::size_t>(rows * cols));
+    const float s = 0.125f;
+    for (auto& v : m.values) v = s * static_cast<float>(static_cast<int>(rng() % 3) - 1);
+    m.values[0] = s;
+    const quant::TypeTraits& t = quant::traits(type);
+    m.bytes.resize(quant::tensor_bytes(t, m.values.size()));
+    t.quantize(m.values.data(), static_cast<std::int64_t>(m.values.size()), m.bytes.data());
+    m.view = {type, m.bytes.data(), rows, cols, type == TypeId::I2_S ? s : 1.0f};
+    return m;
+}
+
+std::vector<float> random_activations(std::int64_t n, std::uint32_t seed) {
+    std::mt19937 rng(seed);
+    std::normal_distribution<float> dist(0.0f, 1.0f);
+    std::vector<float> x(static_cast<std::size_t>(n));
+    for (auto& v : x) v = dist(rng);
+    return x;
+}
+
+}  // namespace
+
+TEST_CASE("ternary matmul follows the W1.58A8 rule exactly (hand-written integer check)") {
+    for (TypeId type : {TypeId::I2_S, TypeId::TQ2_0, TypeId::TQ1_0}) {
+        const std::int64_t rows = 5, cols = 512;
+        const Matrix w = ternary_matrix(type, rows, cols, 9);
+        const auto x = random_activations(cols * 2, 4);
+        std::vector<float> y(static_cast<std::size_t>(rows * 2));
+        kernels::make_reference_backend()->matmul(w.view, x.data(), 2, y.data());
+        for (std::int64_t r = 0; r < 2; ++r) {
+            std::vector<std::int8_t> q(static_cast<std::size_t>(cols));
+            const auto act = quant::quantize_activations_i8(x.data() + r * cols, cols, q.data());
+            for (std::int64_t n = 0; n < rows; ++n) {
+                // Independent: ternary values t in {-1,0,1}: y = s * sum(t*q) / a.
+                std::int64_t dot = 0;
+                for (std::int64_t k = 0; k < cols; ++k)
+                    dot += static_cast<std::int64_t>(std::lround(w.values[static_cast<std::size_t>(n * cols + k)] / 0.125f)) * q[static_cast<std::size_t>(k)];
+                const double expected = 0.125 * static_cast<double>(dot) / act.scale;
+                CHECK(y[static_cast<std::size_t>(r * rows + n)] == Approx(expected).epsilon(1e-5).margin(1e-6));
+            }
+        }
+    }
+}
+
+TEST_CASE("float-activation matmul equals the float dot product of the dequantized weights") {
+    const Matrix w = ternary_matrix(TypeId::I2_S, 7, 256, 2);
+    const auto x = random_activations(256, 3);
+    std::vector<float> y(7);
+    kernels::make_reference_backend(kernels::ActivationPrecision::Float)->matmul(w.view, x.data(), 1, y.data());
+    for (std::int64_t n = 0; n < 7; ++n) {
+        double expected = 0;
+        for (std::int64_t k = 0; k < 256; ++k) expected += static_cast<double>(w.values[static_cast<std::size_t>(n * 256 + k)]) * x[static_cast<std::size_t>(k)];
+        CHECK(y[static_cast<std::size_t>(n)] == Approx(expected).epsilon(1e-5).margin(1e-5));
+    }
+}
+
+TEST_CASE("the cpu backend equals the reference on random shapes, 1..17 rows") {
+    auto reference = kernels::make_reference_backend();
+    auto cpu = kernels::make_cpu_backend(2);
+    std::mt19937 rng(17);
+    for (TypeId type : {TypeId::I2_S, TypeId::TQ2_0, TypeId::TQ1_0, TypeId::F16, TypeId::Q8_0}) {
+        for (std::int64_t n_rows : {1, 3, 17}) {
+            const std::int64_t cols = (type == TypeId::I2_S ? 128 : 256) * (1 + static_cast<std::int64_t>(rng() % 3));
+            const std::int64_t rows = 1 + static_cast<std::int64_t>(rng() % 40);
+            Matrix w;
+            if (type == TypeId::F16 || type == TypeId::Q8_0) {
+                w.values = random_activations(rows * cols, static_cast<std::uint32_t>(rng()));
+                const quant::TypeTraits& t = quant::traits(type);
+                w.bytes.resize(quant::tensor_bytes(t, w.values.size()));
+                t.quantize(w.values.data(), static_cast<std::int64_t>(w.values.size()), w.bytes.data());
+                w.view = {type, w.bytes.data(), rows, cols, 1.0f};
+            } else {
+                w = ternary_matrix(type, rows, cols, static_cast<std::uint32_t>(rng()));
+            }
+            const auto x = random_activations(n_rows * cols, static_cast<std::uint32_t>(rng()));
+            std::vector<float> a(static_cast<std::size_t>(n_rows * rows)), b(a.size());
+            reference->matmul(w.view, x.data(), n_rows, a.data());
+            cpu->matmul(w.view, x.data(), n_rows, b.data());
+            INFO(std::string(quant::traits(type).name) << " " << rows << "x" << cols << " x " << n_rows << " rows");
+            for (std::size_t i = 0; i < a.size(); ++i) {
+                if (w.view.is_ternary()) {
+                    REQUIRE(b[i] == a[i]);  // same integer dot, same scaling: bit-identical
+                } else {
+                    REQUIRE(b[i] == Approx(a[i]).epsilon(1e-4).margin(1e-4));
+                }
+            }
+        }
+    }
+}
+
+TEST_CASE("get_row dequantizes one row and rejects an out-of-range index") {
+    const Matrix w = ternary_matrix(TypeId::I2_S, 3, 128, 5);
+    std::vector<float> row(128);
+    auto backend = kernels::make_cpu_backend(1);
+    backend->get_row(w.view, 2, row.data());
+    for (int k = 0; k < 128; ++k) CHECK(row[static_cast<std::size_t>(k)] == w.values[static_cast<std::size_t>(2 * 128 + k)]);
+    CHECK_THROWS(backend->get_row(w.view, 3, row.data()));
+}

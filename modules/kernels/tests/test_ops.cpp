@@ -1,0 +1,86 @@
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <vector>
+
+#include "bitnet/kernels/ops.hpp"
+
+using namespace bitnet::kernels;
+
+TEST_CASE("rmsnorm of hand-picked values") {
+    const std::vector<float> x = {1, 2, 3, 4};
+    const std::vector<float> w = {1, 1, 2, 0.5f};
+    std::vector<float> out(4);
+    rmsnorm(x.data(), w.data(), 4, 0.0f, out.data());
+    const float s = 1.0f / std::sqrt(7.5f);  // mean of squares (1+4+9+16)/4
+    CHECK(out[0] == Approx(1 * s));
+    CHECK(out[1] == Approx(2 * s));
+    CHECK(out[2] == Approx(3 * s * 2));
+    CHECK(out[3] == Approx(4 * s * 0.5f));
+    rmsnorm(x.data(), nullptr, 4, 1.0f, out.data());  // eps enters under the root
+    CHECK(out[3] == Approx(4.0f / std::sqrt(8.5f)));
+}
+
+TEST_CASE("NeoX RoPE pairs dimension i with i + d/2 and rotates by pos * base^(-2i/d)") {
+    // head_dim 4: pair (0,2) turns by pos * 1, pair (1,3) by pos * 10000^(-1/2) = pos * 0.01.
+    std::vector<float> x = {1, 1, 0, 0};
+    rope_neox(x.data(), 1, 4, 4, 1, 10000.0f);
+    CHECK(x[0] == Approx(std::cos(1.0)));
+    CHECK(x[2] == Approx(std::sin(1.0)));
+    CHECK(x[1] == Approx(std::cos(0.01)));
+    CHECK(x[3] == Approx(std::sin(0.01)));
+    std::vector<float> y = {0.3f, -0.2f, 0.5f, 0.7f};
+    const std::vector<float> original = y;
+    rope_neox(y.data(), 1, 4, 4, 0, 10000.0f);  // position 0: identity
+    CHECK(y == original);
+    rope_neox(y.data(), 1, 4, 4, 5, 10000.0f);
+    rope_neox(y.data(), 1, 4, 4, -5, 10000.0f);  // rotating back restores it
+    for (int i = 0; i < 4; ++i) CHECK(y[static_cast<std::size_t>(i)] == Approx(original[static_cast<std::size_t>(i)]).margin(1e-6));
+}
+
+TEST_CASE("RoPE leaves dimensions beyond rope_dim untouched and handles several heads") {
+    std::vector<float> x = {1, 0, 9, 9, 1, 0, 9, 9};  // 2 heads of 4, rope_dim 2
+    rope_neox(x.data(), 2, 4, 2, 2, 10000.0f);
+    CHECK(x[0] == Approx(std::cos(2.0)));
+    CHECK(x[1] == Approx(std::sin(2.0)));
+    CHECK(x[2] == 9);
+    CHECK(x[4] == Approx(std::cos(2.0)));
+    CHECK(x[7] == 9);
+}
+
+TEST_CASE("softmax of hand-picked values, with scale") {
+    std::vector<float> x = {1, 2, 3};
+    softmax(x.data(), 3, 1.0f);
+    const double z = std::exp(1.0) + std::exp(2.0) + std::exp(3.0);
+    CHECK(x[0] == Approx(std::exp(1.0) / z));
+    CHECK(x[2] == Approx(std::exp(3.0) / z));
+    std::vector<float> y = {2, 4};
+    softmax(y.data(), 2, 0.5f);  // = softmax([1, 2])
+    CHECK(y[1] == Approx(std::exp(2.0) / (std::exp(1.0) + std::exp(2.0))));
+    std::vector<float> big = {1000, 1000};
+    softmax(big.data(), 2, 1.0f);  // no overflow
+    CHECK(big[0] == Approx(0.5));
+}
+
+TEST_CASE("relu^2 * up and silu * up") {
+    std::vector<float> g = {-1, 2, 0.5f};
+    const std::vector<float> up = {3, 4, 2};
+    relu_squared_mul(g.data(), up.data(), 3);
+    CHECK(g[0] == 0);
+    CHECK(g[1] == 16);
+    CHECK(g[2] == Approx(0.5));
+    std::vector<float> s = {1, 0, -2};
+    silu_mul(s.data(), up.data(), 3);
+    CHECK(s[0] == Approx(3.0 / (1.0 + std::exp(-1.0))));
+    CHECK(s[1] == 0);
+    CHECK(s[2] == Approx(2.0 * -2.0 / (1.0 + std::exp(2.0))));
+}
+
+TEST_CASE("rounding to f16 keeps representable values and rounds the rest to nearest even") {
+    std::vector<float> x = {1.0f, 1.0f + 0x1p-11f, 1.0f + 0x1p-10f, 65504.0f};
+    round_to_f16(x.data(), 4);
+    CHECK(x[0] == 1.0f);
+    CHECK(x[1] == 1.0f);  // tie -> even
+    CHECK(x[2] == 1.0f + 0x1p-10f);
+    CHECK(x[3] == 65504.0f);
+}
