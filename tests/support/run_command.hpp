@@ -25,10 +25,11 @@ inline std::string read_text(const std::string& path) {
     return ss.str();
 }
 
-inline CommandResult run_command(const std::string& command) {
+// stdin comes from `stdin_file` (default: nothing).
+inline CommandResult run_command(const std::string& command, const std::string& stdin_file = "/dev/null") {
     TempDir dir("cmd");
     const std::string out = dir.file("stdout"), err = dir.file("stderr");
-    const int status = std::system((command + " > '" + out + "' 2> '" + err + "' < /dev/null").c_str());
+    const int status = std::system((command + " > '" + out + "' 2> '" + err + "' < '" + stdin_file + "'").c_str());
     const int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
     return {code, read_text(out), read_text(err)};
 }

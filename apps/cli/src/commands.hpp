@@ -20,6 +20,8 @@ Command add_validate_command(CLI::App& app);
 Command add_system_command(CLI::App& app);
 Command add_tokenize_command(CLI::App& app);
 Command add_detokenize_command(CLI::App& app);
+Command add_run_command(CLI::App& app);
+Command add_chat_command(CLI::App& app);
 
 inline constexpr int kExitOk = 0;
 inline constexpr int kExitRuntime = 1;

@@ -19,6 +19,8 @@ int main(int argc, char** argv) {
     app.add_flag("-q,--quiet", quiet, "Only log errors; no progress bars");
 
     const std::vector<cli::Command> commands = {
+        cli::add_run_command(app),
+        cli::add_chat_command(app),
         cli::add_inspect_command(app),
         cli::add_validate_command(app),
         cli::add_system_command(app),

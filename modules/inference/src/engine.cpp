@@ -32,7 +32,7 @@ void choose_device(const std::string& device) {
         if (cuda.device_count > 0)
             fallback("a CUDA device is present but the CUDA backend is not implemented yet; running on the CPU");
         else
-            log::info("device auto: CPU ({})", cuda.reason);
+            log::debug("device auto: CPU ({})", cuda.reason);
         return;
     }
     if (device.rfind("cuda", 0) == 0 && (device.size() == 4 || device[4] == ':')) {

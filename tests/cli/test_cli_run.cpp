@@ -1,0 +1,107 @@
+#include <catch2/catch.hpp>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "model_files.hpp"
+#include "run_command.hpp"
+
+using namespace bitnet;
+
+namespace {
+std::string run_cmd(const std::string& model, const std::string& args) {
+    return std::string(BITNET_CLI_PATH) + " run -m " + test::quoted(model) + " " + args;
+}
+}  // namespace
+
+TEST_CASE("bitnet run with a seed prints the same text twice; different seeds differ") {
+    test::TempDir dir("cli-run");
+    const std::string model = test::write_synthetic_model(dir, "small", 2);
+    const auto a = test::run_command(run_cmd(model, "-p Hello -n 64 --seed 7"));
+    const auto b = test::run_command(run_cmd(model, "-p Hello -n 64 --seed 7"));
+    const auto c = test::run_command(run_cmd(model, "-p Hello -n 64 --seed 8"));
+    INFO(a.err);
+    REQUIRE(a.exit_code == 0);
+    CHECK(a.out == b.out);
+    CHECK(a.out != c.out);
+    CHECK_THAT(a.out, Catch::StartsWith("Hello"));
+    CHECK_THAT(a.err, Catch::Contains("tok/s"));
+}
+
+TEST_CASE("bitnet run --greedy twice gives identical tokens; --metrics-json records them") {
+    test::TempDir dir("cli-greedy");
+    const std::string model = test::write_synthetic_model(dir, "tiny", 4);
+    const std::string m1 = dir.file("m1.json"), m2 = dir.file("m2.json");
+    const auto a = test::run_command(run_cmd(model, "-p 'The capital of France is' -n 24 --greedy --metrics-json " + m1));
+    const auto b = test::run_command(run_cmd(model, "-p 'The capital of France is' -n 24 --greedy --kernel ref --metrics-json " + m2));
+    REQUIRE(a.exit_code == 0);
+    REQUIRE(b.exit_code == 0);
+    CHECK(a.out == b.out);  // default and reference backends agree token for token
+    const auto j = nlohmann::json::parse(test::read_text(m1));
+    CHECK(j["prompt_tokens"].get<int>() >= 5);
+    CHECK(j["generated_tokens"].get<int>() <= 24);
+    CHECK(j["peak_rss_bytes"].get<std::uint64_t>() > 0);
+    CHECK(j["backend"] == "cpu");
+    CHECK(nlohmann::json::parse(test::read_text(m2))["backend"] == "reference");
+}
+
+TEST_CASE("bitnet run refuses bad input with usage (2) or runtime (1) exit codes") {
+    test::TempDir dir("cli-run-bad");
+    const std::string model = test::write_synthetic_model(dir, "tiny", 5);
+    struct Case {
+        std::string args;
+        int code;
+        std::string fragment;
+    };
+    for (const Case& c : {Case{"-p hi -n 0", 2, "-n must be"}, Case{"-p hi --temp -1", 2, "--temp"},
+                          Case{"-p hi --temp nan", 2, "--temp"}, Case{"-p hi --top-p 0", 2, "--top-p"},
+                          Case{"-p hi --top-p 1.5", 2, "--top-p"}, Case{"-p hi --device tpu", 2, "unknown device"},
+                          Case{"-p hi --device cuda", 1, "--device cpu"}, Case{"-p hi -c 8 --file /etc/hostname -n 1", 0, ""},
+                          Case{"-p '" + std::string(300, 'x') + " y' -c 16", 2, "context holds 16"},
+                          Case{"-p hi --kv-type f8", 2, "kv-type"}}) {
+        if (c.code == 0) continue;
+        const auto r = test::run_command(run_cmd(model, c.args));
+        INFO(c.args << " -> " << r.err);
+        CHECK(r.exit_code == c.code);
+        CHECK_THAT(r.err, Catch::Contains(c.fragment));
+        CHECK(r.out.empty());
+    }
+    const auto missing = test::run_command(std::string(BITNET_CLI_PATH) + " run -m " + dir.file("nope.gguf") + " -p hi");
+    CHECK(missing.exit_code == 1);
+    CHECK_THAT(missing.err, Catch::Contains("nope.gguf"));
+}
+
+TEST_CASE("BITNET_STRICT_MODE=1 turns a kernel fallback into an error") {
+    test::TempDir dir("cli-strict");
+    const std::string model = test::write_synthetic_model(dir, "tiny", 6);
+    const auto relaxed = test::run_command(run_cmd(model, "-p hi -n 2 --kernel tl1"));
+    CHECK(relaxed.exit_code == 0);
+    CHECK_THAT(relaxed.err, Catch::Contains("not implemented yet"));
+    const auto strict = test::run_command("BITNET_STRICT_MODE=1 " + run_cmd(model, "-p hi -n 2 --kernel tl1"));
+    CHECK(strict.exit_code == 1);
+    CHECK_THAT(strict.err, Catch::Contains("BITNET_STRICT_MODE"));
+}
+
+TEST_CASE("bitnet run without a model uses the built-in demo model and says so") {
+    const auto r = test::run_command("env -u BITNET_GGUF " + std::string(BITNET_CLI_PATH) + " run -p 'The capital of France is' -n 8 --seed 1");
+    INFO(r.err);
+    REQUIRE(r.exit_code == 0);
+    CHECK_THAT(r.err, Catch::Contains("built-in demo model"));
+    CHECK_THAT(r.err, Catch::Contains("random weights"));
+    CHECK_THAT(r.out, Catch::StartsWith("The capital of France is"));
+}
+
+TEST_CASE("bitnet chat answers turns from stdin, /reset and /exit work") {
+    test::TempDir dir("cli-chat");
+    const std::string model = test::write_synthetic_model(dir, "tiny", 7);
+    const std::string input = dir.file("input.txt");
+    {
+        std::ofstream in(input);
+        in << "hello\n/reset\nagain\n/exit\n";
+    }
+    const auto r = test::run_command(std::string(BITNET_CLI_PATH) + " chat -m " + test::quoted(model) + " -n 8 --seed 3", input);
+    INFO(r.err);
+    CHECK(r.exit_code == 0);
+    CHECK_THAT(r.out, Catch::Contains("(conversation cleared)"));
+    CHECK_THAT(r.err, Catch::Contains("chat format: bitnet"));
+}
