@@ -21,6 +21,7 @@ int main(int argc, char** argv) {
     const std::vector<cli::Command> commands = {
         cli::add_run_command(app),
         cli::add_chat_command(app),
+        cli::add_bench_command(app),
         cli::add_inspect_command(app),
         cli::add_validate_command(app),
         cli::add_system_command(app),

@@ -78,9 +78,14 @@ TEST_CASE("float-activation matmul equals the float dot product of the dequantiz
     }
 }
 
-TEST_CASE("the cpu backend equals the reference on random shapes, 1..17 rows") {
+TEST_CASE("every cpu kernel variant equals the reference on random shapes, 1..17 rows") {
+  for (auto isa : {kernels::CpuIsa::Scalar, kernels::CpuIsa::Avx2, kernels::CpuIsa::Avx512Vnni}) {
+    if (!kernels::cpu_isa_supported(isa)) {
+        WARN("SKIPPED: this CPU lacks an instruction set variant " << static_cast<int>(isa));
+        continue;
+    }
     auto reference = kernels::make_reference_backend();
-    auto cpu = kernels::make_cpu_backend(2);
+    auto cpu = kernels::make_cpu_backend(2, isa);
     std::mt19937 rng(17);
     for (TypeId type : {TypeId::I2_S, TypeId::TQ2_0, TypeId::TQ1_0, TypeId::F16, TypeId::Q8_0}) {
         for (std::int64_t n_rows : {1, 3, 17}) {
@@ -109,6 +114,25 @@ TEST_CASE("the cpu backend equals the reference on random shapes, 1..17 rows") {
                 }
             }
         }
+    }
+  }
+}
+
+TEST_CASE("I2_S kernels handle extreme activations and long rows exactly") {
+    // All codes 2 and activations -128: the largest magnitude an int32 accumulator sees.
+    const std::int64_t rows = 3, cols = 6912 + 128;  // an odd number of 128-blocks
+    std::vector<float> w(static_cast<std::size_t>(rows * cols), 1.0f);
+    std::vector<std::uint8_t> bytes(quant::tensor_bytes(quant::traits(TypeId::I2_S), w.size()));
+    quant::quantize_i2_s(w.data(), static_cast<std::int64_t>(w.size()), bytes.data());
+    const kernels::WeightView view{TypeId::I2_S, bytes.data(), rows, cols, 1.0f};
+    std::vector<float> x(static_cast<std::size_t>(cols * 9), -1.0f);
+    std::vector<float> a(static_cast<std::size_t>(rows * 9)), b(a.size());
+    kernels::make_reference_backend()->matmul(view, x.data(), 9, a.data());
+    for (auto isa : {kernels::CpuIsa::Scalar, kernels::CpuIsa::Avx2, kernels::CpuIsa::Avx512Vnni}) {
+        if (!kernels::cpu_isa_supported(isa)) continue;
+        kernels::make_cpu_backend(2, isa)->matmul(view, x.data(), 9, b.data());
+        CHECK(a == b);
+        CHECK(b[0] == Approx(-static_cast<double>(cols)).epsilon(1e-3));
     }
 }
 

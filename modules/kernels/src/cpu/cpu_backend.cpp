@@ -1,14 +1,14 @@
-// The default CPU backend: the reference numerics, output rows split across OpenMP threads,
-// hot loops compiled for several ISAs (GCC/clang function multi-versioning picks the best one
-// the CPU supports at load time) and an F16C path for half-precision weights.
-// Issue 5 replaces the inner loops with hand-written AVX2/VNNI kernels; the tests that hold
-// this backend to the reference stay the same.
+// The default CPU backend: the reference numerics with hand-written kernels: I2_S through the
+// tiled integer kernels of i2s_kernels.cpp (AVX-512 VNNI / AVX2 / scalar, picked once from the
+// CPU features), F16 with F16C + FMA, other types through the reference rows; output rows are
+// split across OpenMP threads.
 #include <immintrin.h>
 #include <omp.h>
 
 #include "bitnet/common/cpu_features.hpp"
 #include "bitnet/kernels/backend.hpp"
 #include "bitnet/quantization/fp16.hpp"
+#include "i2s_kernels.hpp"
 #include "matmul_common.hpp"
 
 namespace bitnet::kernels {
@@ -16,36 +16,25 @@ namespace {
 
 using quant::TypeId;
 
-__attribute__((target_clones("arch=skylake-avx512", "arch=haswell", "default")))
-std::int32_t dot_i2s_multiversion(const std::uint8_t* packed_row, const std::int8_t* q, std::int64_t cols) {
-    std::int32_t sum = 0;
-    for (std::int64_t block = 0; block < cols / 128; ++block) {
-        const std::uint8_t* b = packed_row + block * 32;
-        const std::int8_t* qq = q + block * 128;
-        std::int32_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-        for (int j = 0; j < 32; ++j) {
-            s0 += (b[j] >> 6) * qq[j];
-            s1 += ((b[j] >> 4) & 3) * qq[j + 32];
-            s2 += ((b[j] >> 2) & 3) * qq[j + 64];
-            s3 += (b[j] & 3) * qq[j + 96];
-        }
-        sum += s0 + s1 + s2 + s3;
-    }
-    return sum;
-}
-
-// F16 row . f32 vector (the vector already rounded to half precision) with F16C + FMA.
+// F16 row . f32 vector (the vector already rounded to half precision) with F16C + FMA; four
+// independent accumulators hide the FMA latency.
 __attribute__((target("avx2,f16c,fma")))
 float dot_f16_f16c(const std::uint16_t* w, const float* x, std::int64_t n) {
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps(), acc2 = _mm256_setzero_ps(), acc3 = _mm256_setzero_ps();
     std::int64_t i = 0;
-    for (; i + 16 <= n; i += 16) {
+    for (; i + 32 <= n; i += 32) {
         const __m256 w0 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + i)));
         const __m256 w1 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + i + 8)));
+        const __m256 w2 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + i + 16)));
+        const __m256 w3 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + i + 24)));
         acc0 = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x + i), acc0);
         acc1 = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x + i + 8), acc1);
+        acc2 = _mm256_fmadd_ps(w2, _mm256_loadu_ps(x + i + 16), acc2);
+        acc3 = _mm256_fmadd_ps(w3, _mm256_loadu_ps(x + i + 24), acc3);
     }
-    __m256 acc = _mm256_add_ps(acc0, acc1);
+    for (; i + 8 <= n; i += 8)
+        acc0 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + i))), _mm256_loadu_ps(x + i), acc0);
+    __m256 acc = _mm256_add_ps(_mm256_add_ps(acc0, acc1), _mm256_add_ps(acc2, acc3));
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
     s = _mm_hadd_ps(s, s);
     s = _mm_hadd_ps(s, s);
@@ -56,33 +45,28 @@ float dot_f16_f16c(const std::uint16_t* w, const float* x, std::int64_t n) {
 
 class CpuBackend final : public Backend {
 public:
-    explicit CpuBackend(int threads) : threads_(threads > 0 ? threads : cpu_features().physical_cores) {
+    CpuBackend(int threads, detail::I2sKernel i2s)
+        : threads_(threads > 0 ? threads : cpu_features().physical_cores), i2s_(i2s) {
         f16c_ = cpu_features().f16c && cpu_features().avx2 && cpu_features().fma;
     }
 
     void matmul(const WeightView& w, const float* x, std::int64_t n_rows, float* y) const override {
-        // Shared by the worker threads below, so not thread_local.
+        if (w.type == TypeId::I2_S) {
+            matmul_i2s(w, x, n_rows, y);
+            return;
+        }
+        // Other types: per-row preparation, then rows of W split across threads.
         std::vector<detail::PreparedRow> prepared(static_cast<std::size_t>(n_rows));
         for (std::int64_t r = 0; r < n_rows; ++r) detail::prepare_row(w, x + r * w.cols, true, prepared[static_cast<std::size_t>(r)]);
         const std::int64_t rows = w.rows;
-        const bool i2s = w.type == TypeId::I2_S;
         const bool f16 = w.type == TypeId::F16 && f16c_;
-        // Rows of W are the outer loop so each weight row is read once per call (prefill shares it
-        // across all tokens); chunks of 16 rows keep scheduling overhead low.
-#pragma omp parallel for schedule(dynamic, 16) num_threads(threads_)
+#pragma omp parallel for schedule(dynamic, 64) num_threads(threads_)
         for (std::int64_t n = 0; n < rows; ++n) {
             const std::uint8_t* row = w.row(n);
             for (std::int64_t r = 0; r < n_rows; ++r) {
                 const detail::PreparedRow& p = prepared[static_cast<std::size_t>(r)];
-                float value;
-                if (i2s) {
-                    value = quant::i2s_output(dot_i2s_multiversion(row, p.q.data(), w.cols), p.act, w.scale);
-                } else if (f16) {
-                    value = dot_f16_f16c(reinterpret_cast<const std::uint16_t*>(row), p.f.data(), w.cols);
-                } else {
-                    value = detail::dot_row_reference(w, n, p, true);
-                }
-                y[r * rows + n] = value;
+                y[r * rows + n] = f16 ? dot_f16_f16c(reinterpret_cast<const std::uint16_t*>(row), p.f.data(), w.cols)
+                                      : detail::dot_row_reference(w, n, p, true);
             }
         }
     }
@@ -93,18 +77,69 @@ public:
 
     std::string name() const override { return "cpu"; }
     std::vector<std::string> kernel_names() const override {
-        return {"i2_s: multiversioned int8 dot (avx512bw|avx2|sse2), " + std::to_string(threads_) + " threads",
+        return {std::string(detail::i2s_kernel_name(i2s_)) + ", " + std::to_string(threads_) + " threads",
                 std::string("f16: ") + (f16c_ ? "f16c+fma" : "scalar"), "tq2_0/tq1_0/q8_0/q4_0/q6_k: reference rows, threaded"};
     }
 
 private:
+    // Activations are quantized once per token; the weight rows are split across threads in
+    // chunks, each chunk running the tiled integer kernel over all tokens.
+    void matmul_i2s(const WeightView& w, const float* x, std::int64_t n_tokens, float* y) const {
+        const std::int64_t k = w.cols, n = w.rows;
+        q_.resize(static_cast<std::size_t>(n_tokens * k));
+        q_arranged_.resize(q_.size());
+        acts_.resize(static_cast<std::size_t>(n_tokens));
+        dots_.resize(static_cast<std::size_t>(n_tokens * n));
+        for (std::int64_t t = 0; t < n_tokens; ++t) {
+            std::int8_t* q = q_.data() + t * k;
+            acts_[static_cast<std::size_t>(t)] = quant::quantize_activations_i8(x + t * k, k, q);
+            detail::i2s_prepare_activations(i2s_, q, k, q_arranged_.data() + t * k);
+        }
+        constexpr std::int64_t kRowsPerTask = 32;
+        const std::int64_t tasks = (n + kRowsPerTask - 1) / kRowsPerTask;
+        const std::int64_t row_bytes = k / 4;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads_)
+        for (std::int64_t task = 0; task < tasks; ++task) {
+            const std::int64_t r0 = task * kRowsPerTask;
+            detail::I2sProblem p{w.data + r0 * row_bytes, std::min(kRowsPerTask, n - r0), k, q_arranged_.data(), n_tokens,
+                                 dots_.data() + r0, n};
+            detail::i2s_dot(i2s_, p);
+        }
+        for (std::int64_t t = 0; t < n_tokens; ++t)
+            for (std::int64_t r = 0; r < n; ++r)
+                y[t * n + r] = quant::i2s_output(dots_[static_cast<std::size_t>(t * n + r)], acts_[static_cast<std::size_t>(t)], w.scale);
+    }
+
     int threads_;
+    detail::I2sKernel i2s_;
     bool f16c_ = false;
     std::unique_ptr<Backend> reference_ = make_reference_backend(ActivationPrecision::Int8);
+    // Scratch reused across calls (no allocation once sizes have been seen).
+    mutable std::vector<std::int8_t> q_, q_arranged_;
+    mutable std::vector<quant::ActivationScale> acts_;
+    mutable std::vector<std::int32_t> dots_;
 };
 
 }  // namespace
 
-std::unique_ptr<Backend> make_cpu_backend(int threads) { return std::make_unique<CpuBackend>(threads); }
+bool cpu_isa_supported(CpuIsa isa) {
+    const CpuFeatures& f = cpu_features();
+    switch (isa) {
+        case CpuIsa::Best:
+        case CpuIsa::Scalar: return true;
+        case CpuIsa::Avx2: return f.avx2;
+        case CpuIsa::Avx512Vnni: return f.avx512f && f.avx512bw && f.avx512vl && f.avx512vnni;
+    }
+    return false;
+}
+
+std::unique_ptr<Backend> make_cpu_backend(int threads, CpuIsa isa) {
+    if (!cpu_isa_supported(isa)) isa = CpuIsa::Best;
+    detail::I2sKernel kernel = detail::best_i2s_kernel();
+    if (isa == CpuIsa::Avx512Vnni) kernel = detail::I2sKernel::Avx512Vnni;
+    if (isa == CpuIsa::Avx2) kernel = detail::I2sKernel::Avx2;
+    if (isa == CpuIsa::Scalar) kernel = detail::I2sKernel::Generic;
+    return std::make_unique<CpuBackend>(threads, kernel);
+}
 
 }  // namespace bitnet::kernels

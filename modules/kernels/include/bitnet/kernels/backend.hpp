@@ -36,8 +36,14 @@ public:
 };
 
 std::unique_ptr<Backend> make_reference_backend(ActivationPrecision precision = ActivationPrecision::Int8);
+
+// Instruction set of the CPU backend's I2_S kernels. Best = detected once at start-up.
+enum class CpuIsa { Best, Avx512Vnni, Avx2, Scalar };
+bool cpu_isa_supported(CpuIsa isa);
+
 // The default CPU backend: same numerics as the reference (bit-identical integer dots), rows
-// split across `threads` OpenMP threads (0 = all physical cores).
-std::unique_ptr<Backend> make_cpu_backend(int threads = 0);
+// split across `threads` OpenMP threads (0 = all physical cores). Not thread-safe: one
+// generation at a time per backend object (it keeps scratch buffers between calls).
+std::unique_ptr<Backend> make_cpu_backend(int threads = 0, CpuIsa isa = CpuIsa::Best);
 
 }  // namespace bitnet::kernels

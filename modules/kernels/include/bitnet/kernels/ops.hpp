@@ -22,6 +22,15 @@ void softmax(float* x, std::int64_t n, float scale);
 void relu_squared_mul(float* x, const float* up, std::int64_t n);
 void silu_mul(float* x, const float* up, std::int64_t n);
 
+// Attention inner products over the KV cache. Eight interleaved partial sums (element i goes to
+// lane i % 8), combined in a fixed order: the SIMD (F16C/AVX2) and the scalar versions give
+// bit-identical results, so the result never depends on the machine.
+float dot_f16_f32(const std::uint16_t* a, const float* b, std::int64_t n);
+float dot_f32(const float* a, const float* b, std::int64_t n);
+// out[i] += w * v[i]
+void add_scaled_f16(float* out, const std::uint16_t* v, float w, std::int64_t n);
+void add_scaled_f32(float* out, const float* v, float w, std::int64_t n);
+
 // Rounds each value to the nearest half (ties to even) and back: what a trip through an F16
 // tensor does to it.
 void round_to_f16(float* x, std::int64_t n);

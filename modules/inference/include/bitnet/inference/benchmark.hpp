@@ -1,0 +1,37 @@
+// A llama-bench-like measurement of an engine: prompt processing (pp) and text generation (tg)
+// throughput over repeated runs, with the weight bytes streamed per generated token and the
+// share of the memory-bandwidth floor that represents.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "bitnet/inference/engine.hpp"
+
+namespace bitnet::inference {
+
+struct BenchmarkOptions {
+    int prompt_tokens = 128;  // pp size (0: skip)
+    int gen_tokens = 128;     // tg size (0: skip)
+    int repeats = 5;
+    int threads = 0;          // for the bandwidth test
+};
+
+struct Throughput {
+    double mean = 0, stddev = 0;  // tokens per second
+    std::vector<double> runs;
+};
+
+struct BenchmarkResult {
+    Throughput pp, tg;
+    double bandwidth_gbs = 0;             // measured memory read bandwidth
+    std::uint64_t weight_bytes_per_token = 0;
+    double floor_tokens_per_s = 0;        // bandwidth / bytes per token
+    double tg_effective_gbs = 0;          // bytes per token * tg tok/s
+    double tg_percent_of_floor = 0;
+};
+
+BenchmarkResult run_benchmark(Engine& engine, const BenchmarkOptions& options);
+
+}  // namespace bitnet::inference

@@ -1,0 +1,238 @@
+#include "i2s_kernels.hpp"
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <vector>
+
+#include "bitnet/common/cpu_features.hpp"
+
+namespace bitnet::kernels::detail {
+namespace {
+
+constexpr std::int64_t kBlock = 128;      // elements per I2_S block
+constexpr std::int64_t kBlockBytes = 32;  // bytes per block
+constexpr std::int64_t kTokenGroup = 8;   // tokens sharing one unpacked weight vector
+
+// Scalar fallback (any x86-64): same arithmetic as the reference.
+void dot_generic(const I2sProblem& p) {
+    const std::int64_t row_bytes = p.cols / 4;
+    for (std::int64_t r = 0; r < p.n_rows; ++r) {
+        const std::uint8_t* w = p.weights + r * row_bytes;
+        for (std::int64_t t = 0; t < p.n_tokens; ++t) {
+            const std::int8_t* q = p.q + t * p.cols;
+            std::int32_t sum = 0;
+            for (std::int64_t b = 0; b < p.cols / kBlock; ++b) {
+                const std::uint8_t* wb = w + b * kBlockBytes;
+                const std::int8_t* qb = q + b * kBlock;
+                for (int j = 0; j < 32; ++j)
+                    sum += (wb[j] >> 6) * qb[j] + ((wb[j] >> 4) & 3) * qb[j + 32] + ((wb[j] >> 2) & 3) * qb[j + 64] +
+                           (wb[j] & 3) * qb[j + 96];
+            }
+            p.out[t * p.out_stride + r] = sum;
+        }
+    }
+}
+
+// AVX2: per 128-element block, 32 weight bytes unpack into 4 vectors of 32 codes (elements
+// j, j+32, j+64, j+96 live in one byte); maddubs multiplies codes (u8) with activations (s8)
+// and adds pairs into int16 (|4 x 508| < 2^15, no saturation); madd with ones widens to int32.
+// NT tokens share each unpacked block; NT is a template parameter so the accumulators stay in
+// registers.
+template <int NT>
+__attribute__((target("avx2,fma"))) void row_avx2(const std::uint8_t* w, const I2sProblem& p, std::int64_t t0, std::int64_t r) {
+    const __m256i mask = _mm256_set1_epi8(3);
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256i acc[NT];
+    for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_si256();
+    const std::int8_t* q0 = p.q + t0 * p.cols;
+    for (std::int64_t b = 0; b < p.cols / kBlock; ++b) {
+        const __m256i packed = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + b * kBlockBytes));
+        const __m256i c0 = _mm256_and_si256(_mm256_srli_epi16(packed, 6), mask);
+        const __m256i c1 = _mm256_and_si256(_mm256_srli_epi16(packed, 4), mask);
+        const __m256i c2 = _mm256_and_si256(_mm256_srli_epi16(packed, 2), mask);
+        const __m256i c3 = _mm256_and_si256(packed, mask);
+        for (int t = 0; t < NT; ++t) {
+            const std::int8_t* q = q0 + t * p.cols + b * kBlock;
+            __m256i s = _mm256_maddubs_epi16(c0, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q)));
+            s = _mm256_add_epi16(s, _mm256_maddubs_epi16(c1, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + 32))));
+            s = _mm256_add_epi16(s, _mm256_maddubs_epi16(c2, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + 64))));
+            s = _mm256_add_epi16(s, _mm256_maddubs_epi16(c3, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + 96))));
+            acc[t] = _mm256_add_epi32(acc[t], _mm256_madd_epi16(s, ones));
+        }
+    }
+    for (int t = 0; t < NT; ++t) {
+        const __m128i s = _mm_add_epi32(_mm256_castsi256_si128(acc[t]), _mm256_extracti128_si256(acc[t], 1));
+        const __m128i s2 = _mm_add_epi32(s, _mm_unpackhi_epi64(s, s));
+        p.out[(t0 + t) * p.out_stride + r] = _mm_cvtsi128_si32(_mm_add_epi32(s2, _mm_shuffle_epi32(s2, 1)));
+    }
+}
+
+// Runs `Row<NT>` over the problem: token groups of 8 (then the remainder) in the outer loop and
+// the rows of the range inside, so one group's activations stay in L1 while the range's rows
+// (a few kB of weights, also L1-resident) pass by — a tiled GEMM for prefill, a GEMV for decode.
+template <template <int> class Row>
+void for_token_groups(const I2sProblem& p) {
+    const std::int64_t row_bytes = p.cols / 4;
+    auto rows = [&](auto run, std::int64_t t0) {
+        for (std::int64_t r = 0; r < p.n_rows; ++r) run(p.weights + r * row_bytes, p, t0, r);
+    };
+    std::int64_t t0 = 0;
+    for (; t0 + kTokenGroup <= p.n_tokens; t0 += kTokenGroup) rows(Row<kTokenGroup>::run, t0);
+    switch (p.n_tokens - t0) {
+        case 1: rows(Row<1>::run, t0); break;
+        case 2: rows(Row<2>::run, t0); break;
+        case 3: rows(Row<3>::run, t0); break;
+        case 4: rows(Row<4>::run, t0); break;
+        case 5: rows(Row<5>::run, t0); break;
+        case 6: rows(Row<6>::run, t0); break;
+        case 7: rows(Row<7>::run, t0); break;
+        default: break;
+    }
+}
+
+template <int NT>
+struct Avx2Row {
+    static void run(const std::uint8_t* w, const I2sProblem& p, std::int64_t t0, std::int64_t r) { row_avx2<NT>(w, p, t0, r); }
+};
+
+void dot_avx2(const I2sProblem& p) { for_token_groups<Avx2Row>(p); }
+
+template <int NT>
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
+void row_vnni(const std::uint8_t* w, const I2sProblem& p, std::int64_t t0, std::int64_t r) {
+    const std::int64_t blocks = p.cols / kBlock, pairs = blocks / 2;
+    const __m512i mask = _mm512_set1_epi8(3);
+    __m512i acc[NT];
+    for (int t = 0; t < NT; ++t) acc[t] = _mm512_setzero_si512();
+    const std::int8_t* q0 = p.q + t0 * p.cols;
+    for (std::int64_t pr = 0; pr < pairs; ++pr) {
+        const __m512i packed = _mm512_loadu_si512(w + pr * 2 * kBlockBytes);
+        const __m512i c0 = _mm512_and_si512(_mm512_srli_epi16(packed, 6), mask);
+        const __m512i c1 = _mm512_and_si512(_mm512_srli_epi16(packed, 4), mask);
+        const __m512i c2 = _mm512_and_si512(_mm512_srli_epi16(packed, 2), mask);
+        const __m512i c3 = _mm512_and_si512(packed, mask);
+        for (int t = 0; t < NT; ++t) {
+            const std::int8_t* q = q0 + t * p.cols + pr * 2 * kBlock;
+            acc[t] = _mm512_dpbusd_epi32(acc[t], c0, _mm512_loadu_si512(q));
+            acc[t] = _mm512_dpbusd_epi32(acc[t], c1, _mm512_loadu_si512(q + 64));
+            acc[t] = _mm512_dpbusd_epi32(acc[t], c2, _mm512_loadu_si512(q + 128));
+            acc[t] = _mm512_dpbusd_epi32(acc[t], c3, _mm512_loadu_si512(q + 192));
+        }
+    }
+    std::int32_t tail[NT] = {};
+    if (blocks % 2 == 1) {
+        // An odd last block: 256-bit VNNI on the unpermuted tail.
+        const __m256i mask256 = _mm256_set1_epi8(3);
+        const std::int64_t b = blocks - 1;
+        const __m256i packed = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + b * kBlockBytes));
+        const __m256i c0 = _mm256_and_si256(_mm256_srli_epi16(packed, 6), mask256);
+        const __m256i c1 = _mm256_and_si256(_mm256_srli_epi16(packed, 4), mask256);
+        const __m256i c2 = _mm256_and_si256(_mm256_srli_epi16(packed, 2), mask256);
+        const __m256i c3 = _mm256_and_si256(packed, mask256);
+        for (int t = 0; t < NT; ++t) {
+            const std::int8_t* q = q0 + t * p.cols + b * kBlock;
+            __m256i a = _mm256_setzero_si256();
+            a = _mm256_dpbusd_epi32(a, c0, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q)));
+            a = _mm256_dpbusd_epi32(a, c1, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + 32)));
+            a = _mm256_dpbusd_epi32(a, c2, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + 64)));
+            a = _mm256_dpbusd_epi32(a, c3, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + 96)));
+            const __m128i s = _mm_add_epi32(_mm256_castsi256_si128(a), _mm256_extracti128_si256(a, 1));
+            const __m128i s2 = _mm_add_epi32(s, _mm_unpackhi_epi64(s, s));
+            tail[t] = _mm_cvtsi128_si32(_mm_add_epi32(s2, _mm_shuffle_epi32(s2, 1)));
+        }
+    }
+    for (int t = 0; t < NT; ++t) {
+        // A plain horizontal sum (GCC 12 warns falsely inside _mm512_reduce_add_epi32).
+        alignas(64) std::int32_t lanes[16];
+        _mm512_store_si512(lanes, acc[t]);
+        std::int32_t sum = tail[t];
+        for (std::int32_t v : lanes) sum += v;
+        p.out[(t0 + t) * p.out_stride + r] = sum;
+    }
+}
+
+template <int NT>
+struct VnniRow {
+    static void run(const std::uint8_t* w, const I2sProblem& p, std::int64_t t0, std::int64_t r) { row_vnni<NT>(w, p, t0, r); }
+};
+
+// AVX-512 VNNI: 64 weight bytes (two blocks) unpack into 4 vectors of 64 codes; vpdpbusd
+// multiplies u8 codes with s8 activations and accumulates groups of 4 into int32 directly.
+// Activations are pre-arranged (i2s_prepare_activations) so vector X of a block pair holds
+// elements X*32..X*32+31 of the first block, then of the second.
+void dot_vnni(const I2sProblem& p) { for_token_groups<VnniRow>(p); }
+
+}  // namespace
+
+namespace {
+
+// Times one kernel on a small 2B4T-like problem (best of a few runs, decode and prefill mix).
+double time_kernel(I2sKernel kernel) {
+    constexpr std::int64_t rows = 256, cols = 2560, tokens = 8;
+    static std::vector<std::uint8_t> weights(rows * cols / 4, 0x96);
+    static std::vector<std::int8_t> q(tokens * cols, 3);
+    std::vector<std::int32_t> out(rows * tokens);
+    double best = 1e30;
+    for (int rep = 0; rep < 5; ++rep) {
+        const auto start = std::chrono::steady_clock::now();
+        i2s_dot(kernel, {weights.data(), rows, cols, q.data(), 1, out.data(), rows});
+        i2s_dot(kernel, {weights.data(), rows, cols, q.data(), tokens, out.data(), rows});
+        best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    }
+    return best;
+}
+
+I2sKernel measure_best_kernel() {
+    const CpuFeatures& f = cpu_features();
+    if (!f.avx2) return I2sKernel::Generic;
+    if (!(f.avx512f && f.avx512bw && f.avx512vl && f.avx512vnni)) return I2sKernel::Avx2;
+    // Both available: 512-bit VNNI is not always faster (clock drops, port limits), so measure.
+    return time_kernel(I2sKernel::Avx512Vnni) < time_kernel(I2sKernel::Avx2) ? I2sKernel::Avx512Vnni : I2sKernel::Avx2;
+}
+
+}  // namespace
+
+I2sKernel best_i2s_kernel() {
+    static const I2sKernel best = measure_best_kernel();
+    return best;
+}
+
+const char* i2s_kernel_name(I2sKernel kernel) {
+    switch (kernel) {
+        case I2sKernel::Avx512Vnni: return "i2_s avx512-vnni (vpdpbusd)";
+        case I2sKernel::Avx2: return "i2_s avx2 (maddubs)";
+        case I2sKernel::Generic: return "i2_s scalar";
+    }
+    return "i2_s";
+}
+
+void i2s_prepare_activations(I2sKernel kernel, const std::int8_t* q, std::int64_t cols, std::int8_t* dst) {
+    if (kernel != I2sKernel::Avx512Vnni) {
+        std::memcpy(dst, q, static_cast<std::size_t>(cols));
+        return;
+    }
+    const std::int64_t blocks = cols / kBlock;
+    for (std::int64_t pr = 0; pr < blocks / 2; ++pr) {
+        const std::int8_t* a = q + pr * 2 * kBlock;
+        const std::int8_t* b = a + kBlock;
+        std::int8_t* out = dst + pr * 2 * kBlock;
+        for (int x = 0; x < 4; ++x) {
+            std::memcpy(out + x * 64, a + x * 32, 32);
+            std::memcpy(out + x * 64 + 32, b + x * 32, 32);
+        }
+    }
+    if (blocks % 2 == 1) std::memcpy(dst + (blocks - 1) * kBlock, q + (blocks - 1) * kBlock, kBlock);
+}
+
+void i2s_dot(I2sKernel kernel, const I2sProblem& p) {
+    switch (kernel) {
+        case I2sKernel::Avx512Vnni: dot_vnni(p); return;
+        case I2sKernel::Avx2: dot_avx2(p); return;
+        case I2sKernel::Generic: dot_generic(p); return;
+    }
+}
+
+}  // namespace bitnet::kernels::detail

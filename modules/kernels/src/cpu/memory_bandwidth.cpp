@@ -1,0 +1,63 @@
+#include "bitnet/kernels/memory_bandwidth.hpp"
+
+#include <immintrin.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+
+#include "bitnet/common/cpu_features.hpp"
+
+namespace bitnet::kernels {
+namespace {
+
+constexpr std::uint64_t kChunk = 4096;
+
+__attribute__((target("avx2"))) std::uint64_t sum_chunk_avx2(const std::uint8_t* p) {
+    __m256i a0 = _mm256_setzero_si256(), a1 = _mm256_setzero_si256();
+    const auto* v = reinterpret_cast<const __m256i*>(p);
+    for (std::uint64_t i = 0; i < kChunk / 32; i += 2) {
+        a0 = _mm256_add_epi64(a0, _mm256_load_si256(v + i));
+        a1 = _mm256_add_epi64(a1, _mm256_load_si256(v + i + 1));
+    }
+    a0 = _mm256_add_epi64(a0, a1);
+    return static_cast<std::uint64_t>(_mm256_extract_epi64(a0, 0));
+}
+
+std::uint64_t sum_chunk_scalar(const std::uint8_t* p) {
+    std::uint64_t s = 0, x;
+    for (std::uint64_t i = 0; i < kChunk; i += 8) {
+        std::memcpy(&x, p + i, 8);
+        s += x;
+    }
+    return s;
+}
+
+}  // namespace
+
+double measure_read_bandwidth_gbs(int threads, std::uint64_t bytes, int repeats) {
+    bytes = bytes / kChunk * kChunk;
+    std::unique_ptr<std::uint8_t, decltype(&std::free)> buffer(static_cast<std::uint8_t*>(std::aligned_alloc(64, bytes)), &std::free);
+    std::memset(buffer.get(), 1, bytes);  // fault every page in before timing
+    const bool avx2 = cpu_features().avx2;
+    const auto chunks = static_cast<std::int64_t>(bytes / kChunk);
+    double best = 1e30;
+    volatile std::uint64_t sink = 0;
+    for (int rep = 0; rep < repeats; ++rep) {
+        const auto start = std::chrono::steady_clock::now();
+        std::uint64_t total = 0;
+#pragma omp parallel for num_threads(threads) reduction(+ : total) schedule(static)
+        for (std::int64_t c = 0; c < chunks; ++c) {
+            const std::uint8_t* p = buffer.get() + static_cast<std::uint64_t>(c) * kChunk;
+            total += avx2 ? sum_chunk_avx2(p) : sum_chunk_scalar(p);
+        }
+        best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+        sink = sink + total;
+    }
+    return static_cast<double>(bytes) / best / 1e9;
+}
+
+}  // namespace bitnet::kernels
