@@ -22,6 +22,7 @@ int main(int argc, char** argv) {
         cli::add_run_command(app),
         cli::add_chat_command(app),
         cli::add_bench_command(app),
+        cli::add_perplexity_command(app),
         cli::add_inspect_command(app),
         cli::add_validate_command(app),
         cli::add_system_command(app),

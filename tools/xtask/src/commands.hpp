@@ -13,5 +13,6 @@ struct Command {
 };
 
 Command add_gen_model_command(CLI::App& app);
+Command add_crossval_command(CLI::App& app);
 
 }  // namespace bitnet::xtask
