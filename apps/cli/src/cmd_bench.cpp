@@ -27,6 +27,7 @@ Command add_bench_command(CLI::App& app) {
     cmd->add_option("-t,--threads", o->gen.threads, "CPU threads (default: physical cores)");
     cmd->add_option("--kernel", o->gen.kernel, "auto | i2s | tl1 | tl2 | ref")->capture_default_str();
     cmd->add_option("--device", o->gen.device, "auto | cpu | cuda[:N]");
+    cmd->add_option("--head", o->gen.head, "Output head: f16 | q8_0")->check(CLI::IsMember({"f16", "q8_0"}))->capture_default_str();
     cmd->add_flag("--json", o->json, "Machine-readable output on stdout");
     return {cmd, [o]() {
         o->gen.context = o->bench.prompt_tokens + o->bench.gen_tokens + 1;

@@ -20,6 +20,9 @@ void add_generation_options(CLI::App* cmd, GenerationOptions& o) {
     cmd->add_option("-c,--ctx-size", o.context, "Context size in tokens (default: the model's, at most 4096)");
     cmd->add_option("--kv-type", o.kv_type, "KV cache type")->check(CLI::IsMember({"f16", "f32"}))->capture_default_str();
     cmd->add_option("--kernel", o.kernel, "auto | i2s | tl1 | tl2 | ref")->capture_default_str();
+    cmd->add_option("--head", o.head, "Output head: f16 (as stored) | q8_0 (re-quantized at load: half the bytes per token)")
+        ->check(CLI::IsMember({"f16", "q8_0"}))
+        ->capture_default_str();
     cmd->add_option("--device", o.device, "auto | cpu | cuda[:N] (default: BITNET_DEVICE, else auto)");
     cmd->add_flag("--flash-attn,-f", o.flash_attn, "llama.cpp's flash-attention numerics (F16 accumulation)");
     cmd->add_flag("--context-shift", o.context_shift, "When the context is full, drop the older half and go on");
@@ -61,6 +64,7 @@ std::unique_ptr<inference::Engine> load_engine(const GenerationOptions& o) {
     e.context = o.context;
     e.kv_type = o.kv_type == "f32" ? models::KvType::F32 : models::KvType::F16;
     e.kernel = o.kernel;
+    e.head = o.head;
     e.device = !o.device.empty() ? o.device : env.device.value_or("auto");
     e.flash_attention = o.flash_attn;
     e.context_shift = o.context_shift;

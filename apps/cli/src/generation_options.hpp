@@ -18,6 +18,7 @@ struct GenerationOptions {
     std::int64_t context = 0;
     std::string kv_type = "f16";
     std::string kernel = "auto";
+    std::string head = "f16";
     std::string device;
     bool flash_attn = false;
     bool context_shift = false;

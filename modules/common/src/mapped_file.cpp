@@ -62,6 +62,15 @@ void MappedFile::release() noexcept {
     size_ = 0;
 }
 
+void MappedFile::advise_dont_need(const std::uint8_t* data, std::size_t size) const {
+    if (data_ == nullptr || data < data_ || data + size > data_ + size_) return;
+    const auto page = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));
+    // Only whole pages inside the range.
+    const std::uintptr_t begin = (reinterpret_cast<std::uintptr_t>(data) + page - 1) / page * page;
+    const std::uintptr_t end = (reinterpret_cast<std::uintptr_t>(data) + size) / page * page;
+    if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+}
+
 void MappedFile::advise_will_need() const {
     if (data_ != nullptr) ::madvise(const_cast<std::uint8_t*>(data_), size_, MADV_WILLNEED);
 }

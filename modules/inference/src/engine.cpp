@@ -85,6 +85,20 @@ std::unique_ptr<Engine> Engine::load(const EngineOptions& options) {
                                            " tokens but the model's output has " +
                                            std::to_string(e->model_->output_weight().rows) +
                                            " rows; the tokenizer does not belong to this model");
+    if (options.head == "q8_0") {
+        kernels::WeightView head = e->model_->output_weight();
+        if (head.type != quant::TypeId::Q8_0) {
+            e->requantized_head_ = kernels::requantize_to_q8_0(head, threads);
+            head.type = quant::TypeId::Q8_0;
+            head.data = e->requantized_head_.data();
+            e->model_->set_output_weight(head);
+            // The F16 matrix was read once for the conversion; only embedding rows are needed
+            // from it now, so give its pages back (they fault in again row by row).
+            e->file_->release_pages(e->file_->tensor(e->model_->config().tied_output ? "token_embd.weight" : "output.weight"));
+        }
+    } else if (options.head != "auto" && options.head != "f16") {
+        fail(ErrorCode::InvalidArgument, "unknown --head '" + options.head + "'; use f16 (as stored) or q8_0");
+    }
     std::int64_t context = options.context > 0 ? options.context : std::min<std::int64_t>(config.context_length, kDefaultMaxContext);
     if (context > static_cast<std::int64_t>(config.context_length))
         log::warn("context {} is longer than the model was trained for ({})", context, config.context_length);

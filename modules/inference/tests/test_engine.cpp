@@ -194,3 +194,21 @@ TEST_CASE("a tokenizer whose vocabulary disagrees with the model is refused") {
     o.device = "cpu";
     CHECK_THROWS_WITH(inference::Engine::load(o), Catch::Contains("tokenizer has 300 tokens"));
 }
+
+TEST_CASE("--head q8_0 re-quantizes the output head: logits stay within 1% of the F16 head") {
+    test::TempDir dir("engine-head");
+    const std::string path = test::write_synthetic_model(dir, "small", 12);
+    inference::EngineOptions o;
+    o.model_path = path;
+    o.device = "cpu";
+    o.context = 64;
+    auto f16 = inference::Engine::load(o);
+    o.head = "q8_0";
+    auto q8 = inference::Engine::load(o);
+    CHECK(q8->model().output_weight().type == quant::TypeId::Q8_0);
+    const std::vector<std::int32_t> tokens = {1, 20, 300, 4000 % 512, 77};
+    const auto a = f16->evaluate_all(tokens), b = q8->evaluate_all(tokens);
+    CHECK(relative_l2(b, a) < 1e-2);
+    o.head = "q4";
+    CHECK_THROWS_WITH(inference::Engine::load(o), Catch::Contains("unknown --head"));
+}

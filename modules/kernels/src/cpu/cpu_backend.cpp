@@ -5,7 +5,11 @@
 #include <immintrin.h>
 #include <omp.h>
 
+#include <cstring>
+
 #include "bitnet/common/cpu_features.hpp"
+#include "bitnet/common/error.hpp"
+#include "bitnet/quantization/formats.hpp"
 #include "bitnet/kernels/backend.hpp"
 #include "bitnet/quantization/fp16.hpp"
 #include "i2s_kernels.hpp"
@@ -43,6 +47,31 @@ float dot_f16_f16c(const std::uint16_t* w, const float* x, std::int64_t n) {
     return total;
 }
 
+// Q8_0 row . Q8_0 activations (ggml's vec_dot_q8_0_q8_0 arithmetic): per 32-block, the sign of
+// the weight moves onto the activation so maddubs (u8 x s8) applies; int32 block sums are
+// scaled by both block scales, accumulated in the same order as the scalar reference.
+__attribute__((target("avx2,f16c,fma")))
+float dot_q8_0_avx2(const std::uint8_t* w, const std::uint8_t* x, std::int64_t cols) {
+    const __m256i ones = _mm256_set1_epi16(1);
+    float sum = 0.0f;
+    for (std::int64_t b = 0; b < cols / 32; ++b) {
+        const std::uint8_t* wb = w + b * 34;
+        const std::uint8_t* xb = x + b * 34;
+        const __m256i qw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wb + 2));
+        const __m256i qx = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb + 2));
+        const __m256i p16 = _mm256_maddubs_epi16(_mm256_sign_epi8(qw, qw), _mm256_sign_epi8(qx, qw));
+        const __m256i p32 = _mm256_madd_epi16(p16, ones);
+        const __m128i s = _mm_add_epi32(_mm256_castsi256_si128(p32), _mm256_extracti128_si256(p32, 1));
+        const __m128i s2 = _mm_add_epi32(s, _mm_unpackhi_epi64(s, s));
+        const std::int32_t dot = _mm_cvtsi128_si32(_mm_add_epi32(s2, _mm_shuffle_epi32(s2, 1)));
+        std::uint16_t dw, dx;
+        std::memcpy(&dw, wb, 2);
+        std::memcpy(&dx, xb, 2);
+        sum += quant::fp16_to_fp32(dw) * quant::fp16_to_fp32(dx) * static_cast<float>(dot);
+    }
+    return sum;
+}
+
 class CpuBackend final : public Backend {
 public:
     CpuBackend(int threads, detail::I2sKernel i2s)
@@ -60,13 +89,15 @@ public:
         for (std::int64_t r = 0; r < n_rows; ++r) detail::prepare_row(w, x + r * w.cols, true, prepared[static_cast<std::size_t>(r)]);
         const std::int64_t rows = w.rows;
         const bool f16 = w.type == TypeId::F16 && f16c_;
+        const bool q8 = w.type == TypeId::Q8_0 && f16c_;
 #pragma omp parallel for schedule(dynamic, 64) num_threads(threads_)
         for (std::int64_t n = 0; n < rows; ++n) {
             const std::uint8_t* row = w.row(n);
             for (std::int64_t r = 0; r < n_rows; ++r) {
                 const detail::PreparedRow& p = prepared[static_cast<std::size_t>(r)];
-                y[r * rows + n] = f16 ? dot_f16_f16c(reinterpret_cast<const std::uint16_t*>(row), p.f.data(), w.cols)
-                                      : detail::dot_row_reference(w, n, p, true);
+                y[r * rows + n] = f16  ? dot_f16_f16c(reinterpret_cast<const std::uint16_t*>(row), p.f.data(), w.cols)
+                                  : q8 ? dot_q8_0_avx2(row, p.q8.data(), w.cols)
+                                       : detail::dot_row_reference(w, n, p, true);
             }
         }
     }
@@ -78,7 +109,8 @@ public:
     std::string name() const override { return "cpu"; }
     std::vector<std::string> kernel_names() const override {
         return {std::string(detail::i2s_kernel_name(i2s_)) + ", " + std::to_string(threads_) + " threads",
-                std::string("f16: ") + (f16c_ ? "f16c+fma" : "scalar"), "tq2_0/tq1_0/q8_0/q4_0/q6_k: reference rows, threaded"};
+                std::string("f16: ") + (f16c_ ? "f16c+fma" : "scalar"), std::string("q8_0: ") + (f16c_ ? "avx2 maddubs" : "scalar"),
+                "tq2_0/tq1_0/q4_0/q6_k: reference rows, threaded"};
     }
 
 private:
@@ -121,6 +153,25 @@ private:
 };
 
 }  // namespace
+
+std::vector<std::uint8_t> requantize_to_q8_0(const WeightView& w, int threads) {
+    if (w.cols % 32 != 0) fail(ErrorCode::InvalidArgument, "Q8_0 needs rows that are multiples of 32");
+    const quant::TypeTraits& source = quant::traits(w.type);
+    if (!source.dequantize) fail(ErrorCode::Unsupported, "cannot re-quantize weights of type " + std::string(source.name));
+    const std::uint64_t row_out = static_cast<std::uint64_t>(w.cols / 32 * 34);
+    std::vector<std::uint8_t> out(row_out * static_cast<std::uint64_t>(w.rows));
+    const int n_threads = threads > 0 ? threads : cpu_features().physical_cores;
+#pragma omp parallel num_threads(n_threads)
+    {
+        std::vector<float> row(static_cast<std::size_t>(w.cols));
+#pragma omp for schedule(static)
+        for (std::int64_t r = 0; r < w.rows; ++r) {
+            source.dequantize(w.row(r), w.cols, row.data());
+            quant::quantize_q8_0(row.data(), w.cols, out.data() + static_cast<std::uint64_t>(r) * row_out);
+        }
+    }
+    return out;
+}
 
 bool cpu_isa_supported(CpuIsa isa) {
     const CpuFeatures& f = cpu_features();

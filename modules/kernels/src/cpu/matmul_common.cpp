@@ -1,5 +1,7 @@
 #include "matmul_common.hpp"
 
+#include <cstring>
+
 #include "bitnet/common/error.hpp"
 #include "bitnet/quantization/formats.hpp"
 #include "bitnet/quantization/fp16.hpp"
@@ -17,6 +19,12 @@ void prepare_row(const WeightView& w, const float* x, bool int8_activations, Pre
             out.block_sums.assign(static_cast<std::size_t>(k / quant::kQK_K), 0);
             for (std::int64_t i = 0; i < k; ++i) out.block_sums[static_cast<std::size_t>(i / quant::kQK_K)] += out.q[static_cast<std::size_t>(i)];
         }
+        return;
+    }
+    if (w.type == TypeId::Q8_0) {
+        // ggml's vec_dot_type for Q8_0 is Q8_0: activations are quantized the same way.
+        out.q8.resize(static_cast<std::size_t>(k / 32 * 34));
+        quant::quantize_q8_0(x, k, out.q8.data());
         return;
     }
     out.f.assign(x, x + k);
@@ -40,9 +48,25 @@ std::int32_t dot_i2s_codes(const std::uint8_t* packed_row, const std::int8_t* q,
     return sum;
 }
 
+float dot_q8_0_reference(const std::uint8_t* w_row, const std::uint8_t* x_q8, std::int64_t cols) {
+    float sum = 0.0f;
+    for (std::int64_t b = 0; b < cols / 32; ++b) {
+        const std::uint8_t* wb = w_row + b * 34;
+        const std::uint8_t* xb = x_q8 + b * 34;
+        std::uint16_t dw, dx;
+        std::memcpy(&dw, wb, 2);
+        std::memcpy(&dx, xb, 2);
+        std::int32_t dot = 0;
+        for (int i = 0; i < 32; ++i) dot += static_cast<std::int8_t>(wb[2 + i]) * static_cast<std::int8_t>(xb[2 + i]);
+        sum += quant::fp16_to_fp32(dw) * quant::fp16_to_fp32(dx) * static_cast<float>(dot);
+    }
+    return sum;
+}
+
 float dot_row_reference(const WeightView& w, std::int64_t n, const PreparedRow& x, bool int8_activations) {
     const std::int64_t k = w.cols;
     const std::uint8_t* row = w.row(n);
+    if (w.type == TypeId::Q8_0 && !x.q8.empty()) return dot_q8_0_reference(row, x.q8.data(), k);
     if (w.is_ternary() && int8_activations) {
         if (w.type == TypeId::I2_S) return quant::i2s_output(dot_i2s_codes(row, x.q.data(), k), x.act, w.scale);
         // TQ formats: per-block scales, y = sum_b d_b (D_b - S_b) / a

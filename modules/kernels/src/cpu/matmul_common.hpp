@@ -18,7 +18,11 @@ struct PreparedRow {
     quant::ActivationScale act{};
     std::vector<std::int32_t> block_sums;  // TQ formats: sum of q per 256-block
     std::vector<float> f;
+    std::vector<std::uint8_t> q8;  // Q8_0 weights: the activations as Q8_0 blocks
 };
+
+// y = sum over 32-blocks of d_w * d_x * sum(q_w * q_x): ggml's Q8_0 x Q8_0 dot, scalar.
+float dot_q8_0_reference(const std::uint8_t* w_row, const std::uint8_t* x_q8, std::int64_t cols);
 
 void prepare_row(const WeightView& w, const float* x, bool int8_activations, PreparedRow& out);
 

@@ -28,6 +28,9 @@ public:
 
     // Hints that the whole mapping will be read soon (prefetch); harmless if unsupported.
     void advise_will_need() const;
+    // Drops the pages of [data, data + size) from this process's resident set (they are read
+    // back from the file on the next access). For weights that were converted at load.
+    void advise_dont_need(const std::uint8_t* data, std::size_t size) const;
 
 private:
     void release() noexcept;

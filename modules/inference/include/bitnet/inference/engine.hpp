@@ -29,6 +29,7 @@ struct EngineOptions {
     std::string device = "auto";  // auto | cpu | cuda[:N]
     bool flash_attention = false;
     bool context_shift = false;   // when the context fills: drop the older half instead of stopping
+    std::string head = "auto";    // auto (as stored) | q8_0: re-quantize an F16 output head at load
 };
 
 struct GenerationRequest {
@@ -94,6 +95,7 @@ private:
     std::unique_ptr<kernels::Backend> backend_;
     std::unique_ptr<models::KvCache> cache_;
     std::vector<std::int32_t> cached_tokens_;  // what the KV cache holds, in order
+    std::vector<std::uint8_t> requantized_head_;  // --head q8_0: the output matrix as Q8_0
     EngineOptions options_;
     double load_ms_ = 0;
 };

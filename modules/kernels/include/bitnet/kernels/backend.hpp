@@ -7,7 +7,9 @@
 //    (quant::quantize_activations_i8), integer dot with the codes, y = (D - S) / a * scale;
 //  - F16/BF16 weights: activations rounded to the weight's half type, f32 accumulation
 //    (what ggml's CPU matmul does);
-//  - F32, Q8_0, Q4_0, Q6_K: weights dequantized, f32 activations, f32 accumulation.
+//  - Q8_0 weights: activations quantized to Q8_0 blocks, integer dot per 32-block scaled by
+//    both block scales (ggml's Q8_0 x Q8_0 dot);
+//  - F32, Q4_0, Q6_K: weights dequantized, f32 activations, f32 accumulation.
 // The reference backend can instead run ternary weights with float activations
 // (ActivationPrecision::Float), the "no activation quantization" variant.
 #pragma once
@@ -45,5 +47,9 @@ bool cpu_isa_supported(CpuIsa isa);
 // split across `threads` OpenMP threads (0 = all physical cores). Not thread-safe: one
 // generation at a time per backend object (it keeps scratch buffers between calls).
 std::unique_ptr<Backend> make_cpu_backend(int threads = 0, CpuIsa isa = CpuIsa::Best);
+
+// Re-quantizes an F16/F32/BF16 matrix to Q8_0 (threaded), e.g. the tied output head:
+// half the bytes to stream per token for ~0.4% relative error in the logits.
+std::vector<std::uint8_t> requantize_to_q8_0(const WeightView& w, int threads = 0);
 
 }  // namespace bitnet::kernels
