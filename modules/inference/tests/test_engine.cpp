@@ -195,7 +195,7 @@ TEST_CASE("a tokenizer whose vocabulary disagrees with the model is refused") {
     CHECK_THROWS_WITH(inference::Engine::load(o), Catch::Contains("tokenizer has 300 tokens"));
 }
 
-TEST_CASE("--head q8_0 re-quantizes the output head: logits stay within 1% of the F16 head") {
+TEST_CASE("a Q8_0 output head (head = q8_0) keeps logits within 1% of the F16 head") {
     test::TempDir dir("engine-head");
     const std::string path = test::write_synthetic_model(dir, "small", 12);
     inference::EngineOptions o;
