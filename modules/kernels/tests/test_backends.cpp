@@ -144,3 +144,20 @@ TEST_CASE("get_row dequantizes one row and rejects an out-of-range index") {
     for (int k = 0; k < 128; ++k) CHECK(row[static_cast<std::size_t>(k)] == w.values[static_cast<std::size_t>(2 * 128 + k)]);
     CHECK_THROWS(backend->get_row(w.view, 3, row.data()));
 }
+
+TEST_CASE("matmul_many equals separate matmuls (shared activation quantization, one schedule)") {
+    const Matrix q = ternary_matrix(TypeId::I2_S, 40, 256, 1), k = ternary_matrix(TypeId::I2_S, 8, 256, 2);
+    const Matrix f = ternary_matrix(TypeId::TQ2_0, 5, 256, 3);  // not fusable with I2_S: falls back
+    const auto x = random_activations(256 * 3, 9);
+    auto cpu = kernels::make_cpu_backend(2);
+    std::vector<float> yq(40 * 3), yk(8 * 3), yf(5 * 3), sq(yq.size()), sk(yk.size()), sf(yf.size());
+    cpu->matmul_many({{&q.view, yq.data()}, {&k.view, yk.data()}}, x.data(), 3);
+    cpu->matmul(q.view, x.data(), 3, sq.data());
+    cpu->matmul(k.view, x.data(), 3, sk.data());
+    CHECK(yq == sq);
+    CHECK(yk == sk);
+    cpu->matmul_many({{&q.view, yq.data()}, {&f.view, yf.data()}}, x.data(), 3);
+    cpu->matmul(f.view, x.data(), 3, sf.data());
+    CHECK(yq == sq);
+    CHECK(yf == sf);
+}

@@ -81,7 +81,7 @@ public:
 
     void matmul(const WeightView& w, const float* x, std::int64_t n_rows, float* y) const override {
         if (w.type == TypeId::I2_S) {
-            matmul_i2s(w, x, n_rows, y);
+            matmul_i2s({{&w, y}}, x, n_rows);
             return;
         }
         // Other types: per-row preparation, then rows of W split across threads.
@@ -106,6 +106,16 @@ public:
         reference_->get_row(w, index, out);
     }
 
+    void matmul_many(const std::vector<MatmulJob>& jobs, const float* x, std::int64_t n_rows) const override {
+        bool fusable = !jobs.empty();
+        for (const MatmulJob& j : jobs) fusable = fusable && j.w->type == TypeId::I2_S && j.w->cols == jobs[0].w->cols;
+        if (!fusable) {
+            Backend::matmul_many(jobs, x, n_rows);
+            return;
+        }
+        matmul_i2s(jobs, x, n_rows);
+    }
+
     std::string name() const override { return "cpu"; }
     std::vector<std::string> kernel_names() const override {
         return {std::string(detail::i2s_kernel_name(i2s_)) + ", " + std::to_string(threads_) + " threads",
@@ -114,32 +124,45 @@ public:
     }
 
 private:
-    // Activations are quantized once per token; the weight rows are split across threads in
-    // chunks, each chunk running the tiled integer kernel over all tokens.
-    void matmul_i2s(const WeightView& w, const float* x, std::int64_t n_tokens, float* y) const {
-        const std::int64_t k = w.cols, n = w.rows;
+    // Activations are quantized once per token and shared by every job (all I2_S, same K); the
+    // rows of all jobs are cut into tasks of 32 and spread over the threads in one parallel
+    // region, each task running the tiled integer kernel over all tokens.
+    void matmul_i2s(const std::vector<MatmulJob>& jobs, const float* x, std::int64_t n_tokens) const {
+        const std::int64_t k = jobs[0].w->cols;
         q_.resize(static_cast<std::size_t>(n_tokens * k));
         q_arranged_.resize(q_.size());
         acts_.resize(static_cast<std::size_t>(n_tokens));
-        dots_.resize(static_cast<std::size_t>(n_tokens * n));
         for (std::int64_t t = 0; t < n_tokens; ++t) {
             std::int8_t* q = q_.data() + t * k;
             acts_[static_cast<std::size_t>(t)] = quant::quantize_activations_i8(x + t * k, k, q);
             detail::i2s_prepare_activations(i2s_, q, k, q_arranged_.data() + t * k);
         }
         constexpr std::int64_t kRowsPerTask = 32;
-        const std::int64_t tasks = (n + kRowsPerTask - 1) / kRowsPerTask;
-        const std::int64_t row_bytes = k / 4;
+        tasks_.clear();
+        std::int64_t total_rows = 0;
+        dot_offsets_.clear();
+        for (std::size_t j = 0; j < jobs.size(); ++j) {
+            dot_offsets_.push_back(total_rows * n_tokens);
+            for (std::int64_t r = 0; r < jobs[j].w->rows; r += kRowsPerTask) tasks_.push_back({j, r});
+            total_rows += jobs[j].w->rows;
+        }
+        dots_.resize(static_cast<std::size_t>(total_rows * n_tokens));
+        const auto n_tasks = static_cast<std::int64_t>(tasks_.size());
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads_)
-        for (std::int64_t task = 0; task < tasks; ++task) {
-            const std::int64_t r0 = task * kRowsPerTask;
-            detail::I2sProblem p{w.data + r0 * row_bytes, std::min(kRowsPerTask, n - r0), k, q_arranged_.data(), n_tokens,
-                                 dots_.data() + r0, n};
+        for (std::int64_t i = 0; i < n_tasks; ++i) {
+            const auto& task = tasks_[static_cast<std::size_t>(i)];
+            const WeightView& w = *jobs[task.job].w;
+            detail::I2sProblem p{w.data + task.first_row * (k / 4), std::min(kRowsPerTask, w.rows - task.first_row), k,
+                                 q_arranged_.data(), n_tokens, dots_.data() + dot_offsets_[task.job] + task.first_row, w.rows};
             detail::i2s_dot(i2s_, p);
         }
-        for (std::int64_t t = 0; t < n_tokens; ++t)
-            for (std::int64_t r = 0; r < n; ++r)
-                y[t * n + r] = quant::i2s_output(dots_[static_cast<std::size_t>(t * n + r)], acts_[static_cast<std::size_t>(t)], w.scale);
+        for (std::size_t j = 0; j < jobs.size(); ++j) {
+            const WeightView& w = *jobs[j].w;
+            const std::int32_t* d = dots_.data() + dot_offsets_[j];
+            for (std::int64_t t = 0; t < n_tokens; ++t)
+                for (std::int64_t r = 0; r < w.rows; ++r)
+                    jobs[j].y[t * w.rows + r] = quant::i2s_output(d[t * w.rows + r], acts_[static_cast<std::size_t>(t)], w.scale);
+        }
     }
 
     int threads_;
@@ -150,6 +173,12 @@ private:
     mutable std::vector<std::int8_t> q_, q_arranged_;
     mutable std::vector<quant::ActivationScale> acts_;
     mutable std::vector<std::int32_t> dots_;
+    mutable std::vector<std::int64_t> dot_offsets_;
+    struct TaskSlot {
+        std::size_t job;
+        std::int64_t first_row;
+    };
+    mutable std::vector<TaskSlot> tasks_;
 };
 
 }  // namespace

@@ -25,9 +25,20 @@ namespace bitnet::kernels {
 
 enum class ActivationPrecision { Int8, Float };
 
+// One product of a multi-matmul: y = W x for a weight sharing the input with the others.
+struct MatmulJob {
+    const WeightView* w;
+    float* y;
+};
+
 class Backend {
 public:
     virtual ~Backend() = default;
+    // Several products of the same input (Q/K/V, gate/up): backends may quantize the input
+    // once and schedule all rows together. Same results as calling matmul for each job.
+    virtual void matmul_many(const std::vector<MatmulJob>& jobs, const float* x, std::int64_t n_rows) const {
+        for (const MatmulJob& job : jobs) matmul(*job.w, x, n_rows, job.y);
+    }
     // y[r][n] = sum_k W[n][k] * x[r][k] for r < n_rows; x is n_rows x cols, y is n_rows x rows.
     virtual void matmul(const WeightView& w, const float* x, std::int64_t n_rows, float* y) const = 0;
     // Row `index` of W, dequantized to f32 (token embedding lookup).

@@ -1,0 +1,70 @@
+// Transformer — the BitNet b1.58 forward pass (BITNET_MODEL.md) over weights that stay in the
+// memory-mapped GGUF file. It composes kernels::Backend primitives; which backend runs is the
+// caller's choice (reference, cpu, ...), so the same code is the oracle and the fast path.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "bitnet/kernels/backend.hpp"
+#include "bitnet/kernels/weight_view.hpp"
+#include "bitnet/models/gguf_file.hpp"
+#include "bitnet/models/kv_cache.hpp"
+#include "bitnet/models/model_config.hpp"
+
+namespace bitnet::models {
+
+struct LayerWeights {
+    const float* attn_norm;
+    const float* attn_sub_norm;
+    const float* ffn_norm;
+    const float* ffn_sub_norm;
+    kernels::WeightView wq, wk, wv, wo, gate, up, down;
+    // `bitnet` files may carry one-element scales multiplied onto each projection's output.
+    float scale_q = 1, scale_k = 1, scale_v = 1, scale_o = 1, scale_gate = 1, scale_up = 1, scale_down = 1;
+};
+
+enum class LogitsFor { LastPosition, AllPositions };
+
+// How attention is computed (see transformer.cpp): Standard = ggml's default path,
+// Flash = llama.cpp's flash-attention numerics (-fa; F16 accumulation with an F16 cache).
+enum class AttentionMode { Standard, Flash };
+
+class Transformer {
+public:
+    // Maps the weights of `file` (which must outlive the transformer). Checks the config, tensor
+    // types the forward pass can use, and that every per-tensor scale is finite.
+    explicit Transformer(std::shared_ptr<const GgufFile> file);
+
+    const ModelConfig& config() const { return config_; }
+    void set_attention_mode(AttentionMode mode) { attention_mode_ = mode; }
+    AttentionMode attention_mode() const { return attention_mode_; }
+    const GgufFile& file() const { return *file_; }
+    const kernels::WeightView& output_weight() const { return output_; }
+    // Replaces the output projection (e.g. a Q8_0 re-quantization of the tied head); the
+    // caller keeps the bytes alive.
+    void set_output_weight(const kernels::WeightView& w) { output_ = w; }
+    // Bytes of weights read per generated token (all projections + output matrix).
+    std::uint64_t weight_bytes_per_token() const;
+
+    // Runs `tokens` at positions start .. start + n - 1, appending their keys/values to `cache`,
+    // and writes vocab-sized logits for the last position (or every position) into `logits`.
+    void forward(std::span<const std::int32_t> tokens, std::int64_t start, KvCache& cache,
+                 const kernels::Backend& backend, LogitsFor which, std::vector<float>& logits) const;
+
+private:
+    void attention(std::int64_t layer, const float* q, std::int64_t n_tokens, std::int64_t start,
+                   const KvCache& cache, AttentionMode mode, float* out) const;
+
+    std::shared_ptr<const GgufFile> file_;
+    ModelConfig config_;
+    kernels::WeightView token_embd_;
+    kernels::WeightView output_;
+    const float* output_norm_ = nullptr;
+    std::vector<LayerWeights> layers_;
+    AttentionMode attention_mode_ = AttentionMode::Standard;
+};
+
+}  // namespace bitnet::models

@@ -1,0 +1,251 @@
+#include "bitnet/models/transformer.hpp"
+
+#include <cmath>
+#include <cstring>
+#include <type_traits>
+
+#include "bitnet/common/error.hpp"
+#include "bitnet/kernels/ops.hpp"
+#include "bitnet/quantization/formats.hpp"
+#include "bitnet/quantization/fp16.hpp"
+
+namespace bitnet::models {
+namespace {
+
+using quant::TypeId;
+
+kernels::WeightView view_of(const GgufFile& file, const GgufTensorInfo& t) {
+    kernels::WeightView w;
+    w.type = static_cast<TypeId>(t.type_id);
+    w.data = t.data;
+    w.cols = static_cast<std::int64_t>(t.ne[0]);
+    w.rows = static_cast<std::int64_t>(t.rows());
+    if (!t.traits.usable)
+        fail(ErrorCode::Unsupported, file.path() + ": tensor '" + t.name + "' has type " + std::string(t.traits.name) + ": " +
+                                         std::string(t.traits.note));
+    if (w.type == TypeId::I2_S) {
+        w.scale = quant::i2s_scale(t.data, static_cast<std::int64_t>(t.n_elements));
+        if (!std::isfinite(w.scale))
+            fail(ErrorCode::InvalidFormat, file.path() + ": tensor '" + t.name + "' has a non-finite I2_S scale; the file is corrupt");
+    }
+    return w;
+}
+
+const float* f32_of(const GgufFile& file, const std::string& name) {
+    const GgufTensorInfo& t = file.tensor(name);
+    if (t.type_id != static_cast<std::uint32_t>(TypeId::F32))
+        fail(ErrorCode::Unsupported, file.path() + ": tensor '" + name + "' must be F32");
+    return reinterpret_cast<const float*>(t.data);
+}
+
+float optional_scale(const GgufFile& file, std::uint32_t layer, const char* suffix) {
+    const GgufTensorInfo* t = file.find_tensor(block_tensor_name(layer, suffix));
+    if (t == nullptr) return 1.0f;
+    float v;
+    std::memcpy(&v, t->data, 4);
+    if (!std::isfinite(v)) fail(ErrorCode::InvalidFormat, file.path() + ": tensor '" + t->name + "' is not finite");
+    return v;
+}
+
+void scale_in_place(float* x, std::int64_t n, float s) {
+    if (s == 1.0f) return;
+    for (std::int64_t i = 0; i < n; ++i) x[i] *= s;
+}
+
+}  // namespace
+
+Transformer::Transformer(std::shared_ptr<const GgufFile> file) : file_(std::move(file)), config_(read_model_config(*file_)) {
+    const GgufFile& f = *file_;
+    token_embd_ = view_of(f, f.tensor("token_embd.weight"));
+    output_ = config_.tied_output ? token_embd_ : view_of(f, f.tensor("output.weight"));
+    output_norm_ = f32_of(f, "output_norm.weight");
+    for (std::uint32_t b = 0; b < config_.block_count; ++b) {
+        auto w = [&](const char* s) { return view_of(f, f.tensor(block_tensor_name(b, s))); };
+        LayerWeights l{};
+        l.attn_norm = f32_of(f, block_tensor_name(b, "attn_norm.weight"));
+        l.attn_sub_norm = f32_of(f, block_tensor_name(b, "attn_sub_norm.weight"));
+        l.ffn_norm = f32_of(f, block_tensor_name(b, "ffn_norm.weight"));
+        l.ffn_sub_norm = f32_of(f, block_tensor_name(b, "ffn_sub_norm.weight"));
+        l.wq = w("attn_q.weight");
+        l.wk = w("attn_k.weight");
+        l.wv = w("attn_v.weight");
+        l.wo = w("attn_output.weight");
+        l.gate = w("ffn_gate.weight");
+        l.up = w("ffn_up.weight");
+        l.down = w("ffn_down.weight");
+        l.scale_q = optional_scale(f, b, "attn_q.scale");
+        l.scale_k = optional_scale(f, b, "attn_k.scale");
+        l.scale_v = optional_scale(f, b, "attn_v.scale");
+        l.scale_o = optional_scale(f, b, "attn_output.scale");
+        l.scale_gate = optional_scale(f, b, "ffn_gate.scale");
+        l.scale_up = optional_scale(f, b, "ffn_up.scale");
+        l.scale_down = optional_scale(f, b, "ffn_down.scale");
+        layers_.push_back(l);
+    }
+}
+
+std::uint64_t Transformer::weight_bytes_per_token() const {
+    std::uint64_t total = static_cast<std::uint64_t>(output_.rows) * output_.row_bytes();
+    for (const LayerWeights& l : layers_)
+        for (const kernels::WeightView* w : {&l.wq, &l.wk, &l.wv, &l.wo, &l.gate, &l.up, &l.down})
+            total += static_cast<std::uint64_t>(w->rows) * w->row_bytes();
+    return total;
+}
+
+namespace {
+
+// Attention of one query head over positions 0 .. n_pos - 1 of one KV head. Two numerics:
+//  - Standard: scores in f32, softmax (sums in double), f32 weighted sum of V — what ggml's
+//    non-flash path computes; reproduces bitnet.cpp's prompt logits to ~1e-4.
+//  - Flash: llama.cpp's CPU flash-attention (-fa): online softmax, and with an F16 cache the V
+//    sum is accumulated in F16 (rounded after every position). bitnet.cpp's greedy continuation
+//    in ../shared/fixtures/bitnet-cpp was produced this way (all 32 tokens reproduce with it).
+// With an F16 cache the query is rounded to F16 first, as ggml converts it for the K dot product.
+template <typename T>
+void attend(const float* q, std::int64_t hd, std::int64_t n_pos, float scale, AttentionMode mode,
+            const T* const* keys, const T* const* values, std::vector<float>& scores, float* out) {
+    constexpr bool f16 = std::is_same_v<T, std::uint16_t>;
+    auto score = [&](std::int64_t p) {
+        if constexpr (f16) return kernels::dot_f16_f32(keys[p], q, hd);
+        else return kernels::dot_f32(keys[p], q, hd);
+    };
+    auto add_v = [&](std::int64_t p, float w) {
+        if constexpr (f16) kernels::add_scaled_f16(out, values[p], w, hd);
+        else kernels::add_scaled_f32(out, values[p], w, hd);
+    };
+    std::memset(out, 0, static_cast<std::size_t>(hd) * 4);
+    if (mode == AttentionMode::Standard) {
+        scores.resize(static_cast<std::size_t>(n_pos));
+        for (std::int64_t p = 0; p < n_pos; ++p) scores[static_cast<std::size_t>(p)] = score(p);
+        kernels::softmax(scores.data(), n_pos, scale);
+        for (std::int64_t p = 0; p < n_pos; ++p) add_v(p, scores[static_cast<std::size_t>(p)]);
+        return;
+    }
+    // Flash: running max, running sum, accumulator rescaled when the max grows.
+    float sum = 0.0f, max = -INFINITY;
+    for (std::int64_t p = 0; p < n_pos; ++p) {
+        const float s = score(p) * scale;
+        float ms = 1.0f, vs = 1.0f;
+        if (s > max) {
+            ms = std::exp(max - s);
+            max = s;
+            for (std::int64_t i = 0; i < hd; ++i) out[i] *= ms;
+            if constexpr (f16) kernels::round_to_f16(out, hd);
+        } else {
+            vs = std::exp(s - max);
+        }
+        add_v(p, vs);
+        if constexpr (f16) kernels::round_to_f16(out, hd);
+        sum = sum * ms + vs;
+    }
+    const float inv = sum == 0.0f ? 0.0f : 1.0f / sum;
+    for (std::int64_t i = 0; i < hd; ++i) out[i] *= inv;
+}
+
+}  // namespace
+
+void Transformer::attention(std::int64_t layer, const float* q, std::int64_t n_tokens, std::int64_t start,
+                            const KvCache& cache, AttentionMode mode, float* out) const {
+    const std::int64_t hd = config_.head_dim, n_head = config_.head_count, n_kv = config_.head_count_kv;
+    const std::int64_t group = n_head / n_kv;
+    const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+    const bool f16 = cache.type() == KvType::F16;
+    const std::int64_t n_max = start + n_tokens;
+    // Row pointers of every cached position for each KV head (cheap, and keeps attend() simple).
+    std::vector<const std::uint16_t*> k16, v16;
+    std::vector<const float*> k32, v32;
+    for (std::int64_t h = 0; h < n_kv; ++h)
+        for (std::int64_t p = 0; p < n_max; ++p) {
+            if (f16) {
+                k16.push_back(cache.k_f16(layer, p) + h * hd);
+                v16.push_back(cache.v_f16(layer, p) + h * hd);
+            } else {
+                k32.push_back(cache.k_f32(layer, p) + h * hd);
+                v32.push_back(cache.v_f32(layer, p) + h * hd);
+            }
+        }
+    const std::int64_t jobs = n_tokens * n_head;
+#pragma omp parallel for schedule(dynamic, 1) if (jobs * n_max > 4096)
+    for (std::int64_t job = 0; job < jobs; ++job) {
+        const std::int64_t t = job / n_head, h = job % n_head;
+        const std::int64_t n_pos = start + t + 1;  // causal: positions 0 .. start + t
+        const std::int64_t kvh = h / group;        // query head h uses KV head h / group
+        thread_local std::vector<float> scores, qh;
+        qh.assign(q + (t * n_head + h) * hd, q + (t * n_head + h + 1) * hd);
+        float* o = out + (t * n_head + h) * hd;
+        if (f16) {
+            kernels::round_to_f16(qh.data(), hd);
+            attend(qh.data(), hd, n_pos, scale, mode, k16.data() + kvh * n_max, v16.data() + kvh * n_max, scores, o);
+        } else {
+            attend(qh.data(), hd, n_pos, scale, mode, k32.data() + kvh * n_max, v32.data() + kvh * n_max, scores, o);
+        }
+    }
+}
+
+void Transformer::forward(std::span<const std::int32_t> tokens, std::int64_t start, KvCache& cache,
+                          const kernels::Backend& backend, LogitsFor which, std::vector<float>& logits) const {
+    const auto n = static_cast<std::int64_t>(tokens.size());
+    if (n == 0) fail(ErrorCode::InvalidArgument, "forward() needs at least one token");
+    if (start < 0 || start + n > cache.context())
+        fail(ErrorCode::InvalidArgument, "positions " + std::to_string(start) + ".." + std::to_string(start + n - 1) +
+                                             " do not fit the context of " + std::to_string(cache.context()) + " tokens");
+    const std::int64_t h = config_.hidden, hd = config_.head_dim, ffn = config_.ffn_hidden;
+    const std::int64_t q_dim = static_cast<std::int64_t>(config_.head_count) * hd;
+    const std::int64_t kv_dim = static_cast<std::int64_t>(config_.head_count_kv) * hd;
+    auto buffer = [](std::int64_t size) { return std::vector<float>(static_cast<std::size_t>(size)); };
+    std::vector<float> x = buffer(n * h), xn = buffer(n * h), q = buffer(n * q_dim), k = buffer(n * kv_dim),
+                       v = buffer(n * kv_dim), att = buffer(n * q_dim), proj = buffer(n * h), g = buffer(n * ffn),
+                       u = buffer(n * ffn);
+
+    for (std::int64_t t = 0; t < n; ++t) {
+        const std::int32_t id = tokens[static_cast<std::size_t>(t)];
+        if (id < 0 || id >= token_embd_.rows)
+            fail(ErrorCode::InvalidArgument, "token id " + std::to_string(id) + " is outside the embedding of " +
+                                                 std::to_string(token_embd_.rows) + " rows");
+        backend.get_row(token_embd_, id, x.data() + t * h);
+    }
+
+    for (std::size_t layer = 0; layer < layers_.size(); ++layer) {
+        const LayerWeights& l = layers_[layer];
+        for (std::int64_t t = 0; t < n; ++t) kernels::rmsnorm(x.data() + t * h, l.attn_norm, h, config_.rms_eps, xn.data() + t * h);
+        backend.matmul_many({{&l.wq, q.data()}, {&l.wk, k.data()}, {&l.wv, v.data()}}, xn.data(), n);
+        scale_in_place(q.data(), n * q_dim, l.scale_q);
+        scale_in_place(k.data(), n * kv_dim, l.scale_k);
+        scale_in_place(v.data(), n * kv_dim, l.scale_v);
+        for (std::int64_t t = 0; t < n; ++t) {
+            kernels::rope_neox(q.data() + t * q_dim, config_.head_count, hd, config_.rope_dim, start + t, config_.rope_freq_base);
+            kernels::rope_neox(k.data() + t * kv_dim, config_.head_count_kv, hd, config_.rope_dim, start + t, config_.rope_freq_base);
+            cache.write(static_cast<std::int64_t>(layer), start + t, k.data() + t * kv_dim, v.data() + t * kv_dim);
+        }
+        attention(static_cast<std::int64_t>(layer), q.data(), n, start, cache, attention_mode_, att.data());
+        for (std::int64_t t = 0; t < n; ++t)
+            kernels::rmsnorm(att.data() + t * q_dim, l.attn_sub_norm, q_dim, config_.rms_eps, att.data() + t * q_dim);
+        backend.matmul(l.wo, att.data(), n, proj.data());
+        scale_in_place(proj.data(), n * h, l.scale_o);
+        for (std::int64_t i = 0; i < n * h; ++i) x[static_cast<std::size_t>(i)] += proj[static_cast<std::size_t>(i)];
+
+        for (std::int64_t t = 0; t < n; ++t) kernels::rmsnorm(x.data() + t * h, l.ffn_norm, h, config_.rms_eps, xn.data() + t * h);
+        backend.matmul_many({{&l.gate, g.data()}, {&l.up, u.data()}}, xn.data(), n);
+        scale_in_place(g.data(), n * ffn, l.scale_gate);
+        scale_in_place(u.data(), n * ffn, l.scale_up);
+        if (config_.ffn_activation == FfnActivation::ReluSquared) {
+            kernels::relu_squared_mul(g.data(), u.data(), n * ffn);
+        } else {
+            kernels::silu_mul(g.data(), u.data(), n * ffn);
+        }
+        for (std::int64_t t = 0; t < n; ++t)
+            kernels::rmsnorm(g.data() + t * ffn, l.ffn_sub_norm, ffn, config_.rms_eps, g.data() + t * ffn);
+        backend.matmul(l.down, g.data(), n, proj.data());
+        scale_in_place(proj.data(), n * h, l.scale_down);
+        for (std::int64_t i = 0; i < n * h; ++i) x[static_cast<std::size_t>(i)] += proj[static_cast<std::size_t>(i)];
+    }
+
+    const std::int64_t first = which == LogitsFor::LastPosition ? n - 1 : 0;
+    const std::int64_t rows = n - first;
+    for (std::int64_t t = first; t < n; ++t)
+        kernels::rmsnorm(x.data() + t * h, output_norm_, h, config_.rms_eps, xn.data() + (t - first) * h);
+    logits.resize(static_cast<std::size_t>(rows * output_.rows));
+    backend.matmul(output_, xn.data(), rows, logits.data());
+}
+
+}  // namespace bitnet::models
