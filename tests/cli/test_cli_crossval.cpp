@@ -63,7 +63,7 @@ TEST_CASE("bitnet perplexity on a generated model and 20 kB of text: finite, rep
         std::string chunk = "It was the best of times, it was the worst of times, it was the age of wisdom. ";
         while (out.tellp() < 20000) out << chunk;
     }
-    const std::string cmd = std::string(BITNET_CLI_PATH) + " perplexity --json -m " + test::quoted(model) + " -f " + text + " -c 256";
+    const std::string cmd = std::string(BITNET_CLI_PATH) + " perplexity --json -m " + test::quoted(model) + " -f " + text + " -c 256 --stride 128";
     const auto a = test::run_command(cmd + " -t 1");
     const auto b = test::run_command(cmd + " -t 2");
     const auto c = test::run_command(cmd + " -t 2");
@@ -75,4 +75,10 @@ TEST_CASE("bitnet perplexity on a generated model and 20 kB of text: finite, rep
     CHECK(ja["perplexity"] == jb["perplexity"]);
     CHECK(jb["perplexity"] == jc["perplexity"]);
     CHECK(ja["scored_tokens"].get<int>() + 1 == ja["tokens"].get<int>());
+    // The default is llama.cpp's chunk convention: 127 scored tokens per 256-token chunk.
+    const auto chunks = test::run_command(std::string(BITNET_CLI_PATH) + " perplexity --json -m " + test::quoted(model) + " -f " + text + " -c 256");
+    REQUIRE(chunks.exit_code == 0);
+    const auto jc2 = nlohmann::json::parse(chunks.out);
+    CHECK(jc2["scored_tokens"].get<int>() == 127 * (ja["tokens"].get<int>() / 256));
+    CHECK(std::isfinite(jc2["perplexity"].get<double>()));
 }

@@ -58,8 +58,34 @@ TEST_CASE("sliding windows score every token once; results are finite and indepe
     CHECK(a.windows == 9);  // starts 0, 32, ..., 256 (the last reaches the end)
     CHECK(std::isfinite(a.perplexity));
     CHECK(a.perplexity == b.perplexity);
+    // stride == window: the first token of each later window has no context and is skipped.
     const auto chunks = inference::compute_perplexity(*load(path, 2), tokens, 64, 64);
-    CHECK(chunks.scored_tokens == 299);
+    CHECK(chunks.windows == 5);
+    CHECK(chunks.scored_tokens == 299 - 4);
     CHECK_THROWS_AS(inference::compute_perplexity(*load(path, 2), tokens, 64, 0), Error);
     CHECK_THROWS_AS(inference::compute_perplexity(*load(path, 2), tokens, 1000, 10), Error);
+}
+
+TEST_CASE("llama.cpp's chunk convention scores the second half of each chunk, with BOS first") {
+    test::TempDir dir("ppl-chunks");
+    auto engine = load(test::write_synthetic_model(dir, "tiny", 5), 2);
+    const auto tokens = some_tokens(200);
+    const std::int32_t bos = *engine->tokenizer().special_tokens().bos;
+    const auto r = inference::compute_perplexity_chunks(*engine, tokens, 64, bos);
+    CHECK(r.windows == 3);               // floor(200 / 64)
+    CHECK(r.scored_tokens == 3 * 31);    // positions 32 .. 62 predict 33 .. 63
+    // Direct computation for the first chunk.
+    std::vector<std::int32_t> chunk(tokens.begin(), tokens.begin() + 64);
+    chunk[0] = bos;
+    const auto logits = engine->evaluate_all(chunk);
+    const std::size_t vocab = engine->model().config().vocab_size;
+    double nll = 0;
+    for (std::size_t j = 32; j < 63; ++j) {
+        double z = 0;
+        for (std::size_t i = 0; i < vocab; ++i) z += std::exp(static_cast<double>(logits[j * vocab + i]));
+        nll -= std::log(std::exp(static_cast<double>(logits[j * vocab + static_cast<std::size_t>(chunk[j + 1])])) / z);
+    }
+    const auto first_only = inference::compute_perplexity_chunks(*engine, std::vector<std::int32_t>(tokens.begin(), tokens.begin() + 64), 64, bos);
+    CHECK(first_only.perplexity == Approx(std::exp(nll / 31.0)).epsilon(1e-9));
+    CHECK_THROWS_AS(inference::compute_perplexity_chunks(*engine, some_tokens(10), 64, bos), Error);
 }
