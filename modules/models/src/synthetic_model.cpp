@@ -40,6 +40,19 @@ std::uint64_t tensor_seed(std::uint64_t seed, const std::string& name) {
 // number of threads.
 constexpr std::uint64_t kRowsPerChunk = 64;
 
+// Calls fill(first_row, end_row, rng) for chunks of kRowsPerChunk rows in parallel, each chunk
+// with a generator derived from the tensor seed and the chunk index.
+template <typename Fill>
+void for_each_row_chunk(std::uint64_t rows, std::uint64_t seed, const Fill& fill) {
+    const std::int64_t chunks = static_cast<std::int64_t>((rows + kRowsPerChunk - 1) / kRowsPerChunk);
+#pragma omp parallel for schedule(dynamic, 1)
+    for (std::int64_t c = 0; c < chunks; ++c) {
+        SplitMix64 rng{seed + static_cast<std::uint64_t>(c) * 0x632be59bd9b4e019ull};
+        const std::uint64_t r0 = static_cast<std::uint64_t>(c) * kRowsPerChunk;
+        fill(r0, std::min(rows, r0 + kRowsPerChunk), rng);
+    }
+}
+
 // Ternary codes 0,1,2 (-1, 0, +1) with P(0) = 1/3, like trained BitNet weights.
 void fill_codes(std::uint8_t* codes, std::uint64_t count, SplitMix64& rng) {
     std::uint64_t bits = 0;
@@ -62,35 +75,26 @@ void fill_ternary(std::uint8_t* out, const ExpectedTensor& e, TypeId type, std::
     const std::uint64_t cols = e.ne[0], rows = e.ne[1];
     const std::uint64_t n = cols * rows;
     const float scale = 1.0f / std::sqrt(static_cast<float>(cols) * (2.0f / 3.0f));
-    const std::int64_t chunks = static_cast<std::int64_t>((rows + kRowsPerChunk - 1) / kRowsPerChunk);
     if (type == TypeId::I2_S) {
-#pragma omp parallel for schedule(dynamic, 1)
-        for (std::int64_t c = 0; c < chunks; ++c) {
-            SplitMix64 rng{seed + static_cast<std::uint64_t>(c) * 0x632be59bd9b4e019ull};
-            const std::uint64_t r0 = static_cast<std::uint64_t>(c) * kRowsPerChunk;
-            const std::uint64_t r1 = std::min(rows, r0 + kRowsPerChunk);
+        for_each_row_chunk(rows, seed, [&](std::uint64_t r0, std::uint64_t r1, SplitMix64& rng) {
             std::vector<std::uint8_t> codes((r1 - r0) * cols);
             fill_codes(codes.data(), codes.size(), rng);
             quant::pack_i2s_codes(codes.data(), static_cast<std::int64_t>(codes.size()), out + r0 * cols / 4);
-        }
+        });
         std::memset(out + n / 4, 0, quant::kI2STrailerBytes);
         std::memcpy(out + n / 4, &scale, 4);
         return;
     }
     const quant::TypeTraits& t = quant::traits(type);
     const std::uint64_t row_size = quant::row_bytes(t, cols);
-#pragma omp parallel for schedule(dynamic, 1)
-    for (std::int64_t c = 0; c < chunks; ++c) {
-        SplitMix64 rng{seed + static_cast<std::uint64_t>(c) * 0x632be59bd9b4e019ull};
-        const std::uint64_t r0 = static_cast<std::uint64_t>(c) * kRowsPerChunk;
-        const std::uint64_t r1 = std::min(rows, r0 + kRowsPerChunk);
+    for_each_row_chunk(rows, seed, [&](std::uint64_t r0, std::uint64_t r1, SplitMix64& rng) {
         std::vector<std::uint8_t> codes((r1 - r0) * cols);
         fill_codes(codes.data(), codes.size(), rng);
         std::vector<float> values(codes.size());
         for (std::size_t i = 0; i < codes.size(); ++i)
             values[i] = scale * static_cast<float>(static_cast<int>(codes[i]) - 1);
         t.quantize(values.data(), static_cast<std::int64_t>(values.size()), out + r0 * row_size);
-    }
+    });
 }
 
 void fill_floats(std::uint8_t* out, const ExpectedTensor& e, TypeId type, std::uint64_t seed,
@@ -99,16 +103,11 @@ void fill_floats(std::uint8_t* out, const ExpectedTensor& e, TypeId type, std::u
     const std::uint64_t rows = e.ne.size() > 1 ? e.ne[1] : 1;
     const quant::TypeTraits& t = quant::traits(type);
     const std::uint64_t row_size = quant::row_bytes(t, cols);
-    const std::int64_t chunks = static_cast<std::int64_t>((rows + kRowsPerChunk - 1) / kRowsPerChunk);
-#pragma omp parallel for schedule(dynamic, 1)
-    for (std::int64_t c = 0; c < chunks; ++c) {
-        SplitMix64 rng{seed + static_cast<std::uint64_t>(c) * 0x632be59bd9b4e019ull};
-        const std::uint64_t r0 = static_cast<std::uint64_t>(c) * kRowsPerChunk;
-        const std::uint64_t r1 = std::min(rows, r0 + kRowsPerChunk);
+    for_each_row_chunk(rows, seed, [&](std::uint64_t r0, std::uint64_t r1, SplitMix64& rng) {
         std::vector<float> values((r1 - r0) * cols);
         for (float& v : values) v = mean + stddev * rng.normal();
         t.quantize(values.data(), static_cast<std::int64_t>(values.size()), out + r0 * row_size);
-    }
+    });
 }
 
 }  // namespace

@@ -9,17 +9,6 @@
 namespace bitnet::quant {
 namespace {
 
-void store_half(std::uint8_t* dst, float value) {
-    std::uint16_t h = fp32_to_fp16(value);
-    std::memcpy(dst, &h, 2);
-}
-
-float load_half(const std::uint8_t* src) {
-    std::uint16_t h;
-    std::memcpy(&h, src, 2);
-    return fp16_to_fp32(h);
-}
-
 constexpr std::int64_t kQ8_0Bytes = 34;
 constexpr std::int64_t kQ4_0Bytes = 18;
 
@@ -33,7 +22,7 @@ void quantize_q8_0(const float* in, std::int64_t n, std::uint8_t* out) {
         for (int j = 0; j < kQK8_0; ++j) amax = std::max(amax, std::fabs(x[j]));
         const float d = amax / 127.0f;
         const float id = d != 0.0f ? 1.0f / d : 0.0f;
-        store_half(block, d);
+        store_fp16(block, d);
         for (int j = 0; j < kQK8_0; ++j) {
             block[2 + j] = static_cast<std::uint8_t>(static_cast<std::int8_t>(std::roundf(x[j] * id)));
         }
@@ -43,7 +32,7 @@ void quantize_q8_0(const float* in, std::int64_t n, std::uint8_t* out) {
 void dequantize_q8_0(const std::uint8_t* in, std::int64_t n, float* out) {
     for (std::int64_t b = 0; b < n / kQK8_0; ++b) {
         const std::uint8_t* block = in + b * kQ8_0Bytes;
-        const float d = load_half(block);
+        const float d = load_fp16(block);
         for (int j = 0; j < kQK8_0; ++j) {
             out[b * kQK8_0 + j] = static_cast<float>(static_cast<std::int8_t>(block[2 + j])) * d;
         }
@@ -65,7 +54,7 @@ void quantize_q4_0(const float* in, std::int64_t n, std::uint8_t* out) {
         }
         const float d = max / -8.0f;
         const float id = d != 0.0f ? 1.0f / d : 0.0f;
-        store_half(block, d);
+        store_fp16(block, d);
         for (int j = 0; j < kQK4_0 / 2; ++j) {
             const float x0 = x[j] * id;
             const float x1 = x[j + kQK4_0 / 2] * id;
@@ -81,7 +70,7 @@ void quantize_q4_0(const float* in, std::int64_t n, std::uint8_t* out) {
 void dequantize_q4_0(const std::uint8_t* in, std::int64_t n, float* out) {
     for (std::int64_t b = 0; b < n / kQK4_0; ++b) {
         const std::uint8_t* block = in + b * kQ4_0Bytes;
-        const float d = load_half(block);
+        const float d = load_fp16(block);
         for (int j = 0; j < kQK4_0 / 2; ++j) {
             const int x0 = (block[2 + j] & 0x0f) - 8;
             const int x1 = (block[2 + j] >> 4) - 8;

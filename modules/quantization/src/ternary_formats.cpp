@@ -20,17 +20,6 @@ float block_absmax(const float* x) {
     return amax;
 }
 
-void store_half(std::uint8_t* dst, float value) {
-    std::uint16_t h = fp32_to_fp16(value);
-    std::memcpy(dst, &h, 2);
-}
-
-float load_half(const std::uint8_t* src) {
-    std::uint16_t h;
-    std::memcpy(&h, src, 2);
-    return fp16_to_fp32(h);
-}
-
 // Trit (0..2) of x relative to the block scale: lroundf(x/d) + 1, as ggml does.
 std::uint8_t trit(float x, float inverse_scale) {
     return static_cast<std::uint8_t>(std::lroundf(x * inverse_scale) + 1);
@@ -65,7 +54,7 @@ void quantize_tq2_0(const float* in, std::int64_t n, std::uint8_t* out) {
                 block[chunk * 32 + m] = byte;
             }
         }
-        store_half(block + 64, d);
+        store_fp16(block + 64, d);
     }
 }
 
@@ -75,7 +64,7 @@ void tq2_0_block_codes(const std::uint8_t* block, std::uint8_t* codes) {
             for (int m = 0; m < 32; ++m) *codes++ = static_cast<std::uint8_t>((block[chunk * 32 + m] >> (2 * k)) & 3);
 }
 
-float tq2_0_block_scale(const std::uint8_t* block) { return load_half(block + 64); }
+float tq2_0_block_scale(const std::uint8_t* block) { return load_fp16(block + 64); }
 
 void tq1_0_block_codes(const std::uint8_t* block, std::uint8_t* codes) {
     for (int k = 0; k < 5; ++k)
@@ -86,12 +75,12 @@ void tq1_0_block_codes(const std::uint8_t* block, std::uint8_t* codes) {
         for (int j = 0; j < 4; ++j) codes[240 + 4 * k + j] = unpack_trit(block[48 + j], k);
 }
 
-float tq1_0_block_scale(const std::uint8_t* block) { return load_half(block + 52); }
+float tq1_0_block_scale(const std::uint8_t* block) { return load_fp16(block + 52); }
 
 void dequantize_tq2_0(const std::uint8_t* in, std::int64_t n, float* out) {
     for (std::int64_t b = 0; b < n / kQK_K; ++b) {
         const std::uint8_t* block = in + b * kTQ2_0Bytes;
-        const float d = load_half(block + 64);
+        const float d = load_fp16(block + 64);
         float* y = out + b * kQK_K;
         for (int chunk = 0; chunk < 2; ++chunk) {
             for (int k = 0; k < 4; ++k) {
@@ -130,14 +119,14 @@ void quantize_tq1_0(const float* in, std::int64_t n, std::uint8_t* out) {
                 q = static_cast<std::uint8_t>(q * 3 + trit(x[240 + j + 4 * k], id));
             block[48 + j] = pack_trits(static_cast<std::uint8_t>(q * 3));
         }
-        store_half(block + 52, d);
+        store_fp16(block + 52, d);
     }
 }
 
 void dequantize_tq1_0(const std::uint8_t* in, std::int64_t n, float* out) {
     for (std::int64_t b = 0; b < n / kQK_K; ++b) {
         const std::uint8_t* block = in + b * kTQ1_0Bytes;
-        const float d = load_half(block + 52);
+        const float d = load_fp16(block + 52);
         float* y = out + b * kQK_K;
         for (int k = 0; k < 5; ++k)
             for (int m = 0; m < 32; ++m) y[32 * k + m] = static_cast<float>(unpack_trit(block[m], k) - 1) * d;

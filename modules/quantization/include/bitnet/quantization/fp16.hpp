@@ -61,4 +61,16 @@ inline std::uint16_t fp32_to_bf16(float f) {
     return static_cast<std::uint16_t>((u + (0x7fffu + ((u >> 16) & 1u))) >> 16);
 }
 
+// Half values stored inside block formats (unaligned, little-endian).
+inline void store_fp16(std::uint8_t* dst, float value) {
+    const std::uint16_t h = fp32_to_fp16(value);
+    std::memcpy(dst, &h, 2);
+}
+
+inline float load_fp16(const std::uint8_t* src) {
+    std::uint16_t h;
+    std::memcpy(&h, src, 2);
+    return fp16_to_fp32(h);
+}
+
 }  // namespace bitnet::quant
