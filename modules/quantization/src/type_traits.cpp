@@ -50,7 +50,7 @@ const std::vector<TypeTraits>& common_rows() {
             row(TypeId::IQ1_S, "IQ1_S", 256, 50),
             row(TypeId::IQ4_NL, "IQ4_NL", 32, 18),
             row(TypeId::IQ3_S, "IQ3_S", 256, 110),
-            row(TypeId::IQ2_S, "IQ2_S", 256, 82),
+            row(TypeId::IQ2_S, "IQ2_S", 256, 82, nullptr, dequantize_iq2_s),
             row(TypeId::IQ4_XS, "IQ4_XS", 256, 136),
             row(TypeId::I8, "I8", 1, 1),
             row(TypeId::I16, "I16", 1, 2),

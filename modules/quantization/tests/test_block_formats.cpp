@@ -194,3 +194,48 @@ TEST_CASE("Q8_0 and Q4_0 reconstruction error is bounded by half a step plus the
             REQUIRE(std::fabs(y[b * 32 + j] - x[b * 32 + j]) <= 1.0f * d + 8.0f * d * 0x1p-11f + 1e-6f);
     }
 }
+
+TEST_CASE("IQ2_S dequantizes a hand-built block by the documented layout") {
+    std::vector<std::uint8_t> block(82, 0);
+    const std::uint16_t one = fp32_to_fp16(1.0f);
+    std::memcpy(block.data(), &one, 2);
+    block[74] = 0x21;      // scales[0]: low nibble 1 -> (0.5+1)*0.25 = 0.375; high 2 -> 0.625
+    block[2] = 5;          // qs[0]: group 0 uses grid entry 5 = 0x0808080808190819
+    block[2 + 32] = 0x02;  // signs[0]: element 1 negative
+    block[2 + 2] = 0xff;   // qs[2] with qh bits 4-5 set: entry 0x3ff = 1023 = all 43
+    block[66] = 0x30;      // qh[0]
+    std::vector<float> y(256);
+    dequantize_iq2_s(block.data(), 256, y.data());
+    CHECK(y[0] == 0.375f * 25);
+    CHECK(y[1] == -0.375f * 8);
+    CHECK(y[2] == 0.375f * 25);
+    CHECK(y[3] == 0.375f * 8);
+    CHECK(y[8] == 0.375f * 8);  // group 1: entry 0 (all 8), first sub-block scale
+    for (int j = 16; j < 24; ++j) CHECK(y[j] == 0.625f * 43);  // group 2: second sub-block scale
+    CHECK(y[32] == 0.5f * 0.25f * 8);  // the next 32 elements: scale nibble 0 -> 0.125
+}
+
+TEST_CASE("the IQ2_S grid has 1024 strictly increasing entries of magnitudes 8, 25, 43") {
+    // Read every entry back through the public dequantizer: d = 4 and scale nibble 0 give a
+    // factor of 4 * 0.5 * 0.25 = 0.5, so each magnitude is 2 * y.
+    std::vector<std::uint64_t> entries;
+    for (unsigned index = 0; index < 1024; ++index) {
+        std::vector<std::uint8_t> block(82, 0);
+        const std::uint16_t four = fp32_to_fp16(4.0f);
+        std::memcpy(block.data(), &four, 2);
+        block[2] = static_cast<std::uint8_t>(index & 0xff);
+        block[66] = static_cast<std::uint8_t>(index >> 8);  // qh bits 0-1 for l = 0
+        std::vector<float> y(256);
+        dequantize_iq2_s(block.data(), 256, y.data());
+        std::uint64_t entry = 0;
+        for (int j = 0; j < 8; ++j) {
+            const int magnitude = static_cast<int>(2 * y[static_cast<std::size_t>(j)]);
+            REQUIRE((magnitude == 8 || magnitude == 25 || magnitude == 43));
+            entry |= static_cast<std::uint64_t>(magnitude) << (8 * j);
+        }
+        entries.push_back(entry);
+    }
+    for (std::size_t i = 1; i < entries.size(); ++i) REQUIRE(entries[i - 1] < entries[i]);
+    CHECK(entries.front() == 0x0808080808080808ull);
+    CHECK(entries.back() == 0x2b2b2b2b2b2b2b2bull);
+}

@@ -49,6 +49,9 @@ float tq1_0_block_scale(const std::uint8_t* block);
 // Q6_K: {u8 ql[128]; u8 qh[64]; i8 scales[16]; f16 d} — dequantize only.
 void dequantize_q6_k(const std::uint8_t* in, std::int64_t n, float* out);
 
+// IQ2_S: {f16 d; u8 qs[64]; u8 qh[8]; u8 scales[8]} with the 1024-entry grid — dequantize only.
+void dequantize_iq2_s(const std::uint8_t* in, std::int64_t n, float* out);
+
 // I2_S (bitnet.cpp, x86 layout): n/4 packed bytes of codes c in {0,1,2} (value (c-1)*s), then
 // the float32 per-tensor scale s and 28 bytes of padding. `out` must hold n/4 + 32 bytes.
 // Quantize: s = max|w|; c = 1 if |w| < 1e-6, else 2 for w > 0 and 0 for w < 0.
