@@ -24,7 +24,8 @@ std::string english_text(std::size_t target_bytes) {
     while (text.size() < target_bytes) text += corpus;
     text.resize(target_bytes);
     // Do not end inside a multi-byte character.
-    while (!text.empty() && (static_cast<unsigned char>(text.back()) & 0xC0) == 0x80) text.pop_back();
+    while (!text.empty() && (static_cast<unsigned char>(text.back()) & 0xC0) == 0x80)
+        text.pop_back();
     return text;
 }
 
@@ -43,13 +44,18 @@ void encode_benchmark(benchmark::State& state, const char* relative_path) {
         benchmark::DoNotOptimize(ids.data());
     }
     state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * text.size()));
-    state.counters["tokens/s"] = benchmark::Counter(static_cast<double>(tokens) * static_cast<double>(state.iterations()),
-                                                    benchmark::Counter::kIsRate);
+    state.counters["tokens/s"] =
+        benchmark::Counter(static_cast<double>(tokens) * static_cast<double>(state.iterations()),
+                           benchmark::Counter::kIsRate);
     state.counters["tokens"] = static_cast<double>(tokens);
 }
 
-void BM_EncodeLlama3_1MB(benchmark::State& state) { encode_benchmark(state, "fixtures/tokenizers/llama3/tokenizer.json"); }
-void BM_EncodeLlama2_1MB(benchmark::State& state) { encode_benchmark(state, "fixtures/tokenizers/llama2/tokenizer.json"); }
+void BM_EncodeLlama3_1MB(benchmark::State& state) {
+    encode_benchmark(state, "fixtures/tokenizers/llama3/tokenizer.json");
+}
+void BM_EncodeLlama2_1MB(benchmark::State& state) {
+    encode_benchmark(state, "fixtures/tokenizers/llama2/tokenizer.json");
+}
 
 }  // namespace
 

@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build pkg-config git
   catch2 nlohmann-json3-dev libspdlog-dev libfmt-dev libeigen3-dev libcli11-dev
-  libcurl4-openssl-dev libcpp-httplib-dev libbenchmark-dev libomp-dev
+  libcurl4-openssl-dev libcpp-httplib-dev libbenchmark-dev libomp-dev clang-format
 )
 
 missing=()

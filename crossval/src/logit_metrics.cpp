@@ -13,17 +13,21 @@ namespace {
 void check_sizes(std::span<const float> a, std::span<const float> b) {
     if (a.empty() || a.size() != b.size())
         fail(ErrorCode::InvalidArgument, "logit vectors must be non-empty and equal in size (" +
-                                             std::to_string(a.size()) + " vs " + std::to_string(b.size()) + ")");
+                                             std::to_string(a.size()) + " vs " +
+                                             std::to_string(b.size()) + ")");
 }
 
 std::vector<std::int32_t> top_k(std::span<const float> x, std::size_t k) {
     std::vector<std::int32_t> idx(x.size());
     std::iota(idx.begin(), idx.end(), 0);
     k = std::min(k, x.size());
-    std::partial_sort(idx.begin(), idx.begin() + static_cast<std::ptrdiff_t>(k), idx.end(), [&x](std::int32_t a, std::int32_t b) {
-        return x[static_cast<std::size_t>(a)] != x[static_cast<std::size_t>(b)] ? x[static_cast<std::size_t>(a)] > x[static_cast<std::size_t>(b)]
-                                                                                : a < b;
-    });
+    std::partial_sort(idx.begin(), idx.begin() + static_cast<std::ptrdiff_t>(k), idx.end(),
+                      [&x](std::int32_t a, std::int32_t b) {
+                          return x[static_cast<std::size_t>(a)] != x[static_cast<std::size_t>(b)]
+                                     ? x[static_cast<std::size_t>(a)] >
+                                           x[static_cast<std::size_t>(b)]
+                                     : a < b;
+                      });
     idx.resize(k);
     return idx;
 }
@@ -71,7 +75,8 @@ PositionMetrics compare_position(std::span<const float> ours, std::span<const fl
     m.relative_l2 = relative_l2(ours, reference);
     double mean_a = 0, mean_b = 0;
     for (std::size_t i = 0; i < ours.size(); ++i) {
-        m.max_abs_diff = std::max(m.max_abs_diff, std::fabs(static_cast<double>(ours[i]) - reference[i]));
+        m.max_abs_diff =
+            std::max(m.max_abs_diff, std::fabs(static_cast<double>(ours[i]) - reference[i]));
         mean_a += ours[i];
         mean_b += reference[i];
     }
@@ -93,9 +98,11 @@ PositionMetrics compare_position(std::span<const float> ours, std::span<const fl
     for (auto id : top_ours) overlap += std::count(top_ref.begin(), top_ref.end(), id) > 0;
     m.top5_overlap = overlap / static_cast<double>(top_ours.size());
     if (top_ref.size() > 1)
-        m.reference_margin = static_cast<double>(reference[static_cast<std::size_t>(top_ref[0])]) - reference[static_cast<std::size_t>(top_ref[1])];
+        m.reference_margin = static_cast<double>(reference[static_cast<std::size_t>(top_ref[0])]) -
+                             reference[static_cast<std::size_t>(top_ref[1])];
     const auto lp = log_softmax(reference), lq = log_softmax(ours);
-    for (std::size_t i = 0; i < lp.size(); ++i) m.kl_divergence += std::exp(lp[i]) * (lp[i] - lq[i]);
+    for (std::size_t i = 0; i < lp.size(); ++i)
+        m.kl_divergence += std::exp(lp[i]) * (lp[i] - lq[i]);
     return m;
 }
 

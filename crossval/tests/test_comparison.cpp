@@ -25,7 +25,8 @@ std::vector<float> random_logits(std::size_t n, std::uint32_t seed) {
 
 TEST_CASE("identical logits: cosine 1, zero divergence, every check passes") {
     const auto a = random_logits(4 * 100, 1);
-    const auto r = crossval::compare_logits("same", {0, 1, 2, 3}, a, a, 100, crossval::same_engine_tolerances());
+    const auto r = crossval::compare_logits("same", {0, 1, 2, 3}, a, a, 100,
+                                            crossval::same_engine_tolerances());
     CHECK(r.passed());
     for (const auto& m : r.metrics) {
         CHECK(m.cosine == Approx(1.0));
@@ -44,7 +45,8 @@ TEST_CASE("a perturbation of known size gives the expected relative L2 and fails
     for (int i = 0; i < 1000; ++i) norm += static_cast<double>(ref[1000 + i]) * ref[1000 + i];
     const double delta = 0.05 * std::sqrt(norm) / std::sqrt(1000.0);
     for (int i = 0; i < 1000; ++i) ours[1000 + i] += static_cast<float>(i % 2 ? delta : -delta);
-    const auto r = crossval::compare_logits("perturbed", {4, 5, 6}, ours, ref, 1000, crossval::same_engine_tolerances());
+    const auto r = crossval::compare_logits("perturbed", {4, 5, 6}, ours, ref, 1000,
+                                            crossval::same_engine_tolerances());
     CHECK(r.metrics[1].relative_l2 == Approx(0.05).epsilon(1e-3));
     CHECK(r.metrics[0].relative_l2 == 0.0);
     CHECK(r.metrics[1].max_abs_diff == Approx(delta).epsilon(1e-4));
@@ -82,7 +84,8 @@ TEST_CASE("reference-logits files round-trip and corrupt ones are refused") {
     CHECK(back.logits == f.logits);
     // Truncate the data: the size check names what was expected.
     std::filesystem::resize_file(path, std::filesystem::file_size(path) - 4);
-    CHECK_THROWS_WITH(crossval::read_logits_file(path), Catch::Contains("expected 56 bytes of logits"));
+    CHECK_THROWS_WITH(crossval::read_logits_file(path),
+                      Catch::Contains("expected 56 bytes of logits"));
     std::ofstream(path) << "not a logits file";
     CHECK_THROWS_WITH(crossval::read_logits_file(path), Catch::Contains("BNLOGIT1"));
 }

@@ -9,10 +9,12 @@ using namespace bitnet;
 TEST_CASE("bitnet inspect --json describes a generated small model") {
     test::TempDir dir("inspect");
     const std::string path = dir.file("small.gguf");
-    const auto gen = test::run_command(std::string(XTASK_PATH) + " gen-model --preset small --seed 3 -q -o " + test::quoted(path));
+    const auto gen = test::run_command(
+        std::string(XTASK_PATH) + " gen-model --preset small --seed 3 -q -o " + test::quoted(path));
     INFO(gen.err);
     REQUIRE(gen.exit_code == 0);
-    const auto r = test::run_command(std::string(BITNET_CLI_PATH) + " inspect --json " + test::quoted(path));
+    const auto r =
+        test::run_command(std::string(BITNET_CLI_PATH) + " inspect --json " + test::quoted(path));
     INFO(r.err);
     REQUIRE(r.exit_code == 0);
     const auto j = nlohmann::json::parse(r.out);
@@ -25,7 +27,8 @@ TEST_CASE("bitnet inspect --json describes a generated small model") {
     CHECK(j["tensors"].size() == 2 + 4 * 11);
     CHECK(j["type_ids_read_as"] == "bitnet.cpp");
 
-    const auto human = test::run_command(std::string(BITNET_CLI_PATH) + " inspect --tensors " + test::quoted(path));
+    const auto human = test::run_command(std::string(BITNET_CLI_PATH) + " inspect --tensors " +
+                                         test::quoted(path));
     REQUIRE(human.exit_code == 0);
     CHECK_THAT(human.out, Catch::Contains("blk.3.ffn_down.weight"));
     CHECK_THAT(human.out, Catch::Contains("4 blocks"));
@@ -33,8 +36,10 @@ TEST_CASE("bitnet inspect --json describes a generated small model") {
 
 TEST_CASE("bitnet inspect shows the bitnet.cpp fixture's architecture and tokenizer") {
     BITNET_REQUIRE_SHARED("fixtures/bitnet-cpp/mini-bitnet-i2_s.gguf");
-    const std::string path = (test::shared_dir() / "fixtures/bitnet-cpp/mini-bitnet-i2_s.gguf").string();
-    const auto r = test::run_command(std::string(BITNET_CLI_PATH) + " inspect --json " + test::quoted(path));
+    const std::string path =
+        (test::shared_dir() / "fixtures/bitnet-cpp/mini-bitnet-i2_s.gguf").string();
+    const auto r =
+        test::run_command(std::string(BITNET_CLI_PATH) + " inspect --json " + test::quoted(path));
     REQUIRE(r.exit_code == 0);
     const auto j = nlohmann::json::parse(r.out);
     CHECK(j["architecture"]["name"] == "bitnet");

@@ -32,8 +32,10 @@ TEST_CASE("bitnet run --greedy twice gives identical tokens; --metrics-json reco
     test::TempDir dir("cli-greedy");
     const std::string model = test::write_synthetic_model(dir, "tiny", 4);
     const std::string m1 = dir.file("m1.json"), m2 = dir.file("m2.json");
-    const auto a = test::run_command(run_cmd(model, "-p 'The capital of France is' -n 24 --greedy --metrics-json " + m1));
-    const auto b = test::run_command(run_cmd(model, "-p 'The capital of France is' -n 24 --greedy --kernel ref --metrics-json " + m2));
+    const auto a = test::run_command(
+        run_cmd(model, "-p 'The capital of France is' -n 24 --greedy --metrics-json " + m1));
+    const auto b = test::run_command(run_cmd(
+        model, "-p 'The capital of France is' -n 24 --greedy --kernel ref --metrics-json " + m2));
     REQUIRE(a.exit_code == 0);
     REQUIRE(b.exit_code == 0);
     CHECK(a.out == b.out);  // default and reference backends agree token for token
@@ -53,12 +55,14 @@ TEST_CASE("bitnet run refuses bad input with usage (2) or runtime (1) exit codes
         int code;
         std::string fragment;
     };
-    for (const Case& c : {Case{"-p hi -n 0", 2, "-n must be"}, Case{"-p hi --temp -1", 2, "--temp"},
-                          Case{"-p hi --temp nan", 2, "--temp"}, Case{"-p hi --top-p 0", 2, "--top-p"},
-                          Case{"-p hi --top-p 1.5", 2, "--top-p"}, Case{"-p hi --device tpu", 2, "unknown device"},
-                          Case{"-p hi --device cuda", 1, "--device cpu"}, Case{"-p hi -c 8 --file /etc/hostname -n 1", 0, ""},
-                          Case{"-p '" + std::string(300, 'x') + " y' -c 16", 2, "context holds 16"},
-                          Case{"-p hi --kv-type f8", 2, "kv-type"}}) {
+    for (const Case& c :
+         {Case{"-p hi -n 0", 2, "-n must be"}, Case{"-p hi --temp -1", 2, "--temp"},
+          Case{"-p hi --temp nan", 2, "--temp"}, Case{"-p hi --top-p 0", 2, "--top-p"},
+          Case{"-p hi --top-p 1.5", 2, "--top-p"}, Case{"-p hi --device tpu", 2, "unknown device"},
+          Case{"-p hi --device cuda", 1, "--device cpu"},
+          Case{"-p hi -c 8 --file /etc/hostname -n 1", 0, ""},
+          Case{"-p '" + std::string(300, 'x') + " y' -c 16", 2, "context holds 16"},
+          Case{"-p hi --kv-type f8", 2, "kv-type"}}) {
         if (c.code == 0) continue;
         const auto r = test::run_command(run_cmd(model, c.args));
         INFO(c.args << " -> " << r.err);
@@ -66,7 +70,8 @@ TEST_CASE("bitnet run refuses bad input with usage (2) or runtime (1) exit codes
         CHECK_THAT(r.err, Catch::Contains(c.fragment));
         CHECK(r.out.empty());
     }
-    const auto missing = test::run_command(std::string(BITNET_CLI_PATH) + " run -m " + dir.file("nope.gguf") + " -p hi");
+    const auto missing = test::run_command(std::string(BITNET_CLI_PATH) + " run -m " +
+                                           dir.file("nope.gguf") + " -p hi");
     CHECK(missing.exit_code == 1);
     CHECK_THAT(missing.err, Catch::Contains("nope.gguf"));
 }
@@ -77,13 +82,15 @@ TEST_CASE("BITNET_STRICT_MODE=1 turns a kernel fallback into an error") {
     const auto relaxed = test::run_command(run_cmd(model, "-p hi -n 2 --kernel tl1"));
     CHECK(relaxed.exit_code == 0);
     CHECK_THAT(relaxed.err, Catch::Contains("not implemented yet"));
-    const auto strict = test::run_command("BITNET_STRICT_MODE=1 " + run_cmd(model, "-p hi -n 2 --kernel tl1"));
+    const auto strict =
+        test::run_command("BITNET_STRICT_MODE=1 " + run_cmd(model, "-p hi -n 2 --kernel tl1"));
     CHECK(strict.exit_code == 1);
     CHECK_THAT(strict.err, Catch::Contains("BITNET_STRICT_MODE"));
 }
 
 TEST_CASE("bitnet run without a model uses the built-in demo model and says so") {
-    const auto r = test::run_command("env -u BITNET_GGUF " + std::string(BITNET_CLI_PATH) + " run -p 'The capital of France is' -n 8 --seed 1");
+    const auto r = test::run_command("env -u BITNET_GGUF " + std::string(BITNET_CLI_PATH) +
+                                     " run -p 'The capital of France is' -n 8 --seed 1");
     INFO(r.err);
     REQUIRE(r.exit_code == 0);
     CHECK_THAT(r.err, Catch::Contains("built-in demo model"));
@@ -99,7 +106,8 @@ TEST_CASE("bitnet chat answers turns from stdin, /reset and /exit work") {
         std::ofstream in(input);
         in << "hello\n/reset\nagain\n/exit\n";
     }
-    const auto r = test::run_command(std::string(BITNET_CLI_PATH) + " chat -m " + test::quoted(model) + " -n 8 --seed 3", input);
+    const auto r = test::run_command(
+        std::string(BITNET_CLI_PATH) + " chat -m " + test::quoted(model) + " -n 8 --seed 3", input);
     INFO(r.err);
     CHECK(r.exit_code == 0);
     CHECK_THAT(r.out, Catch::Contains("(conversation cleared)"));

@@ -38,8 +38,10 @@ const Fixture& fixture() {
         x.expected = nlohmann::json::parse(json);
         std::ifstream raw(dir / "mini-bitnet-i2_s.prompt0.last.f32", std::ios::binary);
         x.last_logits.resize(x.expected["n_vocab"].get<std::size_t>());
-        raw.read(reinterpret_cast<char*>(x.last_logits.data()), static_cast<std::streamsize>(x.last_logits.size() * 4));
-        x.tokens = tokenizers::load_tokenizer(*x.file)->encode(x.expected["prompt"].get<std::string>(), true, false);
+        raw.read(reinterpret_cast<char*>(x.last_logits.data()),
+                 static_cast<std::streamsize>(x.last_logits.size() * 4));
+        x.tokens = tokenizers::load_tokenizer(*x.file)->encode(
+            x.expected["prompt"].get<std::string>(), true, false);
         return x;
     }();
     return f;
@@ -48,8 +50,12 @@ const Fixture& fixture() {
 float top2_margin(std::span<const float> logits) {
     float first = -INFINITY, second = -INFINITY;
     for (float v : logits) {
-        if (v > first) { second = first; first = v; }
-        else if (v > second) { second = v; }
+        if (v > first) {
+            second = first;
+            first = v;
+        } else if (v > second) {
+            second = v;
+        }
     }
     return first - second;
 }
@@ -66,14 +72,17 @@ void check_prompt_logits(const kernels::Backend& backend) {
         const auto pos = position["pos"].get<std::size_t>();
         const std::span<const float> row(logits.data() + pos * vocab, vocab);
         const auto& top = position["top20"];
-        INFO("position " << pos << ", bitnet.cpp's top-1 margin " << top[0][1].get<float>() - top[1][1].get<float>());
+        INFO("position " << pos << ", bitnet.cpp's top-1 margin "
+                         << top[0][1].get<float>() - top[1][1].get<float>());
         CHECK(inference::greedy_token(row) == top[0][0].get<std::int32_t>());
         // bitnet.cpp's 20 highest logits, value by value.
-        for (const auto& entry : top) CHECK(row[entry[0].get<std::size_t>()] == Approx(entry[1].get<float>()).margin(1e-3));
+        for (const auto& entry : top)
+            CHECK(row[entry[0].get<std::size_t>()] == Approx(entry[1].get<float>()).margin(1e-3));
     }
     const std::span<const float> last(logits.data() + (f.tokens.size() - 1) * vocab, vocab);
     const double cosine = crossval::cosine_similarity(last, f.last_logits);
-    INFO("last-position cosine " << cosine << ", relative L2 " << crossval::relative_l2(last, f.last_logits));
+    INFO("last-position cosine " << cosine << ", relative L2 "
+                                 << crossval::relative_l2(last, f.last_logits));
     CHECK(cosine >= 0.999);
     CHECK(crossval::relative_l2(last, f.last_logits) < 1e-3);
 }

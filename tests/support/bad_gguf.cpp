@@ -86,14 +86,18 @@ std::vector<BadGgufCase> bad_gguf_cases() {
     cases.push_back({"wrong-magic", patched([](auto& b) { b[0] = 'X'; }), "not a GGUF file", true});
     cases.push_back({"big-endian", patched([](auto& b) { poke<std::uint32_t>(b, 4, 0x03000000u); }),
                      "big-endian", true});
-    cases.push_back({"version-0", patched([](auto& b) { poke<std::uint32_t>(b, 4, 0); }), "version 0", true});
-    cases.push_back({"version-99", patched([](auto& b) { poke<std::uint32_t>(b, 4, 99); }), "version 99", true});
+    cases.push_back(
+        {"version-0", patched([](auto& b) { poke<std::uint32_t>(b, 4, 0); }), "version 0", true});
+    cases.push_back({"version-99", patched([](auto& b) { poke<std::uint32_t>(b, 4, 99); }),
+                     "version 99", true});
     cases.push_back({"string-longer-than-file",
                      patched([&](auto& b) { poke<std::uint64_t>(b, meta[0].offset, 1ull << 40); }),
                      "claims a length", true});
-    cases.push_back({"huge-metadata-count", patched([](auto& b) { poke<std::uint64_t>(b, 16, 1ull << 60); }),
+    cases.push_back({"huge-metadata-count",
+                     patched([](auto& b) { poke<std::uint64_t>(b, 16, 1ull << 60); }),
                      "metadata entries", true});
-    cases.push_back({"huge-tensor-count", patched([](auto& b) { poke<std::uint64_t>(b, 8, 1ull << 60); }),
+    cases.push_back({"huge-tensor-count",
+                     patched([](auto& b) { poke<std::uint64_t>(b, 8, 1ull << 60); }),
                      "tensors but only", true});
     {
         GgufWriter w = header_only_writer();
@@ -128,16 +132,20 @@ std::vector<BadGgufCase> bad_gguf_cases() {
         w.add_tensor_sized("overflowing", 0, {1ull << 32, 1ull << 32, 1ull << 32}, 0, {});
         cases.push_back({"element-count-overflow", w.to_bytes(), "overflows 64 bits", true});
     }
-    cases.push_back({"unaligned-offset",
-                     patched([&](auto& b) { poke<std::uint64_t>(b, f1.offset, tensors[1].offset + 1); }),
+    cases.push_back({"unaligned-offset", patched([&](auto& b) {
+                         poke<std::uint64_t>(b, f1.offset, tensors[1].offset + 1);
+                     }),
                      "not a multiple of the alignment", true});
-    cases.push_back({"tensor-past-eof",
-                     patched([&](auto& b) { poke<std::uint64_t>(b, f1.offset, (good.size() / 32 + 1) * 32); }),
+    cases.push_back({"tensor-past-eof", patched([&](auto& b) {
+                         poke<std::uint64_t>(b, f1.offset, (good.size() / 32 + 1) * 32);
+                     }),
                      "past the end of the file", true});
-    cases.push_back({"overlapping-tensors",
-                     patched([&](auto& b) { poke<std::uint64_t>(b, f1.offset, tensors[0].offset); }),
+    cases.push_back({"overlapping-tensors", patched([&](auto& b) {
+                         poke<std::uint64_t>(b, f1.offset, tensors[0].offset);
+                     }),
                      "overlap", true});
-    cases.push_back({"unknown-tensor-type", patched([&](auto& b) { poke<std::uint32_t>(b, f0.type, 200); }),
+    cases.push_back({"unknown-tensor-type",
+                     patched([&](auto& b) { poke<std::uint32_t>(b, f0.type, 200); }),
                      "unknown type id 200", true});
     {
         GgufWriter w = header_only_writer();
@@ -157,14 +165,16 @@ std::vector<BadGgufCase> bad_gguf_cases() {
         // Structurally fine, but an I2_S scale is NaN / Inf: only content checks catch it.
         const auto* q = layout->find_tensor("blk.0.attn_q.weight");
         const std::uint64_t scale_at = q->file_offset + q->n_elements / 4;
-        cases.push_back({"i2s-nan-scale",
-                         patched([&](auto& b) { poke<float>(b, scale_at, std::numeric_limits<float>::quiet_NaN()); }),
+        cases.push_back({"i2s-nan-scale", patched([&](auto& b) {
+                             poke<float>(b, scale_at, std::numeric_limits<float>::quiet_NaN());
+                         }),
                          "not finite", false});
-        cases.push_back({"i2s-inf-scale",
-                         patched([&](auto& b) { poke<float>(b, scale_at, std::numeric_limits<float>::infinity()); }),
+        cases.push_back({"i2s-inf-scale", patched([&](auto& b) {
+                             poke<float>(b, scale_at, std::numeric_limits<float>::infinity());
+                         }),
                          "not finite", false});
-        cases.push_back({"i2s-invalid-code",
-                         patched([&](auto& b) { b[q->file_offset] = 0xff; }), "codes are 3", false});
+        cases.push_back({"i2s-invalid-code", patched([&](auto& b) { b[q->file_offset] = 0xff; }),
+                         "codes are 3", false});
     }
     return cases;
 }

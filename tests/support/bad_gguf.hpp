@@ -10,10 +10,10 @@
 namespace bitnet::test {
 
 struct BadGgufCase {
-    std::string name;                  // file-name friendly label
+    std::string name;  // file-name friendly label
     std::vector<std::uint8_t> bytes;
-    std::string expected_fragment;     // must appear in the error message
-    bool structural;                   // GgufFile::parse must throw
+    std::string expected_fragment;  // must appear in the error message
+    bool structural;                // GgufFile::parse must throw
 };
 
 // A valid tiny bitnet-b1.58 model (I2_S) held in memory.

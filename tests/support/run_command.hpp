@@ -26,14 +26,18 @@ inline std::string read_text(const std::string& path) {
 }
 
 // stdin comes from `stdin_file` (default: nothing).
-inline CommandResult run_command(const std::string& command, const std::string& stdin_file = "/dev/null") {
+inline CommandResult run_command(const std::string& command,
+                                 const std::string& stdin_file = "/dev/null") {
     TempDir dir("cmd");
     const std::string out = dir.file("stdout"), err = dir.file("stderr");
-    const int status = std::system((command + " > '" + out + "' 2> '" + err + "' < '" + stdin_file + "'").c_str());
+    const int status =
+        std::system((command + " > '" + out + "' 2> '" + err + "' < '" + stdin_file + "'").c_str());
     const int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
     return {code, read_text(out), read_text(err)};
 }
 
-inline std::string quoted(const std::string& s) { return "'" + s + "'"; }
+inline std::string quoted(const std::string& s) {
+    return "'" + s + "'";
+}
 
 }  // namespace bitnet::test

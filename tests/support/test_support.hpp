@@ -3,16 +3,20 @@
 
 #include <catch2/catch.hpp>
 
+#include <unistd.h>
 #include <filesystem>
 #include <random>
 #include <string>
-#include <unistd.h>
 
 namespace bitnet::test {
 
 // The read-only shared data directory (CMake cache variable BITNET_SHARED_DIR).
-inline std::filesystem::path shared_dir() { return BITNET_SHARED_DIR; }
-inline std::filesystem::path binary_dir() { return BITNET_BINARY_DIR; }
+inline std::filesystem::path shared_dir() {
+    return BITNET_SHARED_DIR;
+}
+inline std::filesystem::path binary_dir() {
+    return BITNET_BINARY_DIR;
+}
 
 // Skips the current test with a message when ../shared (or a file in it) is missing.
 #define BITNET_REQUIRE_SHARED(relative_path)                                                  \
@@ -26,7 +30,7 @@ inline std::filesystem::path binary_dir() { return BITNET_BINARY_DIR; }
 
 // A fresh scratch directory under the build tree, removed when the object goes out of scope.
 class TempDir {
-public:
+  public:
     explicit TempDir(const std::string& name) {
         path_ = std::filesystem::temp_directory_path() /
                 ("bitnet-test-" + name + "-" + std::to_string(::getpid()) + "-" +
@@ -40,7 +44,7 @@ public:
     const std::filesystem::path& path() const { return path_; }
     std::string file(const std::string& name) const { return (path_ / name).string(); }
 
-private:
+  private:
     std::filesystem::path path_;
 };
 

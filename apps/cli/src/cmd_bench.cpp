@@ -13,59 +13,84 @@
 namespace bitnet::cli {
 
 Command add_bench_command(CLI::App& app) {
-    auto* cmd = app.add_subcommand("bench", "Measure prompt and generation throughput against the memory-bandwidth floor");
+    auto* cmd = app.add_subcommand(
+        "bench", "Measure prompt and generation throughput against the memory-bandwidth floor");
     struct Options {
         GenerationOptions gen;
         inference::BenchmarkOptions bench;
         bool json = false;
     };
     auto o = std::make_shared<Options>();
-    cmd->add_option("-m,--model", o->gen.model, "GGUF model (default: BITNET_GGUF, else the built-in demo model)");
-    cmd->add_option("-p,--n-prompt", o->bench.prompt_tokens, "Prompt tokens per pp run (0: skip)")->capture_default_str();
-    cmd->add_option("-n,--n-gen", o->bench.gen_tokens, "Generated tokens per tg run (0: skip)")->capture_default_str();
-    cmd->add_option("-r,--repetitions", o->bench.repeats, "Runs of each test")->capture_default_str();
+    cmd->add_option("-m,--model", o->gen.model,
+                    "GGUF model (default: BITNET_GGUF, else the built-in demo model)");
+    cmd->add_option("-p,--n-prompt", o->bench.prompt_tokens, "Prompt tokens per pp run (0: skip)")
+        ->capture_default_str();
+    cmd->add_option("-n,--n-gen", o->bench.gen_tokens, "Generated tokens per tg run (0: skip)")
+        ->capture_default_str();
+    cmd->add_option("-r,--repetitions", o->bench.repeats, "Runs of each test")
+        ->capture_default_str();
     cmd->add_option("-t,--threads", o->gen.threads, "CPU threads (default: physical cores)");
-    cmd->add_option("--kernel", o->gen.kernel, "auto | i2s | tl1 | tl2 | ref")->capture_default_str();
+    cmd->add_option("--kernel", o->gen.kernel, "auto | i2s | tl1 | tl2 | ref")
+        ->capture_default_str();
     cmd->add_option("--device", o->gen.device, "auto | cpu | cuda[:N]");
-    cmd->add_option("--head", o->gen.head, "Output head: f16 | q8_0")->check(CLI::IsMember({"f16", "q8_0"}))->capture_default_str();
+    cmd->add_option("--head", o->gen.head, "Output head: f16 | q8_0")
+        ->check(CLI::IsMember({"f16", "q8_0"}))
+        ->capture_default_str();
     cmd->add_flag("--json", o->json, "Machine-readable output on stdout");
-    return {cmd, [o]() {
-        o->gen.context = o->bench.prompt_tokens + o->bench.gen_tokens + 1;
-        auto engine = load_engine(o->gen);
-        o->bench.threads = o->gen.threads;
-        const auto r = inference::run_benchmark(*engine, o->bench);
-        const auto& m = engine->model();
-        const std::string kernels = engine->backend().kernel_names().empty() ? "" : engine->backend().kernel_names()[0];
-        if (o->json) {
-            nlohmann::json j = {
-                {"model", m.file().path()},
-                {"model_bytes", m.file().file_size()},
-                {"backend", engine->backend().name()},
-                {"kernels", engine->backend().kernel_names()},
-                {"threads", o->gen.threads > 0 ? o->gen.threads : cpu_features().physical_cores},
-                {"pp", {{"tokens", o->bench.prompt_tokens}, {"tokens_per_s", r.pp.mean}, {"stddev", r.pp.stddev}, {"runs", r.pp.runs}}},
-                {"tg", {{"tokens", o->bench.gen_tokens}, {"tokens_per_s", r.tg.mean}, {"stddev", r.tg.stddev}, {"runs", r.tg.runs}}},
-                {"weight_bytes_per_token", r.weight_bytes_per_token},
-                {"memory_bandwidth_gbs", r.bandwidth_gbs},
-                {"floor_tokens_per_s", r.floor_tokens_per_s},
-                {"tg_effective_gbs", r.tg_effective_gbs},
-                {"tg_percent_of_floor", r.tg_percent_of_floor},
-            };
-            std::printf("%s\n", j.dump(2).c_str());
+    return {
+        cmd, [o]() {
+            o->gen.context = o->bench.prompt_tokens + o->bench.gen_tokens + 1;
+            auto engine = load_engine(o->gen);
+            o->bench.threads = o->gen.threads;
+            const auto r = inference::run_benchmark(*engine, o->bench);
+            const auto& m = engine->model();
+            const std::string kernels =
+                engine->backend().kernel_names().empty() ? "" : engine->backend().kernel_names()[0];
+            if (o->json) {
+                nlohmann::json j = {
+                    {"model", m.file().path()},
+                    {"model_bytes", m.file().file_size()},
+                    {"backend", engine->backend().name()},
+                    {"kernels", engine->backend().kernel_names()},
+                    {"threads",
+                     o->gen.threads > 0 ? o->gen.threads : cpu_features().physical_cores},
+                    {"pp",
+                     {{"tokens", o->bench.prompt_tokens},
+                      {"tokens_per_s", r.pp.mean},
+                      {"stddev", r.pp.stddev},
+                      {"runs", r.pp.runs}}},
+                    {"tg",
+                     {{"tokens", o->bench.gen_tokens},
+                      {"tokens_per_s", r.tg.mean},
+                      {"stddev", r.tg.stddev},
+                      {"runs", r.tg.runs}}},
+                    {"weight_bytes_per_token", r.weight_bytes_per_token},
+                    {"memory_bandwidth_gbs", r.bandwidth_gbs},
+                    {"floor_tokens_per_s", r.floor_tokens_per_s},
+                    {"tg_effective_gbs", r.tg_effective_gbs},
+                    {"tg_percent_of_floor", r.tg_percent_of_floor},
+                };
+                std::printf("%s\n", j.dump(2).c_str());
+                return kExitOk;
+            }
+            std::printf("model: %s (%s), backend %s: %s\n", m.file().path().c_str(),
+                        format_bytes(m.file().file_size()).c_str(),
+                        engine->backend().name().c_str(), kernels.c_str());
+            std::printf(
+                "memory read bandwidth %.1f GB/s; %s of weights per token -> floor %.1f tok/s\n",
+                r.bandwidth_gbs, format_bytes(r.weight_bytes_per_token).c_str(),
+                r.floor_tokens_per_s);
+            std::printf(
+                "| test   |            t/s | GB/s  | %% of floor "
+                "|\n|--------|----------------|-------|------------|\n");
+            if (o->bench.prompt_tokens > 0)
+                std::printf("| pp%-4d | %7.2f ± %5.2f |       |            |\n",
+                            o->bench.prompt_tokens, r.pp.mean, r.pp.stddev);
+            if (o->bench.gen_tokens > 0)
+                std::printf("| tg%-4d | %7.2f ± %5.2f | %5.1f | %9.1f%% |\n", o->bench.gen_tokens,
+                            r.tg.mean, r.tg.stddev, r.tg_effective_gbs, r.tg_percent_of_floor);
             return kExitOk;
-        }
-        std::printf("model: %s (%s), backend %s: %s\n", m.file().path().c_str(), format_bytes(m.file().file_size()).c_str(),
-                    engine->backend().name().c_str(), kernels.c_str());
-        std::printf("memory read bandwidth %.1f GB/s; %s of weights per token -> floor %.1f tok/s\n", r.bandwidth_gbs,
-                    format_bytes(r.weight_bytes_per_token).c_str(), r.floor_tokens_per_s);
-        std::printf("| test   |            t/s | GB/s  | %% of floor |\n|--------|----------------|-------|------------|\n");
-        if (o->bench.prompt_tokens > 0)
-            std::printf("| pp%-4d | %7.2f ± %5.2f |       |            |\n", o->bench.prompt_tokens, r.pp.mean, r.pp.stddev);
-        if (o->bench.gen_tokens > 0)
-            std::printf("| tg%-4d | %7.2f ± %5.2f | %5.1f | %9.1f%% |\n", o->bench.gen_tokens, r.tg.mean, r.tg.stddev, r.tg_effective_gbs,
-                        r.tg_percent_of_floor);
-        return kExitOk;
-    }};
+        }};
 }
 
 }  // namespace bitnet::cli

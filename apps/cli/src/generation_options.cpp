@@ -13,31 +13,49 @@
 namespace bitnet::cli {
 
 void add_generation_options(CLI::App* cmd, GenerationOptions& o) {
-    cmd->add_option("-m,--model", o.model, "GGUF model (default: BITNET_GGUF, else the built-in demo model)");
+    cmd->add_option("-m,--model", o.model,
+                    "GGUF model (default: BITNET_GGUF, else the built-in demo model)");
     cmd->add_option("--tokenizer", o.tokenizer, "Use this tokenizer.json instead of the model's");
-    cmd->add_option("-n,--n-predict", o.n_predict, "Tokens to generate (-1: until the context is full)")->capture_default_str();
-    cmd->add_option("-t,--threads", o.threads, "CPU threads (default: BITNET_THREADS, else physical cores)");
-    cmd->add_option("-c,--ctx-size", o.context, "Context size in tokens (default: the model's, at most 4096)");
-    cmd->add_option("--kv-type", o.kv_type, "KV cache type")->check(CLI::IsMember({"f16", "f32"}))->capture_default_str();
+    cmd->add_option("-n,--n-predict", o.n_predict,
+                    "Tokens to generate (-1: until the context is full)")
+        ->capture_default_str();
+    cmd->add_option("-t,--threads", o.threads,
+                    "CPU threads (default: BITNET_THREADS, else physical cores)");
+    cmd->add_option("-c,--ctx-size", o.context,
+                    "Context size in tokens (default: the model's, at most 4096)");
+    cmd->add_option("--kv-type", o.kv_type, "KV cache type")
+        ->check(CLI::IsMember({"f16", "f32"}))
+        ->capture_default_str();
     cmd->add_option("--kernel", o.kernel, "auto | i2s | tl1 | tl2 | ref")->capture_default_str();
-    cmd->add_option("--head", o.head, "Output head: f16 (as stored) | q8_0 (re-quantized at load: half the bytes per token)")
+    cmd->add_option(
+           "--head", o.head,
+           "Output head: f16 (as stored) | q8_0 (re-quantized at load: half the bytes per token)")
         ->check(CLI::IsMember({"f16", "q8_0"}))
         ->capture_default_str();
-    cmd->add_option("--device", o.device, "auto | cpu | cuda[:N] (default: BITNET_DEVICE, else auto)");
-    cmd->add_flag("--flash-attn,-f", o.flash_attn, "llama.cpp's flash-attention numerics (F16 accumulation)");
-    cmd->add_flag("--context-shift", o.context_shift, "When the context is full, drop the older half and go on");
+    cmd->add_option("--device", o.device,
+                    "auto | cpu | cuda[:N] (default: BITNET_DEVICE, else auto)");
+    cmd->add_flag("--flash-attn,-f", o.flash_attn,
+                  "llama.cpp's flash-attention numerics (F16 accumulation)");
+    cmd->add_flag("--context-shift", o.context_shift,
+                  "When the context is full, drop the older half and go on");
     cmd->add_option("--temp", o.temperature, "Temperature (0 = greedy)")->capture_default_str();
     cmd->add_option("--top-k", o.top_k, "Top-k (<= 0: off)")->capture_default_str();
     cmd->add_option("--top-p", o.top_p, "Top-p in (0, 1]")->capture_default_str();
     cmd->add_option("--min-p", o.min_p, "Min-p in [0, 1]")->capture_default_str();
-    cmd->add_option("--repeat-penalty", o.repeat_penalty, "Repetition penalty (1 = off)")->capture_default_str();
-    cmd->add_option("--repeat-last-n", o.repeat_last_n, "Tokens the penalty looks back over")->capture_default_str();
-    cmd->add_option("--seed", o.seed, "Random seed (default: BITNET_SEED, else random; printed in the summary)");
-    cmd->add_flag("--greedy", o.greedy, "Always take the most likely token (no sampling, no penalty)");
+    cmd->add_option("--repeat-penalty", o.repeat_penalty, "Repetition penalty (1 = off)")
+        ->capture_default_str();
+    cmd->add_option("--repeat-last-n", o.repeat_last_n, "Tokens the penalty looks back over")
+        ->capture_default_str();
+    cmd->add_option("--seed", o.seed,
+                    "Random seed (default: BITNET_SEED, else random; printed in the summary)");
+    cmd->add_flag("--greedy", o.greedy,
+                  "Always take the most likely token (no sampling, no penalty)");
     cmd->add_option("--stop", o.stop, "Stop when this text is generated (repeatable)");
-    cmd->add_option("--chat-format", o.chat_format, "bitnet | llama3 (default: from the model's chat template)")
+    cmd->add_option("--chat-format", o.chat_format,
+                    "bitnet | llama3 (default: from the model's chat template)")
         ->check(CLI::IsMember({"bitnet", "llama3"}));
-    cmd->add_option("--metrics-json", o.metrics_json, "Write load/prefill/decode metrics as JSON to this file");
+    cmd->add_option("--metrics-json", o.metrics_json,
+                    "Write load/prefill/decode metrics as JSON to this file");
 }
 
 std::unique_ptr<inference::Engine> load_engine(const GenerationOptions& o) {
@@ -51,12 +69,16 @@ std::unique_ptr<inference::Engine> load_engine(const GenerationOptions& o) {
     } else {
         e.model_path = BITNET_DEFAULT_MODEL;
         if (!std::filesystem::exists(e.model_path))
-            fail(ErrorCode::NotFound, "no model given (-m or BITNET_GGUF) and the built-in demo model " + e.model_path +
-                                          " is missing; build the project (cmake --build --preset cpu) or pass -m MODEL.gguf");
+            fail(ErrorCode::NotFound,
+                 "no model given (-m or BITNET_GGUF) and the built-in demo model " + e.model_path +
+                     " is missing; build the project (cmake --build --preset cpu) or pass -m "
+                     "MODEL.gguf");
         std::fprintf(stderr,
                      "model: built-in demo model (%s)\n"
-                     "       untrained: random weights, it prints gibberish. For real text, get the 2B model:\n"
-                     "       huggingface.co/microsoft/bitnet-b1.58-2B-4T-gguf (ggml-model-i2_s.gguf), then -m that file.\n",
+                     "       untrained: random weights, it prints gibberish. For real text, get "
+                     "the 2B model:\n"
+                     "       huggingface.co/microsoft/bitnet-b1.58-2B-4T-gguf "
+                     "(ggml-model-i2_s.gguf), then -m that file.\n",
                      e.model_path.c_str());
     }
     e.tokenizer_path = o.tokenizer.empty() ? env.tokenizer.value_or("") : o.tokenizer;
@@ -85,23 +107,28 @@ inference::SamplingParams sampling_params(const GenerationOptions& o) {
     } else if (env_config().seed) {
         p.seed = *env_config().seed;
     } else {
-        p.seed = (static_cast<std::uint64_t>(std::random_device{}()) << 32) ^ std::random_device{}();
+        p.seed =
+            (static_cast<std::uint64_t>(std::random_device{}()) << 32) ^ std::random_device{}();
     }
     p.validate();
     return p;
 }
 
-void report_metrics(const GenerationOptions& o, const inference::GenerationResult& r, std::uint64_t seed) {
+void report_metrics(const GenerationOptions& o, const inference::GenerationResult& r,
+                    std::uint64_t seed) {
     const auto& m = r.metrics;
     std::fprintf(stderr,
-                 "\n[load %.0f ms | prompt %lld tok, %.1f tok/s | generated %lld tok, %.1f tok/s | first token %.0f ms | "
+                 "\n[load %.0f ms | prompt %lld tok, %.1f tok/s | generated %lld tok, %.1f tok/s | "
+                 "first token %.0f ms | "
                  "peak RSS %s | %s | seed %llu | stop: %s]\n",
                  m.load_ms, static_cast<long long>(m.prompt_tokens), m.prefill_tokens_per_s,
-                 static_cast<long long>(m.generated_tokens), m.decode_tokens_per_s, m.time_to_first_token_ms,
-                 format_bytes(m.peak_rss_bytes).c_str(), m.backend.c_str(), static_cast<unsigned long long>(seed),
+                 static_cast<long long>(m.generated_tokens), m.decode_tokens_per_s,
+                 m.time_to_first_token_ms, format_bytes(m.peak_rss_bytes).c_str(),
+                 m.backend.c_str(), static_cast<unsigned long long>(seed),
                  std::string(inference::stop_reason_name(r.stop_reason)).c_str());
     if (r.stop_reason == inference::StopReason::ContextFull)
-        std::fprintf(stderr, "error: the context is full (%lld tokens); raise -c or pass --context-shift\n",
+        std::fprintf(stderr,
+                     "error: the context is full (%lld tokens); raise -c or pass --context-shift\n",
                      static_cast<long long>(m.prompt_tokens + m.generated_tokens));
     if (o.metrics_json.empty()) return;
     nlohmann::json j = {{"load_ms", m.load_ms},

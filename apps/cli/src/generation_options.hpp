@@ -45,6 +45,7 @@ std::unique_ptr<inference::Engine> load_engine(const GenerationOptions& o);
 inference::SamplingParams sampling_params(const GenerationOptions& o);
 
 // One-line timing summary on stderr, and the metrics JSON file when --metrics-json is given.
-void report_metrics(const GenerationOptions& o, const inference::GenerationResult& result, std::uint64_t seed);
+void report_metrics(const GenerationOptions& o, const inference::GenerationResult& result,
+                    std::uint64_t seed);
 
 }  // namespace bitnet::cli

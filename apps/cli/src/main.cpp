@@ -1,8 +1,8 @@
 // `bitnet` — the command-line front end. Subcommands live in cmd_*.cpp; this file only wires
 // them up and maps errors to exit codes (0 ok, 1 runtime error, 2 usage error).
 #include <cstdio>
-#include <vector>
 #include <string>
+#include <vector>
 
 #include "bitnet/common/error.hpp"
 #include "bitnet/common/log.hpp"
@@ -19,14 +19,10 @@ int main(int argc, char** argv) {
     app.add_flag("-q,--quiet", quiet, "Only log errors; no progress bars");
 
     const std::vector<cli::Command> commands = {
-        cli::add_run_command(app),
-        cli::add_chat_command(app),
-        cli::add_bench_command(app),
-        cli::add_perplexity_command(app),
-        cli::add_inspect_command(app),
-        cli::add_validate_command(app),
-        cli::add_system_command(app),
-        cli::add_tokenize_command(app),
+        cli::add_run_command(app),        cli::add_chat_command(app),
+        cli::add_bench_command(app),      cli::add_perplexity_command(app),
+        cli::add_inspect_command(app),    cli::add_validate_command(app),
+        cli::add_system_command(app),     cli::add_tokenize_command(app),
         cli::add_detokenize_command(app),
     };
 
@@ -37,7 +33,8 @@ int main(int argc, char** argv) {
         return code == 0 ? cli::kExitOk : cli::kExitUsage;
     }
     try {
-        log::set_level(verbose ? log::Level::Debug : (quiet ? log::Level::Error : log::Level::Info));
+        log::set_level(verbose ? log::Level::Debug
+                               : (quiet ? log::Level::Error : log::Level::Info));
         for (const cli::Command& command : commands)
             if (command.app->parsed()) return command.run();
         return cli::kExitUsage;

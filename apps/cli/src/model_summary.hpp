@@ -10,6 +10,7 @@ namespace bitnet::cli {
 
 nlohmann::json summarize_model(const models::GgufFile& file, bool include_tensors);
 // Human-readable rendering of summarize_model's result.
-void print_model_summary(const nlohmann::json& summary, bool include_tensors, bool include_metadata);
+void print_model_summary(const nlohmann::json& summary, bool include_tensors,
+                         bool include_metadata);
 
 }  // namespace bitnet::cli

@@ -14,8 +14,8 @@ AtomicFileWriter::AtomicFileWriter(std::string final_path)
       temp_path_(final_path_ + ".tmp." + std::to_string(::getpid())) {
     file_ = std::fopen(temp_path_.c_str(), "wb");
     if (file_ == nullptr) {
-        fail(ErrorCode::Io, final_path_ + ": cannot create temporary file '" + temp_path_ +
-                                "' (" + std::strerror(errno) +
+        fail(ErrorCode::Io, final_path_ + ": cannot create temporary file '" + temp_path_ + "' (" +
+                                std::strerror(errno) +
                                 "); check that the directory exists and is writable");
     }
 }
@@ -40,12 +40,14 @@ void AtomicFileWriter::write(std::span<const std::uint8_t> bytes) {
 
 void AtomicFileWriter::commit() {
     if (std::fflush(file_) != 0 || ::fsync(::fileno(file_)) != 0) {
-        fail(ErrorCode::Io, temp_path_ + ": flush failed (" + std::string(std::strerror(errno)) + ")");
+        fail(ErrorCode::Io,
+             temp_path_ + ": flush failed (" + std::string(std::strerror(errno)) + ")");
     }
     std::FILE* closing = file_;
     file_ = nullptr;
     if (std::fclose(closing) != 0) {
-        fail(ErrorCode::Io, temp_path_ + ": close failed (" + std::string(std::strerror(errno)) + ")");
+        fail(ErrorCode::Io,
+             temp_path_ + ": close failed (" + std::string(std::strerror(errno)) + ")");
     }
     if (std::rename(temp_path_.c_str(), final_path_.c_str()) != 0) {
         fail(ErrorCode::Io, "cannot rename '" + temp_path_ + "' to '" + final_path_ + "' (" +

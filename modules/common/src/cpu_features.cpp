@@ -40,8 +40,8 @@ void detect_x86(CpuFeatures& f) {
     f.sse42 = (l1.c >> 20) & 1;
     bool osxsave = (l1.c >> 27) & 1;
     std::uint64_t xcr0 = osxsave ? xgetbv0() : 0;
-    bool os_ymm = (xcr0 & 0x6) == 0x6;     // XMM + YMM state saved by the OS
-    bool os_zmm = (xcr0 & 0xe6) == 0xe6;   // + opmask, ZMM_Hi256, Hi16_ZMM
+    bool os_ymm = (xcr0 & 0x6) == 0x6;    // XMM + YMM state saved by the OS
+    bool os_zmm = (xcr0 & 0xe6) == 0xe6;  // + opmask, ZMM_Hi256, Hi16_ZMM
     f.avx = os_ymm && ((l1.c >> 28) & 1);
     f.fma = f.avx && ((l1.c >> 12) & 1);
     f.f16c = f.avx && ((l1.c >> 29) & 1);

@@ -25,9 +25,10 @@ std::optional<std::uint64_t> read_unsigned(const std::function<const char*(const
     errno = 0;
     unsigned long long parsed = all_digits ? std::strtoull(text->c_str(), nullptr, 10) : 0;
     if (!all_digits || errno == ERANGE || parsed < min_value) {
-        fail(ErrorCode::InvalidArgument, std::string("environment variable ") + name + "='" +
-                                             *text + "' is not a valid number (expected an integer >= " +
-                                             std::to_string(min_value) + "); fix or unset it");
+        fail(ErrorCode::InvalidArgument,
+             std::string("environment variable ") + name + "='" + *text +
+                 "' is not a valid number (expected an integer >= " + std::to_string(min_value) +
+                 "); fix or unset it");
     }
     return parsed;
 }

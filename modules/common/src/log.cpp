@@ -9,12 +9,18 @@ namespace {
 
 spdlog::level::level_enum to_spdlog(Level level) {
     switch (level) {
-        case Level::Trace: return spdlog::level::trace;
-        case Level::Debug: return spdlog::level::debug;
-        case Level::Info: return spdlog::level::info;
-        case Level::Warn: return spdlog::level::warn;
-        case Level::Error: return spdlog::level::err;
-        case Level::Off: return spdlog::level::off;
+        case Level::Trace:
+            return spdlog::level::trace;
+        case Level::Debug:
+            return spdlog::level::debug;
+        case Level::Info:
+            return spdlog::level::info;
+        case Level::Warn:
+            return spdlog::level::warn;
+        case Level::Error:
+            return spdlog::level::err;
+        case Level::Off:
+            return spdlog::level::off;
     }
     return spdlog::level::info;
 }
@@ -38,7 +44,9 @@ void set_level(Level new_level) {
     logger().set_level(to_spdlog(new_level));
 }
 
-Level level() { return g_level; }
+Level level() {
+    return g_level;
+}
 
 Level parse_level(std::string_view name) {
     if (name == "trace") return Level::Trace;
@@ -47,8 +55,8 @@ Level parse_level(std::string_view name) {
     if (name == "warn") return Level::Warn;
     if (name == "error") return Level::Error;
     if (name == "off") return Level::Off;
-    fail(ErrorCode::InvalidArgument,
-         "unknown log level '" + std::string(name) + "'; use trace, debug, info, warn, error or off");
+    fail(ErrorCode::InvalidArgument, "unknown log level '" + std::string(name) +
+                                         "'; use trace, debug, info, warn, error or off");
 }
 
 }  // namespace bitnet::log

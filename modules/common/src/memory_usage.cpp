@@ -22,8 +22,12 @@ std::uint64_t read_status_kb(const std::string& field) {
 
 }  // namespace
 
-std::uint64_t peak_rss_bytes() { return read_status_kb("VmHWM"); }
-std::uint64_t current_rss_bytes() { return read_status_kb("VmRSS"); }
+std::uint64_t peak_rss_bytes() {
+    return read_status_kb("VmHWM");
+}
+std::uint64_t current_rss_bytes() {
+    return read_status_kb("VmRSS");
+}
 
 std::uint64_t total_physical_memory_bytes() {
     long pages = ::sysconf(_SC_PHYS_PAGES);

@@ -57,5 +57,6 @@ TEST_CASE("bad BITNET_* values are errors that name the variable") {
     CHECK_THAT(message_of({{"BITNET_THREADS", "-3"}}), Catch::Contains("BITNET_THREADS"));
     CHECK_THAT(message_of({{"BITNET_SEED", "99999999999999999999999"}}),
                Catch::Contains("BITNET_SEED"));
-    CHECK_THAT(message_of({{"BITNET_STRICT_MODE", "maybe"}}), Catch::Contains("BITNET_STRICT_MODE"));
+    CHECK_THAT(message_of({{"BITNET_STRICT_MODE", "maybe"}}),
+               Catch::Contains("BITNET_STRICT_MODE"));
 }

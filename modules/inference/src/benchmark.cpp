@@ -25,7 +25,8 @@ Throughput summarize(std::vector<double> runs) {
 // Deterministic token ids spread over the vocabulary (content does not matter for speed).
 std::vector<std::int32_t> bench_tokens(int n, std::int64_t vocab) {
     std::vector<std::int32_t> t(static_cast<std::size_t>(n));
-    for (int i = 0; i < n; ++i) t[static_cast<std::size_t>(i)] = static_cast<std::int32_t>((1 + i * 7919) % vocab);
+    for (int i = 0; i < n; ++i)
+        t[static_cast<std::size_t>(i)] = static_cast<std::int32_t>((1 + i * 7919) % vocab);
     return t;
 }
 
@@ -33,16 +34,20 @@ std::vector<std::int32_t> bench_tokens(int n, std::int64_t vocab) {
 
 BenchmarkResult run_benchmark(Engine& engine, const BenchmarkOptions& o) {
     if (o.repeats < 1) fail(ErrorCode::InvalidArgument, "-r must be at least 1");
-    if (o.prompt_tokens < 0 || o.gen_tokens < 0) fail(ErrorCode::InvalidArgument, "-p and -n must be >= 0");
+    if (o.prompt_tokens < 0 || o.gen_tokens < 0)
+        fail(ErrorCode::InvalidArgument, "-p and -n must be >= 0");
     if (o.prompt_tokens + o.gen_tokens + 1 > engine.context())
-        fail(ErrorCode::InvalidArgument, "-p + -n exceed the context of " + std::to_string(engine.context()) + " tokens; raise -c");
+        fail(ErrorCode::InvalidArgument, "-p + -n exceed the context of " +
+                                             std::to_string(engine.context()) +
+                                             " tokens; raise -c");
     const auto& model = engine.model();
     const std::int64_t vocab = model.config().vocab_size;
     BenchmarkResult result;
     result.weight_bytes_per_token = model.weight_bytes_per_token();
     const int threads = o.threads > 0 ? o.threads : cpu_features().physical_cores;
     result.bandwidth_gbs = kernels::measure_read_bandwidth_gbs(threads);
-    result.floor_tokens_per_s = result.bandwidth_gbs * 1e9 / static_cast<double>(result.weight_bytes_per_token);
+    result.floor_tokens_per_s =
+        result.bandwidth_gbs * 1e9 / static_cast<double>(result.weight_bytes_per_token);
 
     models::KvCache cache(model.config(), o.prompt_tokens + o.gen_tokens + 1, models::KvType::F16);
     std::vector<float> logits;
@@ -55,7 +60,8 @@ BenchmarkResult run_benchmark(Engine& engine, const BenchmarkOptions& o) {
         if (o.prompt_tokens > 0) {
             const auto tokens = bench_tokens(o.prompt_tokens, vocab);
             Timer timer;
-            model.forward(tokens, 0, cache, engine.backend(), models::LogitsFor::LastPosition, logits);
+            model.forward(tokens, 0, cache, engine.backend(), models::LogitsFor::LastPosition,
+                          logits);
             pp.push_back(o.prompt_tokens / timer.seconds());
         }
         if (o.gen_tokens > 0) {
@@ -63,15 +69,18 @@ BenchmarkResult run_benchmark(Engine& engine, const BenchmarkOptions& o) {
             Timer timer;
             for (int i = 0; i < o.gen_tokens; ++i) {
                 const std::int32_t one[1] = {tokens[static_cast<std::size_t>(i)]};
-                model.forward(one, o.prompt_tokens + i, cache, engine.backend(), models::LogitsFor::LastPosition, logits);
+                model.forward(one, o.prompt_tokens + i, cache, engine.backend(),
+                              models::LogitsFor::LastPosition, logits);
             }
             tg.push_back(o.gen_tokens / timer.seconds());
         }
     }
     result.pp = summarize(pp);
     result.tg = summarize(tg);
-    result.tg_effective_gbs = result.tg.mean * static_cast<double>(result.weight_bytes_per_token) / 1e9;
-    result.tg_percent_of_floor = result.floor_tokens_per_s > 0 ? 100.0 * result.tg.mean / result.floor_tokens_per_s : 0;
+    result.tg_effective_gbs =
+        result.tg.mean * static_cast<double>(result.weight_bytes_per_token) / 1e9;
+    result.tg_percent_of_floor =
+        result.floor_tokens_per_s > 0 ? 100.0 * result.tg.mean / result.floor_tokens_per_s : 0;
     return result;
 }
 

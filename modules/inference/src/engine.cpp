@@ -21,7 +21,8 @@ constexpr std::int64_t kDefaultMaxContext = 4096;
 // A fallback is a documented degradation (slower or different path). Outside strict mode it is
 // logged; with BITNET_STRICT_MODE=1 it is an error.
 void fallback(const std::string& what) {
-    if (env_config().strict_mode) fail(ErrorCode::Unsupported, what + " (BITNET_STRICT_MODE=1 forbids fallbacks)");
+    if (env_config().strict_mode)
+        fail(ErrorCode::Unsupported, what + " (BITNET_STRICT_MODE=1 forbids fallbacks)");
     log::warn("{}", what);
 }
 
@@ -30,16 +31,19 @@ void choose_device(const std::string& device) {
     const kernels::CudaInfo cuda = kernels::cuda_info();
     if (device == "auto") {
         if (cuda.device_count > 0)
-            fallback("a CUDA device is present but the CUDA backend is not implemented yet; running on the CPU");
+            fallback(
+                "a CUDA device is present but the CUDA backend is not implemented yet; running on "
+                "the CPU");
         else
             log::debug("device auto: CPU ({})", cuda.reason);
         return;
     }
     if (device.rfind("cuda", 0) == 0 && (device.size() == 4 || device[4] == ':')) {
-        fail(ErrorCode::Unsupported, "--device " + device + " requested, but " +
-                                         (cuda.device_count > 0 ? std::string("the CUDA backend is not implemented yet")
-                                                                : cuda.reason) +
-                                         "; use --device cpu");
+        fail(ErrorCode::Unsupported,
+             "--device " + device + " requested, but " +
+                 (cuda.device_count > 0 ? std::string("the CUDA backend is not implemented yet")
+                                        : cuda.reason) +
+                 "; use --device cpu");
     }
     fail(ErrorCode::InvalidArgument, "unknown device '" + device + "'; use auto, cpu or cuda[:N]");
 }
@@ -51,18 +55,24 @@ std::unique_ptr<kernels::Backend> choose_backend(const std::string& kernel, int 
         fallback("--kernel " + kernel + " is not implemented yet; using the i2s kernel");
         return kernels::make_cpu_backend(threads);
     }
-    fail(ErrorCode::InvalidArgument, "unknown kernel '" + kernel + "'; use auto, i2s, tl1, tl2 or ref");
+    fail(ErrorCode::InvalidArgument,
+         "unknown kernel '" + kernel + "'; use auto, i2s, tl1, tl2 or ref");
 }
 
 }  // namespace
 
 std::string_view stop_reason_name(StopReason reason) {
     switch (reason) {
-        case StopReason::Length: return "length";
-        case StopReason::EndOfGeneration: return "end of generation";
-        case StopReason::StopString: return "stop string";
-        case StopReason::ContextFull: return "context full";
-        case StopReason::Cancelled: return "cancelled";
+        case StopReason::Length:
+            return "length";
+        case StopReason::EndOfGeneration:
+            return "end of generation";
+        case StopReason::StopString:
+            return "stop string";
+        case StopReason::ContextFull:
+            return "context full";
+        case StopReason::Cancelled:
+            return "cancelled";
     }
     return "unknown";
 }
@@ -72,16 +82,21 @@ std::unique_ptr<Engine> Engine::load(const EngineOptions& options) {
     std::unique_ptr<Engine> e(new Engine());
     e->options_ = options;
     choose_device(options.device);
-    const int threads = options.threads > 0 ? options.threads : env_config().threads.value_or(cpu_features().physical_cores);
+    const int threads = options.threads > 0
+                            ? options.threads
+                            : env_config().threads.value_or(cpu_features().physical_cores);
     e->backend_ = choose_backend(options.kernel, threads);
     e->file_ = models::GgufFile::open(options.model_path);
     e->model_ = std::make_unique<models::Transformer>(e->file_);
-    e->model_->set_attention_mode(options.flash_attention ? models::AttentionMode::Flash : models::AttentionMode::Standard);
-    e->tokenizer_ = options.tokenizer_path.empty() ? tokenizers::load_tokenizer(*e->file_)
-                                                   : tokenizers::load_tokenizer_json(options.tokenizer_path);
+    e->model_->set_attention_mode(options.flash_attention ? models::AttentionMode::Flash
+                                                          : models::AttentionMode::Standard);
+    e->tokenizer_ = options.tokenizer_path.empty()
+                        ? tokenizers::load_tokenizer(*e->file_)
+                        : tokenizers::load_tokenizer_json(options.tokenizer_path);
     const auto& config = e->model_->config();
     if (e->tokenizer_->vocab_size() != static_cast<std::size_t>(e->model_->output_weight().rows))
-        fail(ErrorCode::InvalidFormat, options.model_path + ": the tokenizer has " + std::to_string(e->tokenizer_->vocab_size()) +
+        fail(ErrorCode::InvalidFormat, options.model_path + ": the tokenizer has " +
+                                           std::to_string(e->tokenizer_->vocab_size()) +
                                            " tokens but the model's output has " +
                                            std::to_string(e->model_->output_weight().rows) +
                                            " rows; the tokenizer does not belong to this model");
@@ -94,35 +109,48 @@ std::unique_ptr<Engine> Engine::load(const EngineOptions& options) {
             e->model_->set_output_weight(head);
             // The F16 matrix was read once for the conversion; only embedding rows are needed
             // from it now, so give its pages back (they fault in again row by row).
-            e->file_->release_pages(e->file_->tensor(e->model_->config().tied_output ? "token_embd.weight" : "output.weight"));
+            e->file_->release_pages(e->file_->tensor(
+                e->model_->config().tied_output ? "token_embd.weight" : "output.weight"));
         }
     } else if (options.head != "auto" && options.head != "f16") {
-        fail(ErrorCode::InvalidArgument, "unknown --head '" + options.head + "'; use f16 (as stored) or q8_0");
+        fail(ErrorCode::InvalidArgument,
+             "unknown --head '" + options.head + "'; use f16 (as stored) or q8_0");
     }
-    std::int64_t context = options.context > 0 ? options.context : std::min<std::int64_t>(config.context_length, kDefaultMaxContext);
+    std::int64_t context = options.context > 0
+                               ? options.context
+                               : std::min<std::int64_t>(config.context_length, kDefaultMaxContext);
     if (context > static_cast<std::int64_t>(config.context_length))
-        log::warn("context {} is longer than the model was trained for ({})", context, config.context_length);
+        log::warn("context {} is longer than the model was trained for ({})", context,
+                  config.context_length);
     e->cache_ = std::make_unique<models::KvCache>(config, context, options.kv_type);
     e->load_ms_ = timer.milliseconds();
     return e;
 }
 
-void Engine::reset() { cached_tokens_.clear(); }
+void Engine::reset() {
+    cached_tokens_.clear();
+}
 
-std::int64_t Engine::sync_cache(const std::vector<std::int32_t>& tokens, std::vector<float>& logits) {
+std::int64_t Engine::sync_cache(const std::vector<std::int32_t>& tokens,
+                                std::vector<float>& logits) {
     std::size_t common = 0;
-    while (common < cached_tokens_.size() && common < tokens.size() && cached_tokens_[common] == tokens[common]) ++common;
+    while (common < cached_tokens_.size() && common < tokens.size() &&
+           cached_tokens_[common] == tokens[common])
+        ++common;
     // At least the last token must run to produce its logits.
     if (common == tokens.size()) --common;
-    const std::vector<std::int32_t> fresh(tokens.begin() + static_cast<std::ptrdiff_t>(common), tokens.end());
-    model_->forward(fresh, static_cast<std::int64_t>(common), *cache_, *backend_, models::LogitsFor::LastPosition, logits);
+    const std::vector<std::int32_t> fresh(tokens.begin() + static_cast<std::ptrdiff_t>(common),
+                                          tokens.end());
+    model_->forward(fresh, static_cast<std::int64_t>(common), *cache_, *backend_,
+                    models::LogitsFor::LastPosition, logits);
     cached_tokens_ = tokens;
     return static_cast<std::int64_t>(fresh.size());
 }
 
 std::vector<float> Engine::evaluate_all(const std::vector<std::int32_t>& tokens) {
     if (static_cast<std::int64_t>(tokens.size()) > cache_->context())
-        fail(ErrorCode::InvalidArgument, std::to_string(tokens.size()) + " tokens do not fit the context of " +
+        fail(ErrorCode::InvalidArgument, std::to_string(tokens.size()) +
+                                             " tokens do not fit the context of " +
                                              std::to_string(cache_->context()));
     std::vector<float> logits;
     model_->forward(tokens, 0, *cache_, *backend_, models::LogitsFor::AllPositions, logits);
@@ -130,13 +158,15 @@ std::vector<float> Engine::evaluate_all(const std::vector<std::int32_t>& tokens)
     return logits;
 }
 
-GenerationResult Engine::generate(const GenerationRequest& request, const TextCallback& on_text, const std::atomic<bool>* cancel) {
+GenerationResult Engine::generate(const GenerationRequest& request, const TextCallback& on_text,
+                                  const std::atomic<bool>* cancel) {
     Timer total;
     GenerationResult result;
     request.sampling.validate();
     if (request.n_predict == 0 || request.n_predict < -1)
-        fail(ErrorCode::InvalidArgument, "-n must be at least 1 (or -1: until the context is full); got " +
-                                             std::to_string(request.n_predict));
+        fail(ErrorCode::InvalidArgument,
+             "-n must be at least 1 (or -1: until the context is full); got " +
+                 std::to_string(request.n_predict));
     Metrics& m = result.metrics;
     m.load_ms = load_ms_;
     m.backend = backend_->name();
@@ -144,13 +174,16 @@ GenerationResult Engine::generate(const GenerationRequest& request, const TextCa
     m.weight_bytes_per_token = model_->weight_bytes_per_token();
 
     Timer tokenize_timer;
-    std::vector<std::int32_t> tokens = tokenizer_->encode(request.prompt, request.add_bos, request.parse_special);
+    std::vector<std::int32_t> tokens =
+        tokenizer_->encode(request.prompt, request.add_bos, request.parse_special);
     m.tokenize_ms = tokenize_timer.milliseconds();
     if (tokens.empty())
-        fail(ErrorCode::InvalidArgument, "the prompt is empty and the model has no BOS token to start from; give a prompt");
+        fail(ErrorCode::InvalidArgument,
+             "the prompt is empty and the model has no BOS token to start from; give a prompt");
     if (static_cast<std::int64_t>(tokens.size()) >= cache_->context())
-        fail(ErrorCode::InvalidArgument, "the prompt is " + std::to_string(tokens.size()) + " tokens but the context holds " +
-                                             std::to_string(cache_->context()) + "; shorten it or raise -c");
+        fail(ErrorCode::InvalidArgument,
+             "the prompt is " + std::to_string(tokens.size()) + " tokens but the context holds " +
+                 std::to_string(cache_->context()) + "; shorten it or raise -c");
     result.prompt_tokens = tokens;
     m.prompt_tokens = static_cast<std::int64_t>(tokens.size());
 
@@ -158,7 +191,8 @@ GenerationResult Engine::generate(const GenerationRequest& request, const TextCa
     std::vector<float> logits;
     m.prefilled_tokens = sync_cache(tokens, logits);
     m.prefill_ms = prefill_timer.milliseconds();
-    m.prefill_tokens_per_s = m.prefill_ms > 0 ? static_cast<double>(m.prefilled_tokens) * 1000.0 / m.prefill_ms : 0;
+    m.prefill_tokens_per_s =
+        m.prefill_ms > 0 ? static_cast<double>(m.prefilled_tokens) * 1000.0 / m.prefill_ms : 0;
 
     Sampler sampler(request.sampling);
     tokenizers::StreamingDetokenizer detokenizer(*tokenizer_, true);
@@ -208,11 +242,13 @@ GenerationResult Engine::generate(const GenerationRequest& request, const TextCa
             const std::int64_t used = static_cast<std::int64_t>(cached_tokens_.size());
             const std::int64_t keep = 1, discard = (used - keep) / 2;
             cache_->shift(used, keep, discard, model_->config());
-            cached_tokens_.erase(cached_tokens_.begin() + keep, cached_tokens_.begin() + keep + discard);
+            cached_tokens_.erase(cached_tokens_.begin() + keep,
+                                 cached_tokens_.begin() + keep + discard);
             log::info("context full: dropped {} tokens (context shift)", discard);
         }
         const std::int32_t token[1] = {next};
-        model_->forward(token, static_cast<std::int64_t>(cached_tokens_.size()), *cache_, *backend_, models::LogitsFor::LastPosition, logits);
+        model_->forward(token, static_cast<std::int64_t>(cached_tokens_.size()), *cache_, *backend_,
+                        models::LogitsFor::LastPosition, logits);
         cached_tokens_.push_back(next);
     }
     if (result.stop_reason != StopReason::StopString) {

@@ -8,7 +8,7 @@
 namespace bitnet::inference {
 
 class StopStringFilter {
-public:
+  public:
     explicit StopStringFilter(std::vector<std::string> stops) : stops_(std::move(stops)) {}
 
     // Adds text; returns what can be emitted now. Sets `stopped` when a stop string completed
@@ -17,7 +17,7 @@ public:
     // The held-back remainder at the end of generation.
     std::string flush();
 
-private:
+  private:
     std::vector<std::string> stops_;
     std::string pending_;
 };

@@ -3,9 +3,9 @@
 #include <atomic>
 #include <cstdlib>
 
-#include "bitnet/common/error.hpp"
 #include <cmath>
 #include <span>
+#include "bitnet/common/error.hpp"
 #include "bitnet/inference/engine.hpp"
 #include "model_files.hpp"
 
@@ -21,7 +21,8 @@ double relative_l2(std::span<const float> a, std::span<const float> b) {
     return std::sqrt(diff / norm);
 }
 
-std::unique_ptr<inference::Engine> load(const std::string& path, const std::string& kernel = "auto", std::int64_t context = 256,
+std::unique_ptr<inference::Engine> load(const std::string& path, const std::string& kernel = "auto",
+                                        std::int64_t context = 256,
                                         models::KvType kv = models::KvType::F16) {
     inference::EngineOptions o;
     o.model_path = path;
@@ -47,7 +48,8 @@ TEST_CASE("prefill of N tokens in one pass equals N single-token steps (KV cache
         std::vector<float> step;
         for (std::size_t t = 0; t < tokens.size(); ++t) {
             const std::int32_t one[1] = {tokens[t]};
-            engine->model().forward(one, static_cast<std::int64_t>(t), cache, engine->backend(), models::LogitsFor::LastPosition, step);
+            engine->model().forward(one, static_cast<std::int64_t>(t), cache, engine->backend(),
+                                    models::LogitsFor::LastPosition, step);
             const std::span<const float> batched(all.data() + t * vocab, vocab);
             REQUIRE(relative_l2(step, batched) < 1e-4);
         }
@@ -145,8 +147,14 @@ TEST_CASE("cancellation stops generation before the next token") {
     r.n_predict = 100;
     r.sampling.seed = 3;
     int pieces = 0;
-    const auto result = engine->generate(r, [&](std::string_view) { if (++pieces == 2) cancel = true; }, &cancel);
-    if (result.stop_reason != inference::StopReason::EndOfGeneration) CHECK(result.stop_reason == inference::StopReason::Cancelled);
+    const auto result = engine->generate(
+        r,
+        [&](std::string_view) {
+            if (++pieces == 2) cancel = true;
+        },
+        &cancel);
+    if (result.stop_reason != inference::StopReason::EndOfGeneration)
+        CHECK(result.stop_reason == inference::StopReason::Cancelled);
     CHECK(result.tokens.size() < 100u);
 }
 

@@ -25,7 +25,9 @@ std::vector<std::int32_t> some_tokens(std::size_t n) {
 }
 }  // namespace
 
-TEST_CASE("a text that fits in one window gives the same perplexity for every stride, equal to a direct computation") {
+TEST_CASE(
+    "a text that fits in one window gives the same perplexity for every stride, equal to a direct "
+    "computation") {
     test::TempDir dir("ppl");
     auto engine = load(test::write_synthetic_model(dir, "tiny", 3), 2);
     const auto tokens = some_tokens(40);
@@ -72,8 +74,8 @@ TEST_CASE("llama.cpp's chunk convention scores the second half of each chunk, wi
     const auto tokens = some_tokens(200);
     const std::int32_t bos = *engine->tokenizer().special_tokens().bos;
     const auto r = inference::compute_perplexity_chunks(*engine, tokens, 64, bos);
-    CHECK(r.windows == 3);               // floor(200 / 64)
-    CHECK(r.scored_tokens == 3 * 31);    // positions 32 .. 62 predict 33 .. 63
+    CHECK(r.windows == 3);             // floor(200 / 64)
+    CHECK(r.scored_tokens == 3 * 31);  // positions 32 .. 62 predict 33 .. 63
     // Direct computation for the first chunk.
     std::vector<std::int32_t> chunk(tokens.begin(), tokens.begin() + 64);
     chunk[0] = bos;
@@ -82,10 +84,14 @@ TEST_CASE("llama.cpp's chunk convention scores the second half of each chunk, wi
     double nll = 0;
     for (std::size_t j = 32; j < 63; ++j) {
         double z = 0;
-        for (std::size_t i = 0; i < vocab; ++i) z += std::exp(static_cast<double>(logits[j * vocab + i]));
-        nll -= std::log(std::exp(static_cast<double>(logits[j * vocab + static_cast<std::size_t>(chunk[j + 1])])) / z);
+        for (std::size_t i = 0; i < vocab; ++i)
+            z += std::exp(static_cast<double>(logits[j * vocab + i]));
+        nll -= std::log(std::exp(static_cast<double>(
+                            logits[j * vocab + static_cast<std::size_t>(chunk[j + 1])])) /
+                        z);
     }
-    const auto first_only = inference::compute_perplexity_chunks(*engine, std::vector<std::int32_t>(tokens.begin(), tokens.begin() + 64), 64, bos);
+    const auto first_only = inference::compute_perplexity_chunks(
+        *engine, std::vector<std::int32_t>(tokens.begin(), tokens.begin() + 64), 64, bos);
     CHECK(first_only.perplexity == Approx(std::exp(nll / 31.0)).epsilon(1e-9));
     CHECK_THROWS_AS(inference::compute_perplexity_chunks(*engine, some_tokens(10), 64, bos), Error);
 }

@@ -22,8 +22,9 @@ SamplingParams plain() {
     return p;
 }
 
-std::map<std::int32_t, double> frequencies(SamplingParams p, const std::vector<float>& logits, int draws,
-                                          const std::vector<std::int32_t>& history = {}) {
+std::map<std::int32_t, double> frequencies(SamplingParams p, const std::vector<float>& logits,
+                                           int draws,
+                                           const std::vector<std::int32_t>& history = {}) {
     Sampler s(p);
     std::map<std::int32_t, double> f;
     for (int i = 0; i < draws; ++i) f[s.sample(logits, history)] += 1.0 / draws;

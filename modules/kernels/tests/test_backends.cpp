@@ -58,9 +58,12 @@ TEST_CASE("ternary matmul follows the W1.58A8 rule exactly (hand-written integer
                 // Independent: ternary values t in {-1,0,1}: y = s * sum(t*q) / a.
                 std::int64_t dot = 0;
                 for (std::int64_t k = 0; k < cols; ++k)
-                    dot += static_cast<std::int64_t>(std::lround(w.values[static_cast<std::size_t>(n * cols + k)] / 0.125f)) * q[static_cast<std::size_t>(k)];
+                    dot += static_cast<std::int64_t>(std::lround(
+                               w.values[static_cast<std::size_t>(n * cols + k)] / 0.125f)) *
+                           q[static_cast<std::size_t>(k)];
                 const double expected = 0.125 * static_cast<double>(dot) / act.scale;
-                CHECK(y[static_cast<std::size_t>(r * rows + n)] == Approx(expected).epsilon(1e-5).margin(1e-6));
+                CHECK(y[static_cast<std::size_t>(r * rows + n)] ==
+                      Approx(expected).epsilon(1e-5).margin(1e-6));
             }
         }
     }
@@ -70,52 +73,59 @@ TEST_CASE("float-activation matmul equals the float dot product of the dequantiz
     const Matrix w = ternary_matrix(TypeId::I2_S, 7, 256, 2);
     const auto x = random_activations(256, 3);
     std::vector<float> y(7);
-    kernels::make_reference_backend(kernels::ActivationPrecision::Float)->matmul(w.view, x.data(), 1, y.data());
+    kernels::make_reference_backend(kernels::ActivationPrecision::Float)
+        ->matmul(w.view, x.data(), 1, y.data());
     for (std::int64_t n = 0; n < 7; ++n) {
         double expected = 0;
-        for (std::int64_t k = 0; k < 256; ++k) expected += static_cast<double>(w.values[static_cast<std::size_t>(n * 256 + k)]) * x[static_cast<std::size_t>(k)];
+        for (std::int64_t k = 0; k < 256; ++k)
+            expected += static_cast<double>(w.values[static_cast<std::size_t>(n * 256 + k)]) *
+                        x[static_cast<std::size_t>(k)];
         CHECK(y[static_cast<std::size_t>(n)] == Approx(expected).epsilon(1e-5).margin(1e-5));
     }
 }
 
 TEST_CASE("every cpu kernel variant equals the reference on random shapes, 1..17 rows") {
-  for (auto isa : {kernels::CpuIsa::Scalar, kernels::CpuIsa::Avx2, kernels::CpuIsa::Avx512Vnni}) {
-    if (!kernels::cpu_isa_supported(isa)) {
-        WARN("SKIPPED: this CPU lacks an instruction set variant " << static_cast<int>(isa));
-        continue;
-    }
-    auto reference = kernels::make_reference_backend();
-    auto cpu = kernels::make_cpu_backend(2, isa);
-    std::mt19937 rng(17);
-    for (TypeId type : {TypeId::I2_S, TypeId::TQ2_0, TypeId::TQ1_0, TypeId::F16, TypeId::Q8_0}) {
-        for (std::int64_t n_rows : {1, 3, 17}) {
-            const std::int64_t cols = (type == TypeId::I2_S ? 128 : 256) * (1 + static_cast<std::int64_t>(rng() % 3));
-            const std::int64_t rows = 1 + static_cast<std::int64_t>(rng() % 40);
-            Matrix w;
-            if (type == TypeId::F16 || type == TypeId::Q8_0) {
-                w.values = random_activations(rows * cols, static_cast<std::uint32_t>(rng()));
-                const quant::TypeTraits& t = quant::traits(type);
-                w.bytes.resize(quant::tensor_bytes(t, w.values.size()));
-                t.quantize(w.values.data(), static_cast<std::int64_t>(w.values.size()), w.bytes.data());
-                w.view = {type, w.bytes.data(), rows, cols, 1.0f};
-            } else {
-                w = ternary_matrix(type, rows, cols, static_cast<std::uint32_t>(rng()));
-            }
-            const auto x = random_activations(n_rows * cols, static_cast<std::uint32_t>(rng()));
-            std::vector<float> a(static_cast<std::size_t>(n_rows * rows)), b(a.size());
-            reference->matmul(w.view, x.data(), n_rows, a.data());
-            cpu->matmul(w.view, x.data(), n_rows, b.data());
-            INFO(std::string(quant::traits(type).name) << " " << rows << "x" << cols << " x " << n_rows << " rows");
-            for (std::size_t i = 0; i < a.size(); ++i) {
-                if (w.view.is_ternary()) {
-                    REQUIRE(b[i] == a[i]);  // same integer dot, same scaling: bit-identical
+    for (auto isa : {kernels::CpuIsa::Scalar, kernels::CpuIsa::Avx2, kernels::CpuIsa::Avx512Vnni}) {
+        if (!kernels::cpu_isa_supported(isa)) {
+            WARN("SKIPPED: this CPU lacks an instruction set variant " << static_cast<int>(isa));
+            continue;
+        }
+        auto reference = kernels::make_reference_backend();
+        auto cpu = kernels::make_cpu_backend(2, isa);
+        std::mt19937 rng(17);
+        for (TypeId type :
+             {TypeId::I2_S, TypeId::TQ2_0, TypeId::TQ1_0, TypeId::F16, TypeId::Q8_0}) {
+            for (std::int64_t n_rows : {1, 3, 17}) {
+                const std::int64_t cols =
+                    (type == TypeId::I2_S ? 128 : 256) * (1 + static_cast<std::int64_t>(rng() % 3));
+                const std::int64_t rows = 1 + static_cast<std::int64_t>(rng() % 40);
+                Matrix w;
+                if (type == TypeId::F16 || type == TypeId::Q8_0) {
+                    w.values = random_activations(rows * cols, static_cast<std::uint32_t>(rng()));
+                    const quant::TypeTraits& t = quant::traits(type);
+                    w.bytes.resize(quant::tensor_bytes(t, w.values.size()));
+                    t.quantize(w.values.data(), static_cast<std::int64_t>(w.values.size()),
+                               w.bytes.data());
+                    w.view = {type, w.bytes.data(), rows, cols, 1.0f};
                 } else {
-                    REQUIRE(b[i] == Approx(a[i]).epsilon(1e-4).margin(1e-4));
+                    w = ternary_matrix(type, rows, cols, static_cast<std::uint32_t>(rng()));
+                }
+                const auto x = random_activations(n_rows * cols, static_cast<std::uint32_t>(rng()));
+                std::vector<float> a(static_cast<std::size_t>(n_rows * rows)), b(a.size());
+                reference->matmul(w.view, x.data(), n_rows, a.data());
+                cpu->matmul(w.view, x.data(), n_rows, b.data());
+                INFO(std::string(quant::traits(type).name)
+                     << " " << rows << "x" << cols << " x " << n_rows << " rows");
+                for (std::size_t i = 0; i < a.size(); ++i) {
+                    if (w.view.is_ternary()) {
+                        REQUIRE(b[i] == a[i]);  // same integer dot, same scaling: bit-identical
+                    } else {
+                        REQUIRE(b[i] == Approx(a[i]).epsilon(1e-4).margin(1e-4));
+                    }
                 }
             }
         }
     }
-  }
 }
 
 TEST_CASE("I2_S kernels handle extreme activations and long rows exactly") {
@@ -141,16 +151,19 @@ TEST_CASE("get_row dequantizes one row and rejects an out-of-range index") {
     std::vector<float> row(128);
     auto backend = kernels::make_cpu_backend(1);
     backend->get_row(w.view, 2, row.data());
-    for (int k = 0; k < 128; ++k) CHECK(row[static_cast<std::size_t>(k)] == w.values[static_cast<std::size_t>(2 * 128 + k)]);
+    for (int k = 0; k < 128; ++k)
+        CHECK(row[static_cast<std::size_t>(k)] == w.values[static_cast<std::size_t>(2 * 128 + k)]);
     CHECK_THROWS(backend->get_row(w.view, 3, row.data()));
 }
 
 TEST_CASE("matmul_many equals separate matmuls (shared activation quantization, one schedule)") {
-    const Matrix q = ternary_matrix(TypeId::I2_S, 40, 256, 1), k = ternary_matrix(TypeId::I2_S, 8, 256, 2);
+    const Matrix q = ternary_matrix(TypeId::I2_S, 40, 256, 1),
+                 k = ternary_matrix(TypeId::I2_S, 8, 256, 2);
     const Matrix f = ternary_matrix(TypeId::TQ2_0, 5, 256, 3);  // not fusable with I2_S: falls back
     const auto x = random_activations(256 * 3, 9);
     auto cpu = kernels::make_cpu_backend(2);
-    std::vector<float> yq(40 * 3), yk(8 * 3), yf(5 * 3), sq(yq.size()), sk(yk.size()), sf(yf.size());
+    std::vector<float> yq(40 * 3), yk(8 * 3), yf(5 * 3), sq(yq.size()), sk(yk.size()),
+        sf(yf.size());
     cpu->matmul_many({{&q.view, yq.data()}, {&k.view, yk.data()}}, x.data(), 3);
     cpu->matmul(q.view, x.data(), 3, sq.data());
     cpu->matmul(k.view, x.data(), 3, sk.data());

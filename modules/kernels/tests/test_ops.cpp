@@ -35,7 +35,9 @@ TEST_CASE("NeoX RoPE pairs dimension i with i + d/2 and rotates by pos * base^(-
     CHECK(y == original);
     rope_neox(y.data(), 1, 4, 4, 5, 10000.0f);
     rope_neox(y.data(), 1, 4, 4, -5, 10000.0f);  // rotating back restores it
-    for (int i = 0; i < 4; ++i) CHECK(y[static_cast<std::size_t>(i)] == Approx(original[static_cast<std::size_t>(i)]).margin(1e-6));
+    for (int i = 0; i < 4; ++i)
+        CHECK(y[static_cast<std::size_t>(i)] ==
+              Approx(original[static_cast<std::size_t>(i)]).margin(1e-6));
 }
 
 TEST_CASE("RoPE leaves dimensions beyond rope_dim untouched and handles several heads") {

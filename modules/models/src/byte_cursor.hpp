@@ -13,7 +13,7 @@
 namespace bitnet::models {
 
 class ByteCursor {
-public:
+  public:
     ByteCursor(const std::uint8_t* data, std::uint64_t size, std::string file)
         : data_(data), size_(size), file_(std::move(file)) {}
 
@@ -62,7 +62,7 @@ public:
         return s;
     }
 
-private:
+  private:
     const std::uint8_t* data_;
     std::uint64_t size_;
     std::uint64_t pos_ = 0;

@@ -13,18 +13,24 @@ namespace {
 
 using quant::TypeId;
 
-bool is_type(const GgufTensorInfo& t, TypeId id) { return t.type_id == static_cast<std::uint32_t>(id); }
+bool is_type(const GgufTensorInfo& t, TypeId id) {
+    return t.type_id == static_cast<std::uint32_t>(id);
+}
 
 void check_i2s(const GgufTensorInfo& t, TensorStats& stats, std::vector<Finding>& findings) {
     const float scale = quant::i2s_scale(t.data, static_cast<std::int64_t>(t.n_elements));
     stats.scale = scale;
     if (!std::isfinite(scale)) {
-        findings.push_back({true, t.name, "I2_S scale is " + std::to_string(scale) +
-                                              " (not finite); the file is corrupt — convert it again"});
+        findings.push_back({true, t.name,
+                            "I2_S scale is " + std::to_string(scale) +
+                                " (not finite); the file is corrupt — convert it again"});
         return;
     }
-    if (scale < 0) findings.push_back({true, t.name, "I2_S scale is negative (" + std::to_string(scale) + ")"});
-    if (scale == 0) findings.push_back({false, t.name, "I2_S scale is 0: every weight of this tensor is zero"});
+    if (scale < 0)
+        findings.push_back(
+            {true, t.name, "I2_S scale is negative (" + std::to_string(scale) + ")"});
+    if (scale == 0)
+        findings.push_back({false, t.name, "I2_S scale is 0: every weight of this tensor is zero"});
     std::uint64_t zeros = 0, invalid = 0;
     const std::uint64_t bytes = t.n_elements / 4;
     for (std::uint64_t i = 0; i < bytes; ++i) {
@@ -37,9 +43,10 @@ void check_i2s(const GgufTensorInfo& t, TensorStats& stats, std::vector<Finding>
     }
     stats.zero_fraction = static_cast<double>(zeros) / static_cast<double>(t.n_elements);
     if (invalid > 0)
-        findings.push_back({true, t.name, std::to_string(invalid) +
-                                              " I2_S codes are 3 (only 0, 1, 2 are valid); the file is "
-                                              "corrupt or not in the x86 I2_S layout"});
+        findings.push_back({true, t.name,
+                            std::to_string(invalid) +
+                                " I2_S codes are 3 (only 0, 1, 2 are valid); the file is "
+                                "corrupt or not in the x86 I2_S layout"});
 }
 
 void check_block_scales(const GgufTensorInfo& t, std::uint64_t block_bytes, std::uint64_t d_offset,
@@ -49,7 +56,8 @@ void check_block_scales(const GgufTensorInfo& t, std::uint64_t block_bytes, std:
         std::uint16_t h;
         std::memcpy(&h, t.data + b * block_bytes + d_offset, 2);
         if (!std::isfinite(quant::fp16_to_fp32(h))) {
-            findings.push_back({true, t.name, "block " + std::to_string(b) + " has a non-finite scale"});
+            findings.push_back(
+                {true, t.name, "block " + std::to_string(b) + " has a non-finite scale"});
             return;
         }
     }
@@ -69,7 +77,8 @@ void check_tq2(const GgufTensorInfo& t, TensorStats& stats, std::vector<Finding>
     }
     stats.zero_fraction = static_cast<double>(zeros) / static_cast<double>(t.n_elements);
     if (invalid > 0)
-        findings.push_back({true, t.name, std::to_string(invalid) + " TQ2_0 codes are 3 (invalid)"});
+        findings.push_back(
+            {true, t.name, std::to_string(invalid) + " TQ2_0 codes are 3 (invalid)"});
 }
 
 void check_finite_floats(const GgufTensorInfo& t, std::vector<Finding>& findings) {
@@ -111,8 +120,9 @@ FileReport check_model_file(const GgufFile& file, bool strict) {
         stats.name = t.name;
         stats.type = std::string(t.traits.name);
         if (!t.traits.usable) {
-            report.findings.push_back({true, t.name, "type " + std::string(t.traits.name) + ": " +
-                                                         std::string(t.traits.note)});
+            report.findings.push_back(
+                {true, t.name,
+                 "type " + std::string(t.traits.name) + ": " + std::string(t.traits.note)});
         } else if (is_type(t, TypeId::I2_S)) {
             check_i2s(t, stats, report.findings);
             stats.checked = true;
@@ -130,9 +140,9 @@ FileReport check_model_file(const GgufFile& file, bool strict) {
             stats.checked = true;
         }
         if (stats.zero_fraction >= 0 && (stats.zero_fraction < 0.01 || stats.zero_fraction > 0.99))
-            report.findings.push_back({strict, t.name, "unusual ternary distribution: " +
-                                                           std::to_string(stats.zero_fraction * 100) +
-                                                           "% zeros"});
+            report.findings.push_back({strict, t.name,
+                                       "unusual ternary distribution: " +
+                                           std::to_string(stats.zero_fraction * 100) + "% zeros"});
         report.tensors.push_back(stats);
     }
     // After the tensor findings: an unusable tensor type is the more specific problem.

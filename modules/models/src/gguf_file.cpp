@@ -12,10 +12,12 @@ namespace {
 constexpr int kMaxArrayNesting = 8;
 constexpr std::uint64_t kMaxAlignment = 1ull << 20;
 // Smallest possible encodings, used to bound counts by the bytes left before allocating.
-constexpr std::uint64_t kMinKvBytes = 8 + 4 + 1;               // empty key, type, u8 value
+constexpr std::uint64_t kMinKvBytes = 8 + 4 + 1;                  // empty key, type, u8 value
 constexpr std::uint64_t kMinTensorInfoBytes = 8 + 4 + 8 + 4 + 8;  // empty name, 1 dim
 
-std::string at(std::uint64_t offset) { return " at offset " + std::to_string(offset); }
+std::string at(std::uint64_t offset) {
+    return " at offset " + std::to_string(offset);
+}
 
 [[noreturn]] void corrupt(const std::string& file, const std::string& message) {
     fail(ErrorCode::InvalidFormat, file + ": " + message);
@@ -26,25 +28,48 @@ GgufValue read_value(ByteCursor& c, GgufValueType type, const std::string& key, 
     v.type = type;
     const std::string what = "value of metadata key '" + key + "'";
     switch (type) {
-        case GgufValueType::U8: v.unsigned_value = c.read<std::uint8_t>(what); break;
-        case GgufValueType::I8: v.signed_value = c.read<std::int8_t>(what); break;
-        case GgufValueType::U16: v.unsigned_value = c.read<std::uint16_t>(what); break;
-        case GgufValueType::I16: v.signed_value = c.read<std::int16_t>(what); break;
-        case GgufValueType::U32: v.unsigned_value = c.read<std::uint32_t>(what); break;
-        case GgufValueType::I32: v.signed_value = c.read<std::int32_t>(what); break;
-        case GgufValueType::U64: v.unsigned_value = c.read<std::uint64_t>(what); break;
-        case GgufValueType::I64: v.signed_value = c.read<std::int64_t>(what); break;
-        case GgufValueType::F32: v.float_value = c.read<float>(what); break;
-        case GgufValueType::F64: v.float_value = c.read<double>(what); break;
+        case GgufValueType::U8:
+            v.unsigned_value = c.read<std::uint8_t>(what);
+            break;
+        case GgufValueType::I8:
+            v.signed_value = c.read<std::int8_t>(what);
+            break;
+        case GgufValueType::U16:
+            v.unsigned_value = c.read<std::uint16_t>(what);
+            break;
+        case GgufValueType::I16:
+            v.signed_value = c.read<std::int16_t>(what);
+            break;
+        case GgufValueType::U32:
+            v.unsigned_value = c.read<std::uint32_t>(what);
+            break;
+        case GgufValueType::I32:
+            v.signed_value = c.read<std::int32_t>(what);
+            break;
+        case GgufValueType::U64:
+            v.unsigned_value = c.read<std::uint64_t>(what);
+            break;
+        case GgufValueType::I64:
+            v.signed_value = c.read<std::int64_t>(what);
+            break;
+        case GgufValueType::F32:
+            v.float_value = c.read<float>(what);
+            break;
+        case GgufValueType::F64:
+            v.float_value = c.read<double>(what);
+            break;
         case GgufValueType::Bool: {
             const std::uint64_t pos = c.position();
             v.unsigned_value = c.read<std::uint8_t>(what);
             if (v.unsigned_value > 1)
                 corrupt(c.file(), "metadata key '" + key + "' is a bool with byte value " +
-                                      std::to_string(v.unsigned_value) + at(pos) + " (must be 0 or 1)");
+                                      std::to_string(v.unsigned_value) + at(pos) +
+                                      " (must be 0 or 1)");
             break;
         }
-        case GgufValueType::String: v.string_value = c.read_string(what); break;
+        case GgufValueType::String:
+            v.string_value = c.read_string(what);
+            break;
         case GgufValueType::Array: {
             const std::uint64_t pos = c.position();
             const auto raw_element = c.read<std::uint32_t>("element type of " + what);
@@ -62,7 +87,8 @@ GgufValue read_value(ByteCursor& c, GgufValueType type, const std::string& key, 
                                       std::to_string(c.remaining()) + " bytes remain");
             if (v.element_type == GgufValueType::String) {
                 v.strings.reserve(v.count);
-                for (std::uint64_t i = 0; i < v.count; ++i) v.strings.push_back(c.read_string(what));
+                for (std::uint64_t i = 0; i < v.count; ++i)
+                    v.strings.push_back(c.read_string(what));
             } else if (v.element_type == GgufValueType::Array) {
                 if (depth >= kMaxArrayNesting)
                     corrupt(c.file(), "metadata key '" + key + "' nests arrays deeper than " +
@@ -133,7 +159,8 @@ std::unique_ptr<GgufFile> GgufFile::parse(const std::uint8_t* data, std::size_t 
 void GgufFile::parse_all() {
     ByteCursor c(bytes_, size_, name_);
     if (size_ < 4 || c.read<std::uint32_t>("magic") != kGgufMagic) {
-        corrupt(name_, "not a GGUF file (the first 4 bytes are not 'GGUF'); pass a .gguf model file");
+        corrupt(name_,
+                "not a GGUF file (the first 4 bytes are not 'GGUF'); pass a .gguf model file");
     }
     version_ = c.read<std::uint32_t>("version");
     if (version_ != 2 && version_ != 3) corrupt(name_, describe_version_problem(version_));
@@ -148,7 +175,9 @@ void GgufFile::parse_all() {
     for (std::uint64_t i = 0; i < kv_count; ++i) {
         const std::uint64_t key_offset = c.position();
         std::string key(c.read_string("key of metadata entry " + std::to_string(i)));
-        if (key.empty()) corrupt(name_, "metadata entry " + std::to_string(i) + " has an empty key" + at(key_offset));
+        if (key.empty())
+            corrupt(name_,
+                    "metadata entry " + std::to_string(i) + " has an empty key" + at(key_offset));
         const std::uint64_t type_offset = c.position();
         const auto raw_type = c.read<std::uint32_t>("value type of metadata key '" + key + "'");
         if (!is_valid_value_type(raw_type))
@@ -156,15 +185,16 @@ void GgufFile::parse_all() {
                                std::to_string(raw_type) + at(type_offset) + " (valid: 0-12)");
         GgufValue value = read_value(c, static_cast<GgufValueType>(raw_type), key, 0);
         if (metadata_index_.count(key))
-            corrupt(name_, "metadata key '" + key + "' appears twice (second time" + at(key_offset) + ")");
+            corrupt(name_,
+                    "metadata key '" + key + "' appears twice (second time" + at(key_offset) + ")");
         metadata_index_.emplace(key, metadata_.size());
         metadata_.push_back({std::move(key), std::move(value), key_offset});
     }
 
     if (const GgufValue* align = find("general.alignment")) {
         if (align->type != GgufValueType::U32)
-            corrupt(name_, "general.alignment has type " + std::string(value_type_name(align->type)) +
-                               ", expected u32");
+            corrupt(name_, "general.alignment has type " +
+                               std::string(value_type_name(align->type)) + ", expected u32");
         alignment_ = align->unsigned_value;
         if (alignment_ == 0 || (alignment_ & (alignment_ - 1)) != 0 || alignment_ > kMaxAlignment)
             corrupt(name_, "general.alignment = " + std::to_string(alignment_) +
@@ -182,7 +212,9 @@ void GgufFile::parse_all() {
         GgufTensorInfo t;
         t.info_offset = c.position();
         t.name = std::string(c.read_string("name of tensor " + std::to_string(i)));
-        if (t.name.empty()) corrupt(name_, "tensor " + std::to_string(i) + " has an empty name" + at(t.info_offset));
+        if (t.name.empty())
+            corrupt(name_,
+                    "tensor " + std::to_string(i) + " has an empty name" + at(t.info_offset));
         const std::string label = "tensor '" + t.name + "'";
         t.n_dims = c.read<std::uint32_t>("dimension count of " + label);
         if (t.n_dims == 0 || t.n_dims > kGgufMaxDims)
@@ -191,19 +223,23 @@ void GgufFile::parse_all() {
         t.n_elements = 1;
         for (std::uint32_t d = 0; d < t.n_dims; ++d) {
             t.ne[d] = c.read<std::uint64_t>("shape of " + label);
-            if (t.ne[d] == 0 || t.ne[d] > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))
+            if (t.ne[d] == 0 ||
+                t.ne[d] > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))
                 corrupt(name_, label + " has an invalid size " + std::to_string(t.ne[d]) +
                                    " in dimension " + std::to_string(d) + at(t.info_offset));
-            if (t.n_elements > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()) / t.ne[d])
+            if (t.n_elements >
+                static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()) / t.ne[d])
                 corrupt(name_, label + " shape " + t.shape_string() +
-                                   " has an element count that overflows 64 bits" + at(t.info_offset));
+                                   " has an element count that overflows 64 bits" +
+                                   at(t.info_offset));
             t.n_elements *= t.ne[d];
         }
         raw_types.push_back(c.read<std::uint32_t>("type of " + label));
         t.type_id = raw_types.back();
         t.offset = c.read<std::uint64_t>("data offset of " + label);
         if (tensor_index_.count(t.name))
-            corrupt(name_, "tensor name '" + t.name + "' appears twice (second time" + at(t.info_offset) + ")");
+            corrupt(name_, "tensor name '" + t.name + "' appears twice (second time" +
+                               at(t.info_offset) + ")");
         tensor_index_.emplace(t.name, tensors_.size());
         tensors_.push_back(std::move(t));
     }
@@ -220,8 +256,8 @@ void GgufFile::parse_all() {
         t.traits = *traits;
         if (t.ne[0] % static_cast<std::uint64_t>(t.traits.block_size) != 0)
             corrupt(name_, label + " has row length " + std::to_string(t.ne[0]) +
-                               ", not a multiple of " + std::string(t.traits.name) + "'s block size " +
-                               std::to_string(t.traits.block_size));
+                               ", not a multiple of " + std::string(t.traits.name) +
+                               "'s block size " + std::to_string(t.traits.block_size));
         try {
             t.size_bytes = quant::tensor_bytes(t.traits, t.n_elements);
         } catch (const Error& e) {
@@ -236,8 +272,8 @@ void GgufFile::parse_all() {
     data_offset_ = (end_of_infos + alignment_ - 1) / alignment_ * alignment_;
     if (!tensors_.empty() && data_offset_ > size_)
         corrupt(name_, "truncated: the tensor data section should start at offset " +
-                           std::to_string(data_offset_) + " but the file has " + std::to_string(size_) +
-                           " bytes; download or convert it again");
+                           std::to_string(data_offset_) + " but the file has " +
+                           std::to_string(size_) + " bytes; download or convert it again");
     check_tensor_extents();
 }
 
@@ -254,7 +290,8 @@ void GgufFile::decide_provenance(const std::vector<std::uint32_t>& raw_types) {
 void GgufFile::check_tensor_extents() {
     std::vector<GgufTensorInfo*> by_offset;
     for (GgufTensorInfo& t : tensors_) {
-        const std::string label = "tensor '" + t.name + "' (" + std::string(t.traits.name) + " " + t.shape_string() + ")";
+        const std::string label =
+            "tensor '" + t.name + "' (" + std::string(t.traits.name) + " " + t.shape_string() + ")";
         t.file_offset = data_offset_ + t.offset;
         if (t.offset > size_ || t.file_offset > size_)
             corrupt(name_, label + " starts at offset " + std::to_string(t.offset) +
@@ -267,16 +304,18 @@ void GgufFile::check_tensor_extents() {
             std::string hint = "; the file is truncated — download or convert it again";
             if (t.type_id == static_cast<std::uint32_t>(quant::TypeId::I2_S) &&
                 available >= t.n_elements / 4 && available < t.size_bytes)
-                hint = "; an I2_S tensor needs n/4 + 32 bytes (codes + scale) — the file may "
-                       "have been written without the I2_S scale";
-            corrupt(name_, label + " needs " + std::to_string(t.size_bytes) + " bytes from offset " +
-                               std::to_string(t.file_offset) + " but only " + std::to_string(available) +
-                               " remain" + hint);
+                hint =
+                    "; an I2_S tensor needs n/4 + 32 bytes (codes + scale) — the file may "
+                    "have been written without the I2_S scale";
+            corrupt(name_, label + " needs " + std::to_string(t.size_bytes) +
+                               " bytes from offset " + std::to_string(t.file_offset) +
+                               " but only " + std::to_string(available) + " remain" + hint);
         }
         by_offset.push_back(&t);
     }
-    std::sort(by_offset.begin(), by_offset.end(),
-              [](const GgufTensorInfo* a, const GgufTensorInfo* b) { return a->offset < b->offset; });
+    std::sort(
+        by_offset.begin(), by_offset.end(),
+        [](const GgufTensorInfo* a, const GgufTensorInfo* b) { return a->offset < b->offset; });
     for (std::size_t i = 1; i < by_offset.size(); ++i) {
         const GgufTensorInfo& prev = *by_offset[i - 1];
         const GgufTensorInfo& cur = *by_offset[i];
@@ -284,11 +323,13 @@ void GgufFile::check_tensor_extents() {
             std::string hint;
             if (prev.type_id == static_cast<std::uint32_t>(quant::TypeId::I2_S) &&
                 cur.offset - prev.offset >= prev.n_elements / 4)
-                hint = "; an I2_S tensor needs n/4 + 32 bytes (codes + scale) — the file may have "
-                       "been written without the I2_S scale";
-            corrupt(name_, "tensors '" + prev.name + "' (bytes " + std::to_string(prev.offset) + ".." +
-                               std::to_string(prev.offset + prev.size_bytes) + ") and '" + cur.name +
-                               "' (from " + std::to_string(cur.offset) + ") overlap" + hint);
+                hint =
+                    "; an I2_S tensor needs n/4 + 32 bytes (codes + scale) — the file may have "
+                    "been written without the I2_S scale";
+            corrupt(name_, "tensors '" + prev.name + "' (bytes " + std::to_string(prev.offset) +
+                               ".." + std::to_string(prev.offset + prev.size_bytes) + ") and '" +
+                               cur.name + "' (from " + std::to_string(cur.offset) + ") overlap" +
+                               hint);
         }
     }
 }

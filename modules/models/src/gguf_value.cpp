@@ -10,7 +10,8 @@ namespace {
 
 [[noreturn]] void wrong_type(std::string_view key, const GgufValue& v, const char* wanted) {
     fail(ErrorCode::InvalidFormat, "metadata key '" + std::string(key) + "' has type " +
-                                       std::string(value_type_name(v.type)) + ", expected " + wanted);
+                                       std::string(value_type_name(v.type)) + ", expected " +
+                                       wanted);
 }
 
 template <typename T>
@@ -24,19 +25,32 @@ T load(const std::uint8_t* p) {
 
 std::string_view value_type_name(GgufValueType type) {
     switch (type) {
-        case GgufValueType::U8: return "u8";
-        case GgufValueType::I8: return "i8";
-        case GgufValueType::U16: return "u16";
-        case GgufValueType::I16: return "i16";
-        case GgufValueType::U32: return "u32";
-        case GgufValueType::I32: return "i32";
-        case GgufValueType::F32: return "f32";
-        case GgufValueType::Bool: return "bool";
-        case GgufValueType::String: return "string";
-        case GgufValueType::Array: return "array";
-        case GgufValueType::U64: return "u64";
-        case GgufValueType::I64: return "i64";
-        case GgufValueType::F64: return "f64";
+        case GgufValueType::U8:
+            return "u8";
+        case GgufValueType::I8:
+            return "i8";
+        case GgufValueType::U16:
+            return "u16";
+        case GgufValueType::I16:
+            return "i16";
+        case GgufValueType::U32:
+            return "u32";
+        case GgufValueType::I32:
+            return "i32";
+        case GgufValueType::F32:
+            return "f32";
+        case GgufValueType::Bool:
+            return "bool";
+        case GgufValueType::String:
+            return "string";
+        case GgufValueType::Array:
+            return "array";
+        case GgufValueType::U64:
+            return "u64";
+        case GgufValueType::I64:
+            return "i64";
+        case GgufValueType::F64:
+            return "f64";
     }
     return "unknown";
 }
@@ -45,22 +59,29 @@ std::size_t value_type_size(GgufValueType type) {
     switch (type) {
         case GgufValueType::U8:
         case GgufValueType::I8:
-        case GgufValueType::Bool: return 1;
+        case GgufValueType::Bool:
+            return 1;
         case GgufValueType::U16:
-        case GgufValueType::I16: return 2;
+        case GgufValueType::I16:
+            return 2;
         case GgufValueType::U32:
         case GgufValueType::I32:
-        case GgufValueType::F32: return 4;
+        case GgufValueType::F32:
+            return 4;
         case GgufValueType::U64:
         case GgufValueType::I64:
-        case GgufValueType::F64: return 8;
+        case GgufValueType::F64:
+            return 8;
         case GgufValueType::String:
-        case GgufValueType::Array: return 0;
+        case GgufValueType::Array:
+            return 0;
     }
     return 0;
 }
 
-bool is_valid_value_type(std::uint32_t raw) { return raw <= 12; }
+bool is_valid_value_type(std::uint32_t raw) {
+    return raw <= 12;
+}
 
 bool GgufValue::is_integer() const {
     switch (type) {
@@ -71,8 +92,10 @@ bool GgufValue::is_integer() const {
         case GgufValueType::U32:
         case GgufValueType::I32:
         case GgufValueType::U64:
-        case GgufValueType::I64: return true;
-        default: return false;
+        case GgufValueType::I64:
+            return true;
+        default:
+            return false;
     }
 }
 
@@ -128,22 +151,38 @@ std::vector<std::int64_t> GgufValue::to_int_array(std::string_view key) const {
     for (std::uint64_t i = 0; i < count; ++i) {
         const std::uint8_t* p = raw_elements + i * size;
         switch (element_type) {
-            case GgufValueType::U8: out[i] = load<std::uint8_t>(p); break;
-            case GgufValueType::I8: out[i] = load<std::int8_t>(p); break;
-            case GgufValueType::U16: out[i] = load<std::uint16_t>(p); break;
-            case GgufValueType::I16: out[i] = load<std::int16_t>(p); break;
-            case GgufValueType::U32: out[i] = load<std::uint32_t>(p); break;
-            case GgufValueType::I32: out[i] = load<std::int32_t>(p); break;
-            case GgufValueType::I64: out[i] = load<std::int64_t>(p); break;
+            case GgufValueType::U8:
+                out[i] = load<std::uint8_t>(p);
+                break;
+            case GgufValueType::I8:
+                out[i] = load<std::int8_t>(p);
+                break;
+            case GgufValueType::U16:
+                out[i] = load<std::uint16_t>(p);
+                break;
+            case GgufValueType::I16:
+                out[i] = load<std::int16_t>(p);
+                break;
+            case GgufValueType::U32:
+                out[i] = load<std::uint32_t>(p);
+                break;
+            case GgufValueType::I32:
+                out[i] = load<std::int32_t>(p);
+                break;
+            case GgufValueType::I64:
+                out[i] = load<std::int64_t>(p);
+                break;
             case GgufValueType::U64: {
                 auto v = load<std::uint64_t>(p);
                 if (v > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))
                     fail(ErrorCode::InvalidFormat, "metadata key '" + std::string(key) +
-                                                       "' element " + std::to_string(i) + " is too large");
+                                                       "' element " + std::to_string(i) +
+                                                       " is too large");
                 out[i] = static_cast<std::int64_t>(v);
                 break;
             }
-            default: wrong_type(key, *this, "array of integers");
+            default:
+                wrong_type(key, *this, "array of integers");
         }
     }
     return out;
@@ -169,9 +208,12 @@ std::string GgufValue::describe(std::size_t max_chars) const {
             out = "\"" + std::string(string_value) + "\"";
             break;
         case GgufValueType::Array:
-            out = "[" + std::string(value_type_name(element_type)) + " x " + std::to_string(count) + "]";
+            out = "[" + std::string(value_type_name(element_type)) + " x " + std::to_string(count) +
+                  "]";
             break;
-        case GgufValueType::Bool: out = unsigned_value ? "true" : "false"; break;
+        case GgufValueType::Bool:
+            out = unsigned_value ? "true" : "false";
+            break;
         case GgufValueType::F32:
         case GgufValueType::F64: {
             char buffer[64];

@@ -29,7 +29,9 @@ void append_string(std::vector<std::uint8_t>& out, std::string_view s) {
     append_bytes(out, s.data(), s.size());
 }
 
-std::uint64_t align_up(std::uint64_t x, std::uint64_t a) { return (x + a - 1) / a * a; }
+std::uint64_t align_up(std::uint64_t x, std::uint64_t a) {
+    return (x + a - 1) / a * a;
+}
 
 struct BufferSink {
     std::vector<std::uint8_t>& out;
@@ -110,8 +112,9 @@ void GgufWriter::add_tensor(std::string name, std::uint32_t type_id, std::vector
     // Type ids 36..39 are only meaningful to the writer in the bitnet.cpp world (I2_S).
     auto traits = quant::find_type(type_id, quant::FileProvenance::BitnetCpp);
     if (!traits || !traits->size_is_exact)
-        fail(ErrorCode::InvalidArgument, "GgufWriter: cannot size tensor '" + name + "' of type id " +
-                                             std::to_string(type_id) + "; use add_tensor_sized");
+        fail(ErrorCode::InvalidArgument, "GgufWriter: cannot size tensor '" + name +
+                                             "' of type id " + std::to_string(type_id) +
+                                             "; use add_tensor_sized");
     std::uint64_t n = 1;
     for (auto d : ne) n *= d;
     const std::uint64_t size = quant::tensor_bytes(*traits, n);

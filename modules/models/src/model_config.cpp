@@ -13,8 +13,9 @@ using quant::TypeId;
 std::uint32_t read_positive_u32(const GgufFile& file, const std::string& key, std::uint32_t max) {
     const std::uint64_t v = file.get_u64(key);
     if (v == 0 || v > max)
-        fail(ErrorCode::InvalidFormat, file.path() + ": metadata " + key + " = " + std::to_string(v) +
-                                           " is out of range (1.." + std::to_string(max) + ")");
+        fail(ErrorCode::InvalidFormat, file.path() + ": metadata " + key + " = " +
+                                           std::to_string(v) + " is out of range (1.." +
+                                           std::to_string(max) + ")");
     return static_cast<std::uint32_t>(v);
 }
 
@@ -24,7 +25,8 @@ float read_positive_float(const GgufFile& file, const std::string& key, float fa
     const double value = v->to_f64(key);
     if (!std::isfinite(value) || value <= 0)
         fail(ErrorCode::InvalidFormat, file.path() + ": metadata " + key + " = " +
-                                           std::to_string(value) + " must be a positive finite number");
+                                           std::to_string(value) +
+                                           " must be a positive finite number");
     return static_cast<float>(value);
 }
 
@@ -41,7 +43,8 @@ std::uint32_t vocab_size_of(const GgufFile& file, const std::string& arch) {
             return static_cast<std::uint32_t>(tokens->count);
     }
     // Fall back to the embedding rows.
-    if (const GgufTensorInfo* embd = file.find_tensor("token_embd.weight"); embd && embd->n_dims == 2)
+    if (const GgufTensorInfo* embd = file.find_tensor("token_embd.weight");
+        embd && embd->n_dims == 2)
         return static_cast<std::uint32_t>(embd->ne[1]);
     fail(ErrorCode::NotFound, file.path() + ": cannot determine the vocabulary size (no " + arch +
                                   ".vocab_size, no tokenizer.ggml.tokens, no token_embd.weight)");
@@ -55,7 +58,9 @@ std::optional<Architecture> architecture_from_name(const std::string& name) {
     return std::nullopt;
 }
 
-std::string supported_architectures() { return "bitnet-b1.58, bitnet"; }
+std::string supported_architectures() {
+    return "bitnet-b1.58, bitnet";
+}
 
 std::string block_tensor_name(std::uint32_t block, const char* suffix) {
     return "blk." + std::to_string(block) + "." + suffix;
@@ -63,11 +68,16 @@ std::string block_tensor_name(std::uint32_t block, const char* suffix) {
 
 std::string role_name(TensorRole role) {
     switch (role) {
-        case TensorRole::Embedding: return "embedding";
-        case TensorRole::Norm: return "norm";
-        case TensorRole::Ternary: return "ternary projection";
-        case TensorRole::Scale: return "projection scale";
-        case TensorRole::Output: return "output projection";
+        case TensorRole::Embedding:
+            return "embedding";
+        case TensorRole::Norm:
+            return "norm";
+        case TensorRole::Ternary:
+            return "ternary projection";
+        case TensorRole::Scale:
+            return "projection scale";
+        case TensorRole::Output:
+            return "output projection";
     }
     return "tensor";
 }
@@ -76,10 +86,12 @@ bool type_allowed_for_role(TensorRole role, std::uint32_t id) {
     auto is = [id](TypeId t) { return id == static_cast<std::uint32_t>(t); };
     switch (role) {
         case TensorRole::Norm:
-        case TensorRole::Scale: return is(TypeId::F32);
+        case TensorRole::Scale:
+            return is(TypeId::F32);
         case TensorRole::Ternary:
             return is(TypeId::I2_S) || is(TypeId::TQ2_0) || is(TypeId::TQ1_0) || is(TypeId::F16) ||
-                   is(TypeId::F32) || is(TypeId::BF16) || is(TypeId::TL1) || is(TypeId::TL2_OR_MXFP4);
+                   is(TypeId::F32) || is(TypeId::BF16) || is(TypeId::TL1) ||
+                   is(TypeId::TL2_OR_MXFP4);
         case TensorRole::Embedding:
         case TensorRole::Output:
             return is(TypeId::F16) || is(TypeId::F32) || is(TypeId::BF16) || is(TypeId::Q8_0) ||
@@ -112,8 +124,9 @@ std::vector<ExpectedTensor> expected_tensors(const ModelConfig& c) {
         out.push_back({name("ffn_down.weight"), {f, h}, TensorRole::Ternary, false});
         out.push_back({name("ffn_sub_norm.weight"), {f}, TensorRole::Norm, false});
         if (scales) {
-            for (const char* s : {"attn_q.scale", "attn_k.scale", "attn_v.scale", "attn_output.scale",
-                                  "ffn_gate.scale", "ffn_up.scale", "ffn_down.scale"})
+            for (const char* s :
+                 {"attn_q.scale", "attn_k.scale", "attn_v.scale", "attn_output.scale",
+                  "ffn_gate.scale", "ffn_up.scale", "ffn_down.scale"})
                 out.push_back({name(s), {1}, TensorRole::Scale, true});
         }
     }
@@ -124,10 +137,12 @@ ModelConfig read_model_config(const GgufFile& file) {
     ModelConfig c;
     c.architecture_name = file.architecture();
     if (c.architecture_name.empty())
-        fail(ErrorCode::InvalidFormat, file.path() + ": general.architecture is missing; not a model file");
+        fail(ErrorCode::InvalidFormat,
+             file.path() + ": general.architecture is missing; not a model file");
     auto arch = architecture_from_name(c.architecture_name);
     if (!arch)
-        fail(ErrorCode::Unsupported, file.path() + ": unsupported architecture '" + c.architecture_name +
+        fail(ErrorCode::Unsupported, file.path() + ": unsupported architecture '" +
+                                         c.architecture_name +
                                          "'; supported: " + supported_architectures());
     c.architecture = *arch;
     c.ffn_activation = c.architecture == Architecture::BitnetB158 ? FfnActivation::ReluSquared
@@ -142,21 +157,21 @@ ModelConfig read_model_config(const GgufFile& file) {
     if (file.find(a + ".attention.head_count_kv"))
         c.head_count_kv = read_positive_u32(file, a + ".attention.head_count_kv", 4096);
     if (c.head_count % c.head_count_kv != 0)
-        fail(ErrorCode::InvalidFormat, file.path() + ": attention.head_count " + std::to_string(c.head_count) +
-                                           " is not a multiple of head_count_kv " +
-                                           std::to_string(c.head_count_kv));
+        fail(ErrorCode::InvalidFormat,
+             file.path() + ": attention.head_count " + std::to_string(c.head_count) +
+                 " is not a multiple of head_count_kv " + std::to_string(c.head_count_kv));
     if (c.hidden % c.head_count != 0)
-        fail(ErrorCode::InvalidFormat, file.path() + ": embedding_length " + std::to_string(c.hidden) +
-                                           " is not divisible by attention.head_count " +
-                                           std::to_string(c.head_count));
+        fail(ErrorCode::InvalidFormat,
+             file.path() + ": embedding_length " + std::to_string(c.hidden) +
+                 " is not divisible by attention.head_count " + std::to_string(c.head_count));
     c.head_dim = c.hidden / c.head_count;
     c.rope_dim = c.head_dim;
     if (file.find(a + ".rope.dimension_count")) {
         c.rope_dim = read_positive_u32(file, a + ".rope.dimension_count", 1u << 16);
         if (c.rope_dim > c.head_dim || c.rope_dim % 2 != 0)
-            fail(ErrorCode::InvalidFormat, file.path() + ": rope.dimension_count " + std::to_string(c.rope_dim) +
-                                               " must be even and at most the head size " +
-                                               std::to_string(c.head_dim));
+            fail(ErrorCode::InvalidFormat,
+                 file.path() + ": rope.dimension_count " + std::to_string(c.rope_dim) +
+                     " must be even and at most the head size " + std::to_string(c.head_dim));
     }
     c.rope_freq_base = read_positive_float(file, a + ".rope.freq_base", 10000.0f);
     c.rms_eps = read_positive_float(file, a + ".attention.layer_norm_rms_epsilon", 1e-5f);
@@ -166,17 +181,19 @@ ModelConfig read_model_config(const GgufFile& file) {
         const GgufTensorInfo* t = file.find_tensor(e.name);
         if (t == nullptr) {
             if (e.optional) continue;
-            fail(ErrorCode::InvalidFormat, file.path() + ": tensor '" + e.name + "' (" + role_name(e.role) +
+            fail(ErrorCode::InvalidFormat, file.path() + ": tensor '" + e.name + "' (" +
+                                               role_name(e.role) +
                                                ") is missing; the file is incomplete or not a " +
                                                c.architecture_name + " model");
         }
         std::vector<std::uint64_t> actual(t->ne.begin(), t->ne.begin() + t->n_dims);
         if (actual != e.ne) {
             std::string expected = "[";
-            for (std::size_t i = 0; i < e.ne.size(); ++i) expected += (i ? ", " : "") + std::to_string(e.ne[i]);
+            for (std::size_t i = 0; i < e.ne.size(); ++i)
+                expected += (i ? ", " : "") + std::to_string(e.ne[i]);
             fail(ErrorCode::InvalidFormat, file.path() + ": tensor '" + e.name + "' has shape " +
-                                               t->shape_string() + " but the model config implies " +
-                                               expected + "]");
+                                               t->shape_string() +
+                                               " but the model config implies " + expected + "]");
         }
         if (!type_allowed_for_role(e.role, t->type_id))
             fail(ErrorCode::InvalidFormat, file.path() + ": tensor '" + e.name + "' has type " +

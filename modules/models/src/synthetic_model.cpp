@@ -44,7 +44,8 @@ constexpr std::uint64_t kRowsPerChunk = 64;
 // with a generator derived from the tensor seed and the chunk index.
 template <typename Fill>
 void for_each_row_chunk(std::uint64_t rows, std::uint64_t seed, const Fill& fill) {
-    const std::int64_t chunks = static_cast<std::int64_t>((rows + kRowsPerChunk - 1) / kRowsPerChunk);
+    const std::int64_t chunks =
+        static_cast<std::int64_t>((rows + kRowsPerChunk - 1) / kRowsPerChunk);
 #pragma omp parallel for schedule(dynamic, 1)
     for (std::int64_t c = 0; c < chunks; ++c) {
         SplitMix64 rng{seed + static_cast<std::uint64_t>(c) * 0x632be59bd9b4e019ull};
@@ -79,7 +80,8 @@ void fill_ternary(std::uint8_t* out, const ExpectedTensor& e, TypeId type, std::
         for_each_row_chunk(rows, seed, [&](std::uint64_t r0, std::uint64_t r1, SplitMix64& rng) {
             std::vector<std::uint8_t> codes((r1 - r0) * cols);
             fill_codes(codes.data(), codes.size(), rng);
-            quant::pack_i2s_codes(codes.data(), static_cast<std::int64_t>(codes.size()), out + r0 * cols / 4);
+            quant::pack_i2s_codes(codes.data(), static_cast<std::int64_t>(codes.size()),
+                                  out + r0 * cols / 4);
         });
         std::memset(out + n / 4, 0, quant::kI2STrailerBytes);
         std::memcpy(out + n / 4, &scale, 4);
@@ -120,16 +122,32 @@ ModelConfig preset_config(const std::string& preset, std::uint32_t vocab_size) {
     c.rope_freq_base = 500000.0f;
     c.rms_eps = 1e-5f;
     if (preset == "tiny") {
-        c.context_length = 512; c.hidden = 128; c.block_count = 2; c.ffn_hidden = 384;
-        c.head_count = 2; c.head_count_kv = 1; c.vocab_size = 512;
+        c.context_length = 512;
+        c.hidden = 128;
+        c.block_count = 2;
+        c.ffn_hidden = 384;
+        c.head_count = 2;
+        c.head_count_kv = 1;
+        c.vocab_size = 512;
     } else if (preset == "small") {
-        c.context_length = 2048; c.hidden = 256; c.block_count = 4; c.ffn_hidden = 512;
-        c.head_count = 4; c.head_count_kv = 2; c.vocab_size = 512;
+        c.context_length = 2048;
+        c.hidden = 256;
+        c.block_count = 4;
+        c.ffn_hidden = 512;
+        c.head_count = 4;
+        c.head_count_kv = 2;
+        c.vocab_size = 512;
     } else if (preset == "2b4t") {
-        c.context_length = 4096; c.hidden = 2560; c.block_count = 30; c.ffn_hidden = 6912;
-        c.head_count = 20; c.head_count_kv = 5; c.vocab_size = 128256;
+        c.context_length = 4096;
+        c.hidden = 2560;
+        c.block_count = 30;
+        c.ffn_hidden = 6912;
+        c.head_count = 20;
+        c.head_count_kv = 5;
+        c.vocab_size = 128256;
     } else {
-        fail(ErrorCode::InvalidArgument, "unknown preset '" + preset + "'; use tiny, small or 2b4t");
+        fail(ErrorCode::InvalidArgument,
+             "unknown preset '" + preset + "'; use tiny, small or 2b4t");
     }
     if (vocab_size != 0) c.vocab_size = vocab_size;
     c.head_dim = c.hidden / c.head_count;
@@ -142,13 +160,14 @@ GgufWriter synthetic_model_writer(const SyntheticModelOptions& options,
     const ModelConfig& c = options.config;
     const TypeId tt = options.ternary_type;
     if (tt != TypeId::I2_S && tt != TypeId::TQ2_0 && tt != TypeId::TQ1_0 && tt != TypeId::F16)
-        fail(ErrorCode::InvalidArgument, "synthetic models store ternary weights as i2_s, tq2_0, tq1_0 or f16");
+        fail(ErrorCode::InvalidArgument,
+             "synthetic models store ternary weights as i2_s, tq2_0, tq1_0 or f16");
     const std::uint32_t block = static_cast<std::uint32_t>(quant::traits(tt).block_size);
     if (c.hidden % block != 0 || c.ffn_hidden % block != 0)
-        fail(ErrorCode::InvalidArgument, std::string(quant::traits(tt).name) + " needs hidden (" +
-                                             std::to_string(c.hidden) + ") and ffn (" +
-                                             std::to_string(c.ffn_hidden) + ") sizes that are multiples of " +
-                                             std::to_string(block));
+        fail(ErrorCode::InvalidArgument,
+             std::string(quant::traits(tt).name) + " needs hidden (" + std::to_string(c.hidden) +
+                 ") and ffn (" + std::to_string(c.ffn_hidden) + ") sizes that are multiples of " +
+                 std::to_string(block));
     GgufWriter w;
     const std::string& a = c.architecture_name;
     w.set_string("general.architecture", a);
@@ -157,7 +176,10 @@ GgufWriter synthetic_model_writer(const SyntheticModelOptions& options,
     w.set_u32("general.alignment", 32);
     // general.file_type as the writers of each format set it: bitnet.cpp's "mostly I2_S" is 40,
     // upstream llama.cpp's MOSTLY_TQ1_0 / MOSTLY_TQ2_0 are 36 / 37, MOSTLY_F16 is 1.
-    const std::uint32_t file_type = tt == TypeId::I2_S ? 40 : tt == TypeId::TQ1_0 ? 36 : tt == TypeId::TQ2_0 ? 37 : 1;
+    const std::uint32_t file_type = tt == TypeId::I2_S    ? 40
+                                    : tt == TypeId::TQ1_0 ? 36
+                                    : tt == TypeId::TQ2_0 ? 37
+                                                          : 1;
     w.set_u32("general.file_type", file_type);
     w.set_u32(a + ".vocab_size", c.vocab_size);
     w.set_u32(a + ".context_length", c.context_length);
@@ -177,7 +199,9 @@ GgufWriter synthetic_model_writer(const SyntheticModelOptions& options,
         switch (e.role) {
             case TensorRole::Ternary:
                 w.add_tensor(e.name, static_cast<std::uint32_t>(tt), e.ne,
-                             [e, tt, seed](std::uint8_t* out, std::uint64_t) { fill_ternary(out, e, tt, seed); });
+                             [e, tt, seed](std::uint8_t* out, std::uint64_t) {
+                                 fill_ternary(out, e, tt, seed);
+                             });
                 break;
             case TensorRole::Embedding:
             case TensorRole::Output: {

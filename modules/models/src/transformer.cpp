@@ -21,12 +21,15 @@ kernels::WeightView view_of(const GgufFile& file, const GgufTensorInfo& t) {
     w.cols = static_cast<std::int64_t>(t.ne[0]);
     w.rows = static_cast<std::int64_t>(t.rows());
     if (!t.traits.usable)
-        fail(ErrorCode::Unsupported, file.path() + ": tensor '" + t.name + "' has type " + std::string(t.traits.name) + ": " +
+        fail(ErrorCode::Unsupported, file.path() + ": tensor '" + t.name + "' has type " +
+                                         std::string(t.traits.name) + ": " +
                                          std::string(t.traits.note));
     if (w.type == TypeId::I2_S) {
         w.scale = quant::i2s_scale(t.data, static_cast<std::int64_t>(t.n_elements));
         if (!std::isfinite(w.scale))
-            fail(ErrorCode::InvalidFormat, file.path() + ": tensor '" + t.name + "' has a non-finite I2_S scale; the file is corrupt");
+            fail(ErrorCode::InvalidFormat,
+                 file.path() + ": tensor '" + t.name +
+                     "' has a non-finite I2_S scale; the file is corrupt");
     }
     return w;
 }
@@ -43,7 +46,8 @@ float optional_scale(const GgufFile& file, std::uint32_t layer, const char* suff
     if (t == nullptr) return 1.0f;
     float v;
     std::memcpy(&v, t->data, 4);
-    if (!std::isfinite(v)) fail(ErrorCode::InvalidFormat, file.path() + ": tensor '" + t->name + "' is not finite");
+    if (!std::isfinite(v))
+        fail(ErrorCode::InvalidFormat, file.path() + ": tensor '" + t->name + "' is not finite");
     return v;
 }
 
@@ -54,7 +58,8 @@ void scale_in_place(float* x, std::int64_t n, float s) {
 
 }  // namespace
 
-Transformer::Transformer(std::shared_ptr<const GgufFile> file) : file_(std::move(file)), config_(read_model_config(*file_)) {
+Transformer::Transformer(std::shared_ptr<const GgufFile> file)
+    : file_(std::move(file)), config_(read_model_config(*file_)) {
     const GgufFile& f = *file_;
     token_embd_ = view_of(f, f.tensor("token_embd.weight"));
     output_ = config_.tied_output ? token_embd_ : view_of(f, f.tensor("output.weight"));
@@ -106,12 +111,16 @@ void attend(const float* q, std::int64_t hd, std::int64_t n_pos, float scale, At
             const T* const* keys, const T* const* values, std::vector<float>& scores, float* out) {
     constexpr bool f16 = std::is_same_v<T, std::uint16_t>;
     auto score = [&](std::int64_t p) {
-        if constexpr (f16) return kernels::dot_f16_f32(keys[p], q, hd);
-        else return kernels::dot_f32(keys[p], q, hd);
+        if constexpr (f16)
+            return kernels::dot_f16_f32(keys[p], q, hd);
+        else
+            return kernels::dot_f32(keys[p], q, hd);
     };
     auto add_v = [&](std::int64_t p, float w) {
-        if constexpr (f16) kernels::add_scaled_f16(out, values[p], w, hd);
-        else kernels::add_scaled_f32(out, values[p], w, hd);
+        if constexpr (f16)
+            kernels::add_scaled_f16(out, values[p], w, hd);
+        else
+            kernels::add_scaled_f32(out, values[p], w, hd);
     };
     std::memset(out, 0, static_cast<std::size_t>(hd) * 4);
     if (mode == AttentionMode::Standard) {
@@ -144,9 +153,11 @@ void attend(const float* q, std::int64_t hd, std::int64_t n_pos, float scale, At
 
 }  // namespace
 
-void Transformer::attention(std::int64_t layer, const float* q, std::int64_t n_tokens, std::int64_t start,
-                            const KvCache& cache, AttentionMode mode, float* out) const {
-    const std::int64_t hd = config_.head_dim, n_head = config_.head_count, n_kv = config_.head_count_kv;
+void Transformer::attention(std::int64_t layer, const float* q, std::int64_t n_tokens,
+                            std::int64_t start, const KvCache& cache, AttentionMode mode,
+                            float* out) const {
+    const std::int64_t hd = config_.head_dim, n_head = config_.head_count,
+                       n_kv = config_.head_count_kv;
     const std::int64_t group = n_head / n_kv;
     const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
     const bool f16 = cache.type() == KvType::F16;
@@ -175,56 +186,72 @@ void Transformer::attention(std::int64_t layer, const float* q, std::int64_t n_t
         float* o = out + (t * n_head + h) * hd;
         if (f16) {
             kernels::round_to_f16(qh.data(), hd);
-            attend(qh.data(), hd, n_pos, scale, mode, k16.data() + kvh * n_max, v16.data() + kvh * n_max, scores, o);
+            attend(qh.data(), hd, n_pos, scale, mode, k16.data() + kvh * n_max,
+                   v16.data() + kvh * n_max, scores, o);
         } else {
-            attend(qh.data(), hd, n_pos, scale, mode, k32.data() + kvh * n_max, v32.data() + kvh * n_max, scores, o);
+            attend(qh.data(), hd, n_pos, scale, mode, k32.data() + kvh * n_max,
+                   v32.data() + kvh * n_max, scores, o);
         }
     }
 }
 
 void Transformer::forward(std::span<const std::int32_t> tokens, std::int64_t start, KvCache& cache,
-                          const kernels::Backend& backend, LogitsFor which, std::vector<float>& logits) const {
+                          const kernels::Backend& backend, LogitsFor which,
+                          std::vector<float>& logits) const {
     const auto n = static_cast<std::int64_t>(tokens.size());
     if (n == 0) fail(ErrorCode::InvalidArgument, "forward() needs at least one token");
     if (start < 0 || start + n > cache.context())
-        fail(ErrorCode::InvalidArgument, "positions " + std::to_string(start) + ".." + std::to_string(start + n - 1) +
-                                             " do not fit the context of " + std::to_string(cache.context()) + " tokens");
+        fail(ErrorCode::InvalidArgument,
+             "positions " + std::to_string(start) + ".." + std::to_string(start + n - 1) +
+                 " do not fit the context of " + std::to_string(cache.context()) + " tokens");
     const std::int64_t h = config_.hidden, hd = config_.head_dim, ffn = config_.ffn_hidden;
     const std::int64_t q_dim = static_cast<std::int64_t>(config_.head_count) * hd;
     const std::int64_t kv_dim = static_cast<std::int64_t>(config_.head_count_kv) * hd;
-    auto buffer = [](std::int64_t size) { return std::vector<float>(static_cast<std::size_t>(size)); };
-    std::vector<float> x = buffer(n * h), xn = buffer(n * h), q = buffer(n * q_dim), k = buffer(n * kv_dim),
-                       v = buffer(n * kv_dim), att = buffer(n * q_dim), proj = buffer(n * h), g = buffer(n * ffn),
-                       u = buffer(n * ffn);
+    auto buffer = [](std::int64_t size) {
+        return std::vector<float>(static_cast<std::size_t>(size));
+    };
+    std::vector<float> x = buffer(n * h), xn = buffer(n * h), q = buffer(n * q_dim),
+                       k = buffer(n * kv_dim), v = buffer(n * kv_dim), att = buffer(n * q_dim),
+                       proj = buffer(n * h), g = buffer(n * ffn), u = buffer(n * ffn);
 
     for (std::int64_t t = 0; t < n; ++t) {
         const std::int32_t id = tokens[static_cast<std::size_t>(t)];
         if (id < 0 || id >= token_embd_.rows)
-            fail(ErrorCode::InvalidArgument, "token id " + std::to_string(id) + " is outside the embedding of " +
+            fail(ErrorCode::InvalidArgument, "token id " + std::to_string(id) +
+                                                 " is outside the embedding of " +
                                                  std::to_string(token_embd_.rows) + " rows");
         backend.get_row(token_embd_, id, x.data() + t * h);
     }
 
     for (std::size_t layer = 0; layer < layers_.size(); ++layer) {
         const LayerWeights& l = layers_[layer];
-        for (std::int64_t t = 0; t < n; ++t) kernels::rmsnorm(x.data() + t * h, l.attn_norm, h, config_.rms_eps, xn.data() + t * h);
-        backend.matmul_many({{&l.wq, q.data()}, {&l.wk, k.data()}, {&l.wv, v.data()}}, xn.data(), n);
+        for (std::int64_t t = 0; t < n; ++t)
+            kernels::rmsnorm(x.data() + t * h, l.attn_norm, h, config_.rms_eps, xn.data() + t * h);
+        backend.matmul_many({{&l.wq, q.data()}, {&l.wk, k.data()}, {&l.wv, v.data()}}, xn.data(),
+                            n);
         scale_in_place(q.data(), n * q_dim, l.scale_q);
         scale_in_place(k.data(), n * kv_dim, l.scale_k);
         scale_in_place(v.data(), n * kv_dim, l.scale_v);
         for (std::int64_t t = 0; t < n; ++t) {
-            kernels::rope_neox(q.data() + t * q_dim, config_.head_count, hd, config_.rope_dim, start + t, config_.rope_freq_base);
-            kernels::rope_neox(k.data() + t * kv_dim, config_.head_count_kv, hd, config_.rope_dim, start + t, config_.rope_freq_base);
-            cache.write(static_cast<std::int64_t>(layer), start + t, k.data() + t * kv_dim, v.data() + t * kv_dim);
+            kernels::rope_neox(q.data() + t * q_dim, config_.head_count, hd, config_.rope_dim,
+                               start + t, config_.rope_freq_base);
+            kernels::rope_neox(k.data() + t * kv_dim, config_.head_count_kv, hd, config_.rope_dim,
+                               start + t, config_.rope_freq_base);
+            cache.write(static_cast<std::int64_t>(layer), start + t, k.data() + t * kv_dim,
+                        v.data() + t * kv_dim);
         }
-        attention(static_cast<std::int64_t>(layer), q.data(), n, start, cache, attention_mode_, att.data());
+        attention(static_cast<std::int64_t>(layer), q.data(), n, start, cache, attention_mode_,
+                  att.data());
         for (std::int64_t t = 0; t < n; ++t)
-            kernels::rmsnorm(att.data() + t * q_dim, l.attn_sub_norm, q_dim, config_.rms_eps, att.data() + t * q_dim);
+            kernels::rmsnorm(att.data() + t * q_dim, l.attn_sub_norm, q_dim, config_.rms_eps,
+                             att.data() + t * q_dim);
         backend.matmul(l.wo, att.data(), n, proj.data());
         scale_in_place(proj.data(), n * h, l.scale_o);
-        for (std::int64_t i = 0; i < n * h; ++i) x[static_cast<std::size_t>(i)] += proj[static_cast<std::size_t>(i)];
+        for (std::int64_t i = 0; i < n * h; ++i)
+            x[static_cast<std::size_t>(i)] += proj[static_cast<std::size_t>(i)];
 
-        for (std::int64_t t = 0; t < n; ++t) kernels::rmsnorm(x.data() + t * h, l.ffn_norm, h, config_.rms_eps, xn.data() + t * h);
+        for (std::int64_t t = 0; t < n; ++t)
+            kernels::rmsnorm(x.data() + t * h, l.ffn_norm, h, config_.rms_eps, xn.data() + t * h);
         backend.matmul_many({{&l.gate, g.data()}, {&l.up, u.data()}}, xn.data(), n);
         scale_in_place(g.data(), n * ffn, l.scale_gate);
         scale_in_place(u.data(), n * ffn, l.scale_up);
@@ -234,16 +261,19 @@ void Transformer::forward(std::span<const std::int32_t> tokens, std::int64_t sta
             kernels::silu_mul(g.data(), u.data(), n * ffn);
         }
         for (std::int64_t t = 0; t < n; ++t)
-            kernels::rmsnorm(g.data() + t * ffn, l.ffn_sub_norm, ffn, config_.rms_eps, g.data() + t * ffn);
+            kernels::rmsnorm(g.data() + t * ffn, l.ffn_sub_norm, ffn, config_.rms_eps,
+                             g.data() + t * ffn);
         backend.matmul(l.down, g.data(), n, proj.data());
         scale_in_place(proj.data(), n * h, l.scale_down);
-        for (std::int64_t i = 0; i < n * h; ++i) x[static_cast<std::size_t>(i)] += proj[static_cast<std::size_t>(i)];
+        for (std::int64_t i = 0; i < n * h; ++i)
+            x[static_cast<std::size_t>(i)] += proj[static_cast<std::size_t>(i)];
     }
 
     const std::int64_t first = which == LogitsFor::LastPosition ? n - 1 : 0;
     const std::int64_t rows = n - first;
     for (std::int64_t t = first; t < n; ++t)
-        kernels::rmsnorm(x.data() + t * h, output_norm_, h, config_.rms_eps, xn.data() + (t - first) * h);
+        kernels::rmsnorm(x.data() + t * h, output_norm_, h, config_.rms_eps,
+                         xn.data() + (t - first) * h);
     logits.resize(static_cast<std::size_t>(rows * output_.rows));
     backend.matmul(output_, xn.data(), rows, logits.data());
 }

@@ -12,7 +12,8 @@ using namespace bitnet;
 
 TEST_CASE("the file written by bitnet.cpp loads unchanged with the documented config") {
     BITNET_REQUIRE_SHARED("fixtures/bitnet-cpp/mini-bitnet-i2_s.gguf");
-    auto file = models::GgufFile::open((test::shared_dir() / "fixtures/bitnet-cpp/mini-bitnet-i2_s.gguf").string());
+    auto file = models::GgufFile::open(
+        (test::shared_dir() / "fixtures/bitnet-cpp/mini-bitnet-i2_s.gguf").string());
     CHECK(file->provenance() == quant::FileProvenance::BitnetCpp);
     const auto c = models::read_model_config(*file);
     CHECK(c.architecture == models::Architecture::Bitnet);

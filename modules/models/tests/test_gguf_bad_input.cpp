@@ -47,7 +47,8 @@ TEST_CASE("every truncation point of a valid file is an error, never a crash") {
     auto first = models::GgufFile::parse(good.data(), good.size(), "tiny");
     const std::size_t header_end = first->data_offset();
     for (std::size_t size = 0; size < good.size(); size += (size < header_end ? 1 : 997)) {
-        std::vector<std::uint8_t> cut(good.begin(), good.begin() + static_cast<std::ptrdiff_t>(size));
+        std::vector<std::uint8_t> cut(good.begin(),
+                                      good.begin() + static_cast<std::ptrdiff_t>(size));
         CHECK_THROWS_AS(models::GgufFile::parse(cut.data(), cut.size(), "cut"), Error);
     }
 }

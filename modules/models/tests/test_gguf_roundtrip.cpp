@@ -31,9 +31,10 @@ std::vector<float> random_values(std::size_t n, std::uint32_t seed, bool ternary
 
 }  // namespace
 
-TEST_CASE("quantize -> write -> read -> dequantize equals the scalar reference for every writable type") {
+TEST_CASE(
+    "quantize -> write -> read -> dequantize equals the scalar reference for every writable type") {
     test::TempDir dir("roundtrip");
-    const std::vector<TypeId> types = {TypeId::F32, TypeId::F16, TypeId::BF16, TypeId::Q8_0,
+    const std::vector<TypeId> types = {TypeId::F32,  TypeId::F16,   TypeId::BF16,  TypeId::Q8_0,
                                        TypeId::Q4_0, TypeId::TQ2_0, TypeId::TQ1_0, TypeId::I2_S};
     const std::uint64_t cols = 256, rows = 6;
     const std::uint64_t n = cols * rows;
@@ -95,7 +96,8 @@ TEST_CASE("metadata of every value type round-trips") {
     CHECK(f->get_f64("a.f32") == 0.5);
     CHECK(f->get("a.bool").to_bool("a.bool"));
     CHECK(f->get_string("a.string") == "h\xC3\xA9llo");
-    CHECK(f->get("a.strings").to_string_array("a.strings") == std::vector<std::string_view>{"x", "", "zz"});
+    CHECK(f->get("a.strings").to_string_array("a.strings") ==
+          std::vector<std::string_view>{"x", "", "zz"});
     CHECK(f->get("a.ints").to_int_array("a.ints") == std::vector<std::int64_t>{1, -2, 3});
     CHECK(f->get("a.floats").to_float_array("a.floats") == std::vector<float>{1.5f, -2.0f});
     CHECK_THROWS_AS(f->get_string("a.u8"), Error);
@@ -142,7 +144,8 @@ TEST_CASE("custom alignment is honoured by writer and reader") {
 TEST_CASE("an aborted write leaves no file behind") {
     test::TempDir dir("abort");
     models::GgufWriter w;
-    w.add_tensor("a", 0, {8}, [](std::uint8_t*, std::uint64_t) { throw std::runtime_error("boom"); });
+    w.add_tensor("a", 0, {8},
+                 [](std::uint8_t*, std::uint64_t) { throw std::runtime_error("boom"); });
     const std::string path = dir.file("out.gguf");
     CHECK_THROWS(w.write(path));
     CHECK_FALSE(std::filesystem::exists(path));

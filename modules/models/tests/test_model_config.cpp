@@ -72,9 +72,11 @@ TEST_CASE("synthetic models are deterministic per seed and differ across seeds")
 }
 
 TEST_CASE("every ternary format writes a loadable model") {
-    for (auto type : {quant::TypeId::I2_S, quant::TypeId::TQ2_0, quant::TypeId::TQ1_0, quant::TypeId::F16}) {
+    for (auto type :
+         {quant::TypeId::I2_S, quant::TypeId::TQ2_0, quant::TypeId::TQ1_0, quant::TypeId::F16}) {
         models::SyntheticModelOptions o;
-        o.config = models::preset_config("small");  // TQ formats need rows that are multiples of 256
+        o.config =
+            models::preset_config("small");  // TQ formats need rows that are multiples of 256
         o.ternary_type = type;
         const auto bytes = models::synthetic_model_writer(o).to_bytes();
         auto f = parse_owned(bytes);

@@ -25,7 +25,9 @@ struct Dense {
     Vec apply(const Vec& x) const {
         Vec y(static_cast<std::size_t>(rows), 0.0);
         for (std::int64_t r = 0; r < rows; ++r)
-            for (std::int64_t c = 0; c < cols; ++c) y[static_cast<std::size_t>(r)] += w[static_cast<std::size_t>(r * cols + c)] * x[static_cast<std::size_t>(c)];
+            for (std::int64_t c = 0; c < cols; ++c)
+                y[static_cast<std::size_t>(r)] +=
+                    w[static_cast<std::size_t>(r * cols + c)] * x[static_cast<std::size_t>(c)];
         return y;
     }
 };
@@ -59,7 +61,9 @@ Vec rmsnorm(const Vec& x, const Vec& w, double eps) {
 void rope(Vec& x, std::int64_t heads, std::int64_t hd, std::int64_t pos, double base) {
     for (std::int64_t h = 0; h < heads; ++h)
         for (std::int64_t i = 0; i < hd / 2; ++i) {
-            const double angle = static_cast<double>(pos) * std::pow(base, -2.0 * static_cast<double>(i) / static_cast<double>(hd));
+            const double angle =
+                static_cast<double>(pos) *
+                std::pow(base, -2.0 * static_cast<double>(i) / static_cast<double>(hd));
             double& a = x[static_cast<std::size_t>(h * hd + i)];
             double& b = x[static_cast<std::size_t>(h * hd + i + hd / 2)];
             const double a0 = a, b0 = b;
@@ -70,7 +74,8 @@ void rope(Vec& x, std::int64_t heads, std::int64_t hd, std::int64_t pos, double 
 
 // Logits of every position, float activations (no int8 quantization), f32 everything except
 // that F16 weights see their input rounded to F16 (the documented matmul rule).
-std::vector<Vec> independent_forward(const models::GgufFile& f, const models::ModelConfig& c, const std::vector<std::int32_t>& tokens) {
+std::vector<Vec> independent_forward(const models::GgufFile& f, const models::ModelConfig& c,
+                                     const std::vector<std::int32_t>& tokens) {
     const Dense embd = dense(f, "token_embd.weight");
     const std::int64_t H = c.hidden, hd = c.head_dim, nh = c.head_count, nkv = c.head_count_kv;
     std::vector<std::vector<Vec>> keys(c.block_count), values(c.block_count);
@@ -94,7 +99,9 @@ std::vector<Vec> independent_forward(const models::GgufFile& f, const models::Mo
                 double max = -1e300;
                 for (std::size_t p = 0; p <= t; ++p) {
                     double s = 0;
-                    for (std::int64_t i = 0; i < hd; ++i) s += q[static_cast<std::size_t>(head * hd + i)] * keys[l][p][static_cast<std::size_t>(kvh * hd + i)];
+                    for (std::int64_t i = 0; i < hd; ++i)
+                        s += q[static_cast<std::size_t>(head * hd + i)] *
+                             keys[l][p][static_cast<std::size_t>(kvh * hd + i)];
                     scores.push_back(s / std::sqrt(static_cast<double>(hd)));
                     max = std::max(max, scores.back());
                 }
@@ -102,19 +109,27 @@ std::vector<Vec> independent_forward(const models::GgufFile& f, const models::Mo
                 for (double& s : scores) z += (s = std::exp(s - max));
                 for (std::size_t p = 0; p <= t; ++p)
                     for (std::int64_t i = 0; i < hd; ++i)
-                        att[static_cast<std::size_t>(head * hd + i)] += scores[p] / z * values[l][p][static_cast<std::size_t>(kvh * hd + i)];
+                        att[static_cast<std::size_t>(head * hd + i)] +=
+                            scores[p] / z * values[l][p][static_cast<std::size_t>(kvh * hd + i)];
             }
-            const Vec o = dense(f, name("attn_output.weight")).apply(rmsnorm(att, vec(f, name("attn_sub_norm.weight")), c.rms_eps));
-            for (std::int64_t i = 0; i < H; ++i) h[static_cast<std::size_t>(i)] += o[static_cast<std::size_t>(i)];
+            const Vec o = dense(f, name("attn_output.weight"))
+                              .apply(rmsnorm(att, vec(f, name("attn_sub_norm.weight")), c.rms_eps));
+            for (std::int64_t i = 0; i < H; ++i)
+                h[static_cast<std::size_t>(i)] += o[static_cast<std::size_t>(i)];
             const Vec x2 = rmsnorm(h, vec(f, name("ffn_norm.weight")), c.rms_eps);
             Vec g = dense(f, name("ffn_gate.weight")).apply(x2);
             const Vec u = dense(f, name("ffn_up.weight")).apply(x2);
-            for (std::size_t i = 0; i < g.size(); ++i) g[i] = std::max(0.0, g[i]) * std::max(0.0, g[i]) * u[i];
-            const Vec d = dense(f, name("ffn_down.weight")).apply(rmsnorm(g, vec(f, name("ffn_sub_norm.weight")), c.rms_eps));
-            for (std::int64_t i = 0; i < H; ++i) h[static_cast<std::size_t>(i)] += d[static_cast<std::size_t>(i)];
+            for (std::size_t i = 0; i < g.size(); ++i)
+                g[i] = std::max(0.0, g[i]) * std::max(0.0, g[i]) * u[i];
+            const Vec d = dense(f, name("ffn_down.weight"))
+                              .apply(rmsnorm(g, vec(f, name("ffn_sub_norm.weight")), c.rms_eps));
+            for (std::int64_t i = 0; i < H; ++i)
+                h[static_cast<std::size_t>(i)] += d[static_cast<std::size_t>(i)];
         }
         Vec xn = rmsnorm(h, vec(f, "output_norm.weight"), c.rms_eps);
-        for (double& x : xn) x = quant::fp16_to_fp32(quant::fp32_to_fp16(static_cast<float>(x)));  // F16 output weights
+        for (double& x : xn)
+            x = quant::fp16_to_fp32(
+                quant::fp32_to_fp16(static_cast<float>(x)));  // F16 output weights
         out.push_back(embd.apply(xn));
     }
     return out;
@@ -133,7 +148,8 @@ TEST_CASE("a 2-layer model's logits equal an independent straightforward impleme
     options.config = config;
     options.seed = 42;
     const auto bytes = models::synthetic_model_writer(options).to_bytes();
-    auto file = std::shared_ptr<const models::GgufFile>(models::GgufFile::parse(bytes.data(), bytes.size(), "two-layer.gguf"));
+    auto file = std::shared_ptr<const models::GgufFile>(
+        models::GgufFile::parse(bytes.data(), bytes.size(), "two-layer.gguf"));
     const models::Transformer model(file);
     REQUIRE(model.config().block_count == 2);
     const std::vector<std::int32_t> tokens = {5, 17, 250, 3, 99, 17, 17, 42};

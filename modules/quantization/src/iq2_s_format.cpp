@@ -27,7 +27,8 @@ void dequantize_iq2_s(const std::uint8_t* in, std::int64_t n, float* out) {
                                  d * (0.5f + static_cast<float>(scales[group32] >> 4)) * 0.25f};
             for (int l = 0; l < 4; ++l) {
                 const float dl = db[l / 2];
-                const unsigned index = qs[l] | ((static_cast<unsigned>(qh[group32]) << (8 - 2 * l)) & 0x300u);
+                const unsigned index =
+                    qs[l] | ((static_cast<unsigned>(qh[group32]) << (8 - 2 * l)) & 0x300u);
                 const std::uint64_t grid = detail::kIq2sGrid[index];
                 for (int j = 0; j < 8; ++j) {
                     const auto magnitude = static_cast<float>((grid >> (8 * j)) & 0xff);

@@ -24,7 +24,8 @@ void quantize_q8_0(const float* in, std::int64_t n, std::uint8_t* out) {
         const float id = d != 0.0f ? 1.0f / d : 0.0f;
         store_fp16(block, d);
         for (int j = 0; j < kQK8_0; ++j) {
-            block[2 + j] = static_cast<std::uint8_t>(static_cast<std::int8_t>(std::roundf(x[j] * id)));
+            block[2 + j] =
+                static_cast<std::uint8_t>(static_cast<std::int8_t>(std::roundf(x[j] * id)));
         }
     }
 }

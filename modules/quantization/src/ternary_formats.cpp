@@ -48,8 +48,8 @@ void quantize_tq2_0(const float* in, std::int64_t n, std::uint8_t* out) {
             for (int m = 0; m < 32; ++m) {
                 std::uint8_t byte = 0;
                 for (int k = 0; k < 4; ++k) {
-                    byte = static_cast<std::uint8_t>(byte |
-                                                     ((trit(x[chunk * 128 + k * 32 + m], id) & 3) << (2 * k)));
+                    byte = static_cast<std::uint8_t>(
+                        byte | ((trit(x[chunk * 128 + k * 32 + m], id) & 3) << (2 * k)));
                 }
                 block[chunk * 32 + m] = byte;
             }
@@ -61,10 +61,13 @@ void quantize_tq2_0(const float* in, std::int64_t n, std::uint8_t* out) {
 void tq2_0_block_codes(const std::uint8_t* block, std::uint8_t* codes) {
     for (int chunk = 0; chunk < 2; ++chunk)
         for (int k = 0; k < 4; ++k)
-            for (int m = 0; m < 32; ++m) *codes++ = static_cast<std::uint8_t>((block[chunk * 32 + m] >> (2 * k)) & 3);
+            for (int m = 0; m < 32; ++m)
+                *codes++ = static_cast<std::uint8_t>((block[chunk * 32 + m] >> (2 * k)) & 3);
 }
 
-float tq2_0_block_scale(const std::uint8_t* block) { return load_fp16(block + 64); }
+float tq2_0_block_scale(const std::uint8_t* block) {
+    return load_fp16(block + 64);
+}
 
 void tq1_0_block_codes(const std::uint8_t* block, std::uint8_t* codes) {
     for (int k = 0; k < 5; ++k)
@@ -75,7 +78,9 @@ void tq1_0_block_codes(const std::uint8_t* block, std::uint8_t* codes) {
         for (int j = 0; j < 4; ++j) codes[240 + 4 * k + j] = unpack_trit(block[48 + j], k);
 }
 
-float tq1_0_block_scale(const std::uint8_t* block) { return load_fp16(block + 52); }
+float tq1_0_block_scale(const std::uint8_t* block) {
+    return load_fp16(block + 52);
+}
 
 void dequantize_tq2_0(const std::uint8_t* in, std::int64_t n, float* out) {
     for (std::int64_t b = 0; b < n / kQK_K; ++b) {
@@ -102,7 +107,8 @@ void quantize_tq1_0(const float* in, std::int64_t n, std::uint8_t* out) {
         // Elements 0..159: byte m of qs[0..31] holds m + 32n, n = 0..4.
         for (int m = 0; m < 32; ++m) {
             std::uint8_t q = 0;
-            for (int k = 0; k < 5; ++k) q = static_cast<std::uint8_t>(q * 3 + trit(x[m + 32 * k], id));
+            for (int k = 0; k < 5; ++k)
+                q = static_cast<std::uint8_t>(q * 3 + trit(x[m + 32 * k], id));
             block[m] = pack_trits(q);
         }
         // Elements 160..239: byte m of qs[32..47] holds 160 + m + 16n, n = 0..4.
@@ -129,7 +135,8 @@ void dequantize_tq1_0(const std::uint8_t* in, std::int64_t n, float* out) {
         const float d = load_fp16(block + 52);
         float* y = out + b * kQK_K;
         for (int k = 0; k < 5; ++k)
-            for (int m = 0; m < 32; ++m) y[32 * k + m] = static_cast<float>(unpack_trit(block[m], k) - 1) * d;
+            for (int m = 0; m < 32; ++m)
+                y[32 * k + m] = static_cast<float>(unpack_trit(block[m], k) - 1) * d;
         for (int k = 0; k < 5; ++k)
             for (int m = 0; m < 16; ++m)
                 y[160 + 16 * k + m] = static_cast<float>(unpack_trit(block[32 + m], k) - 1) * d;
@@ -143,8 +150,8 @@ void pack_i2s_codes(const std::uint8_t* codes, std::int64_t n, std::uint8_t* pac
     for (std::int64_t block = 0; block < n / kI2SBlock; ++block) {
         const std::uint8_t* c = codes + block * kI2SBlock;
         for (int b = 0; b < 32; ++b) {
-            packed[block * 32 + b] = static_cast<std::uint8_t>(
-                (c[b] << 6) | (c[b + 32] << 4) | (c[b + 64] << 2) | c[b + 96]);
+            packed[block * 32 + b] = static_cast<std::uint8_t>((c[b] << 6) | (c[b + 32] << 4) |
+                                                               (c[b + 64] << 2) | c[b + 96]);
         }
     }
 }

@@ -23,8 +23,16 @@ constexpr std::string_view kActivationOnly =
 TypeTraits row(TypeId id, std::string_view name, std::int64_t block, std::uint64_t bytes,
                QuantizeFn q = nullptr, DequantizeFn dq = nullptr,
                std::string_view note = kNotImplemented) {
-    return TypeTraits{static_cast<std::uint32_t>(id), name, block, bytes, 0, true, dq != nullptr,
-                      dq != nullptr ? std::string_view{} : note, q, dq};
+    return TypeTraits{static_cast<std::uint32_t>(id),
+                      name,
+                      block,
+                      bytes,
+                      0,
+                      true,
+                      dq != nullptr,
+                      dq != nullptr ? std::string_view{} : note,
+                      q,
+                      dq};
 }
 
 const std::vector<TypeTraits>& common_rows() {
@@ -84,7 +92,9 @@ TypeTraits tl2_row() {
     return tl2;
 }
 
-TypeTraits mxfp4_row() { return row(TypeId::TL2_OR_MXFP4, "MXFP4", 32, 17); }
+TypeTraits mxfp4_row() {
+    return row(TypeId::TL2_OR_MXFP4, "MXFP4", 32, 17);
+}
 
 }  // namespace
 
@@ -122,9 +132,9 @@ std::vector<TypeTraits> all_types(FileProvenance provenance) {
 std::uint64_t tensor_bytes(const TypeTraits& t, std::uint64_t n_elements) {
     const auto block = static_cast<std::uint64_t>(t.block_size);
     if (n_elements % block != 0) {
-        fail(ErrorCode::InvalidFormat, std::to_string(n_elements) + " elements is not a multiple of " +
-                                           std::string(t.name) + "'s block size " +
-                                           std::to_string(block));
+        fail(ErrorCode::InvalidFormat, std::to_string(n_elements) +
+                                           " elements is not a multiple of " + std::string(t.name) +
+                                           "'s block size " + std::to_string(block));
     }
     const std::uint64_t blocks = n_elements / block;
     if (blocks > (UINT64_MAX - t.per_tensor_extra) / t.bytes_per_block) {

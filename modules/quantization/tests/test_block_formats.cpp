@@ -28,7 +28,8 @@ std::vector<float> random_ternary(std::size_t n, std::size_t block, std::uint32_
     std::vector<float> v(n);
     for (std::size_t b = 0; b < n / block; ++b) {
         const float d = fp16_to_fp32(fp32_to_fp16(0.01f * static_cast<float>(b % 7 + 1)));
-        for (std::size_t j = 0; j < block; ++j) v[b * block + j] = d * static_cast<float>(trit(rng));
+        for (std::size_t j = 0; j < block; ++j)
+            v[b * block + j] = d * static_cast<float>(trit(rng));
         v[b * block] = d;  // make sure the block's absmax is d
     }
     return v;
@@ -51,7 +52,7 @@ TEST_CASE("Q8_0 block of hand-picked values") {
     quantize_q8_0(x.data(), 32, block.data());
     CHECK(half_at(block.data()) == fp32_to_fp16(0.01f));  // d = amax / 127
     CHECK(static_cast<std::int8_t>(block[2]) == 127);
-    CHECK(static_cast<std::int8_t>(block[3]) == -64);     // roundf(-63.5) = -64 (away from 0)
+    CHECK(static_cast<std::int8_t>(block[3]) == -64);  // roundf(-63.5) = -64 (away from 0)
     CHECK(static_cast<std::int8_t>(block[4]) == 1);
     std::vector<float> y(32);
     dequantize_q8_0(block.data(), 32, y.data());
@@ -63,15 +64,15 @@ TEST_CASE("Q8_0 block of hand-picked values") {
 
 TEST_CASE("Q4_0 block: the largest-magnitude value maps to nibble 0") {
     std::vector<float> x(32, 0.0f);
-    x[0] = -8.0f;   // largest magnitude, negative: d = -8 / -8 = 1
-    x[16] = 7.0f;   // high nibble of byte 0
+    x[0] = -8.0f;  // largest magnitude, negative: d = -8 / -8 = 1
+    x[16] = 7.0f;  // high nibble of byte 0
     x[1] = 3.0f;
     std::vector<std::uint8_t> block(18);
     quantize_q4_0(x.data(), 32, block.data());
     CHECK(fp16_to_fp32(half_at(block.data())) == 1.0f);
-    CHECK((block[2] & 0x0f) == 0);    // -8 + 8
-    CHECK((block[2] >> 4) == 15);     // 7 + 8
-    CHECK((block[3] & 0x0f) == 11);   // 3 + 8
+    CHECK((block[2] & 0x0f) == 0);   // -8 + 8
+    CHECK((block[2] >> 4) == 15);    // 7 + 8
+    CHECK((block[3] & 0x0f) == 11);  // 3 + 8
     std::vector<float> y(32);
     dequantize_q4_0(block.data(), 32, y.data());
     CHECK(y[0] == -8.0f);
@@ -95,7 +96,11 @@ TEST_CASE("TQ2_0 places element chunk*128 + k*32 + m at bits 2k of byte chunk*32
 TEST_CASE("TQ1_0 bytes hold ceil(q*256/243) of base-3 numbers, first element most significant") {
     std::vector<float> x(256, 0.0f);
     // Byte 0 holds elements 0, 32, 64, 96, 128. Choose trits 2,0,1,2,1 -> base-3 20121 = 178.
-    x[0] = 1.0f; x[32] = -1.0f; x[64] = 0.0f; x[96] = 1.0f; x[128] = 0.0f;
+    x[0] = 1.0f;
+    x[32] = -1.0f;
+    x[64] = 0.0f;
+    x[96] = 1.0f;
+    x[128] = 0.0f;
     std::vector<std::uint8_t> block(54);
     quantize_tq1_0(x.data(), 256, block.data());
     const int q = 2 * 81 + 0 * 27 + 1 * 9 + 2 * 3 + 1;
@@ -120,9 +125,12 @@ TEST_CASE("TQ1_0 digits decode by independent base-3 arithmetic for every elemen
         };
         for (int e = 0; e < 256; ++e) {
             int value;
-            if (e < 160) value = digit(e % 32, e / 32, 5);
-            else if (e < 240) value = digit(32 + (e - 160) % 16, (e - 160) / 16, 5);
-            else value = digit(48 + (e - 240) % 4, (e - 240) / 4, 4);
+            if (e < 160)
+                value = digit(e % 32, e / 32, 5);
+            else if (e < 240)
+                value = digit(32 + (e - 160) % 16, (e - 160) / 16, 5);
+            else
+                value = digit(48 + (e - 240) % 4, (e - 240) / 4, 4);
             REQUIRE(static_cast<float>(value - 1) * d == x[b * 256 + e]);
         }
     }
@@ -174,7 +182,8 @@ TEST_CASE("F16 and BF16 tensors round-trip within their precision") {
     for (int i = 0; i < 1000; ++i) REQUIRE(std::fabs(y[i] - x[i]) <= std::fabs(x[i]) * 0x1p-8f);
 }
 
-TEST_CASE("Q8_0 and Q4_0 reconstruction error is bounded by half a step plus the f16 rounding of d") {
+TEST_CASE(
+    "Q8_0 and Q4_0 reconstruction error is bounded by half a step plus the f16 rounding of d") {
     // Quantization uses the float scale; the block stores it rounded to f16 (relative error
     // <= 2^-11), which moves a reconstructed value by at most |q| * d * 2^-11.
     const auto x = random_floats(32 * 64, 9);
@@ -184,14 +193,18 @@ TEST_CASE("Q8_0 and Q4_0 reconstruction error is bounded by half a step plus the
     dequantize_q8_0(packed.data(), static_cast<std::int64_t>(x.size()), y.data());
     for (std::size_t b = 0; b < 64; ++b) {
         const float d = fp16_to_fp32(half_at(packed.data() + b * 34));
-        for (int j = 0; j < 32; ++j) REQUIRE(std::fabs(y[b * 32 + j] - x[b * 32 + j]) <= 0.5f * d + 128.0f * d * 0x1p-11f + 1e-6f);
+        for (int j = 0; j < 32; ++j)
+            REQUIRE(std::fabs(y[b * 32 + j] - x[b * 32 + j]) <=
+                    0.5f * d + 128.0f * d * 0x1p-11f + 1e-6f);
     }
     quantize_q4_0(x.data(), static_cast<std::int64_t>(x.size()), packed.data());
     dequantize_q4_0(packed.data(), static_cast<std::int64_t>(x.size()), y.data());
     for (std::size_t b = 0; b < 64; ++b) {
         const float d = std::fabs(fp16_to_fp32(half_at(packed.data() + b * 18)));
-        for (int j = 0; j < 32; ++j) // Q4_0 maps the extreme to -8, so the opposite side clips at +7: up to one full step.
-            REQUIRE(std::fabs(y[b * 32 + j] - x[b * 32 + j]) <= 1.0f * d + 8.0f * d * 0x1p-11f + 1e-6f);
+        for (int j = 0; j < 32; ++j)  // Q4_0 maps the extreme to -8, so the opposite side clips at
+                                      // +7: up to one full step.
+            REQUIRE(std::fabs(y[b * 32 + j] - x[b * 32 + j]) <=
+                    1.0f * d + 8.0f * d * 0x1p-11f + 1e-6f);
     }
 }
 

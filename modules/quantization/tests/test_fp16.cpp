@@ -1,8 +1,8 @@
 #include <catch2/catch.hpp>
 
+#include <immintrin.h>
 #include <cmath>
 #include <cstring>
-#include <immintrin.h>
 #include <limits>
 #include <random>
 
@@ -16,18 +16,20 @@ namespace {
 __attribute__((target("f16c"))) std::uint16_t hardware_fp32_to_fp16(float f) {
     return static_cast<std::uint16_t>(_cvtss_sh(f, _MM_FROUND_TO_NEAREST_INT));
 }
-__attribute__((target("f16c"))) float hardware_fp16_to_fp32(std::uint16_t h) { return _cvtsh_ss(h); }
+__attribute__((target("f16c"))) float hardware_fp16_to_fp32(std::uint16_t h) {
+    return _cvtsh_ss(h);
+}
 }  // namespace
 
 TEST_CASE("fp16 conversion of hand-picked values") {
     CHECK(fp32_to_fp16(1.0f) == 0x3c00);
     CHECK(fp32_to_fp16(-2.0f) == 0xc000);
     CHECK(fp32_to_fp16(65504.0f) == 0x7bff);
-    CHECK(fp32_to_fp16(65520.0f) == 0x7c00);            // rounds up to infinity
-    CHECK(fp32_to_fp16(65519.0f) == 0x7bff);            // rounds down to max half
-    CHECK(fp32_to_fp16(std::ldexp(1.0f, -24)) == 0x0001);  // smallest subnormal
-    CHECK(fp32_to_fp16(std::ldexp(1.0f, -25)) == 0x0000);  // tie to even -> 0
-    CHECK(fp32_to_fp16(std::ldexp(3.0f, -25)) == 0x0002);  // tie to even -> 2
+    CHECK(fp32_to_fp16(65520.0f) == 0x7c00);                      // rounds up to infinity
+    CHECK(fp32_to_fp16(65519.0f) == 0x7bff);                      // rounds down to max half
+    CHECK(fp32_to_fp16(std::ldexp(1.0f, -24)) == 0x0001);         // smallest subnormal
+    CHECK(fp32_to_fp16(std::ldexp(1.0f, -25)) == 0x0000);         // tie to even -> 0
+    CHECK(fp32_to_fp16(std::ldexp(3.0f, -25)) == 0x0002);         // tie to even -> 2
     CHECK(fp32_to_fp16(1.0f + std::ldexp(1.0f, -11)) == 0x3c00);  // tie to even (down)
     CHECK(fp32_to_fp16(1.0f + std::ldexp(3.0f, -11)) == 0x3c02);  // tie to even (up)
     CHECK(fp16_to_fp32(0x3555) == Approx(0.333251953125f).epsilon(0));

@@ -11,7 +11,8 @@ namespace {
 constexpr std::uint64_t kEmpty = ~0ull;
 
 std::uint64_t pair_key(std::int32_t left, std::int32_t right) {
-    return (static_cast<std::uint64_t>(static_cast<std::uint32_t>(left)) << 32) | static_cast<std::uint32_t>(right);
+    return (static_cast<std::uint64_t>(static_cast<std::uint32_t>(left)) << 32) |
+           static_cast<std::uint32_t>(right);
 }
 
 std::uint64_t mix(std::uint64_t k) {
@@ -26,7 +27,8 @@ constexpr std::size_t kSmallPiece = 48;
 
 }  // namespace
 
-BpeMerger::BpeMerger(const TokenizerData& data, const TokenIndex& index, const std::string& source) {
+BpeMerger::BpeMerger(const TokenizerData& data, const TokenIndex& index,
+                     const std::string& source) {
     struct Entry {
         std::uint64_t key;
         PairInfo info;
@@ -38,28 +40,36 @@ BpeMerger::BpeMerger(const TokenizerData& data, const TokenIndex& index, const s
             const std::string& m = data.merges[rank];
             const auto space = m.find(' ');
             auto bad = [&](const std::string& why) {
-                fail(ErrorCode::InvalidFormat, source + ": merge " + std::to_string(rank) + " '" + m + "' " + why +
+                fail(ErrorCode::InvalidFormat, source + ": merge " + std::to_string(rank) + " '" +
+                                                   m + "' " + why +
                                                    "; the tokenizer data is corrupt");
             };
-            if (space == std::string::npos || space == 0 || space + 1 >= m.size()) bad("is not two tokens separated by a space");
-            const std::string_view left(m.data(), space), right(m.data() + space + 1, m.size() - space - 1);
+            if (space == std::string::npos || space == 0 || space + 1 >= m.size())
+                bad("is not two tokens separated by a space");
+            const std::string_view left(m.data(), space),
+                right(m.data() + space + 1, m.size() - space - 1);
             const auto l = index.find(left), r = index.find(right);
             if (l == index.end()) bad("references unknown token '" + std::string(left) + "'");
             if (r == index.end()) bad("references unknown token '" + std::string(right) + "'");
             const auto merged = index.find(std::string(left) + std::string(right));
-            if (merged == index.end()) bad("produces '" + std::string(left) + std::string(right) + "', which is not a token");
-            entries.push_back({pair_key(l->second, r->second), {static_cast<float>(rank), merged->second}});
+            if (merged == index.end())
+                bad("produces '" + std::string(left) + std::string(right) +
+                    "', which is not a token");
+            entries.push_back(
+                {pair_key(l->second, r->second), {static_cast<float>(rank), merged->second}});
         }
     } else if (!data.scores.empty()) {
         // SentencePiece without merges: every split of every token into two tokens is a pair.
         for (std::size_t id = 0; id < data.tokens.size(); ++id) {
             const std::string& t = data.tokens[id];
-            if (data.token_types.size() == data.tokens.size() && data.token_types[id] != 1) continue;
+            if (data.token_types.size() == data.tokens.size() && data.token_types[id] != 1)
+                continue;
             for (std::size_t cut = 1; cut < t.size(); ++cut) {
                 const auto l = index.find(std::string_view(t).substr(0, cut));
                 const auto r = index.find(std::string_view(t).substr(cut));
                 if (l != index.end() && r != index.end())
-                    entries.push_back({pair_key(l->second, r->second), {-data.scores[id], static_cast<std::int32_t>(id)}});
+                    entries.push_back({pair_key(l->second, r->second),
+                                       {-data.scores[id], static_cast<std::int32_t>(id)}});
             }
         }
     }
@@ -103,17 +113,20 @@ void BpeMerger::merge_small(std::vector<Symbol>& symbols) const {
     // pair[i] describes the merge of symbols[i] and symbols[i+1] (nullptr: none).
     thread_local std::vector<const PairInfo*> pair;
     pair.resize(symbols.size());
-    for (std::size_t i = 0; i + 1 < symbols.size(); ++i) pair[i] = find(symbols[i].id, symbols[i + 1].id);
+    for (std::size_t i = 0; i + 1 < symbols.size(); ++i)
+        pair[i] = find(symbols[i].id, symbols[i + 1].id);
     pair[symbols.size() - 1] = nullptr;
     while (true) {
         std::size_t best = symbols.size();
         for (std::size_t i = 0; i + 1 < symbols.size(); ++i)
-            if (pair[i] && (best == symbols.size() || pair[i]->priority < pair[best]->priority)) best = i;
+            if (pair[i] && (best == symbols.size() || pair[i]->priority < pair[best]->priority))
+                best = i;
         if (best == symbols.size()) return;
         symbols[best] = {pair[best]->result, symbols[best].begin, symbols[best + 1].end};
         symbols.erase(symbols.begin() + static_cast<std::ptrdiff_t>(best) + 1);
         pair.erase(pair.begin() + static_cast<std::ptrdiff_t>(best) + 1);
-        pair[best] = best + 1 < symbols.size() ? find(symbols[best].id, symbols[best + 1].id) : nullptr;
+        pair[best] =
+            best + 1 < symbols.size() ? find(symbols[best].id, symbols[best + 1].id) : nullptr;
         if (best > 0) pair[best - 1] = find(symbols[best - 1].id, symbols[best].id);
     }
 }
@@ -154,7 +167,8 @@ void BpeMerger::merge_large(std::vector<Symbol>& symbols) const {
         symbols[c.left] = {p->result, symbols[c.left].begin, symbols[right].end};
         alive[right] = false;
         next[c.left] = next[right];
-        if (next[right] >= 0) prev[static_cast<std::size_t>(next[right])] = static_cast<std::int64_t>(c.left);
+        if (next[right] >= 0)
+            prev[static_cast<std::size_t>(next[right])] = static_cast<std::int64_t>(c.left);
         push(c.left);
         if (prev[c.left] >= 0) push(static_cast<std::size_t>(prev[c.left]));
     }

@@ -26,7 +26,7 @@ struct StringHash {
 using TokenIndex = std::unordered_map<std::string, std::int32_t, StringHash, std::equal_to<>>;
 
 class BpeMerger {
-public:
+  public:
     // Builds the pair table from `merges` ("a b"); without merges, from `scores` (a pair merges
     // when its concatenation is a token; higher score first). Throws bitnet::Error naming the
     // merge when it references a token that is not in the vocabulary.
@@ -35,7 +35,7 @@ public:
     // Merges `symbols` in place.
     void merge(std::vector<Symbol>& symbols) const;
 
-private:
+  private:
     struct PairInfo {
         float priority;  // lower merges first
         std::int32_t result;

@@ -18,19 +18,22 @@ std::array<char32_t, 256> byte_to_codepoint() {
     std::array<char32_t, 256> map{};
     char32_t next = 256;
     for (int b = 0; b < 256; ++b) {
-        const bool printable = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255);
+        const bool printable =
+            (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255);
         map[static_cast<std::size_t>(b)] = printable ? static_cast<char32_t>(b) : next++;
     }
     return map;
 }
 
 class ByteLevelBpe final : public Tokenizer {
-public:
+  public:
     explicit ByteLevelBpe(TokenizerData data) : Tokenizer(std::move(data)), specials_(data_) {
         if (!data_.pre.empty() && data_.pre != "llama-bpe" && data_.pre != "llama3")
-            fail(ErrorCode::Unsupported, "byte-level BPE pre-tokenizer '" + data_.pre +
-                                             "' is not supported (supported: llama-bpe, the LLaMA 3 pattern)");
-        for (std::size_t i = 0; i < data_.tokens.size(); ++i) index_.emplace(data_.tokens[i], static_cast<std::int32_t>(i));
+            fail(ErrorCode::Unsupported,
+                 "byte-level BPE pre-tokenizer '" + data_.pre +
+                     "' is not supported (supported: llama-bpe, the LLaMA 3 pattern)");
+        for (std::size_t i = 0; i < data_.tokens.size(); ++i)
+            index_.emplace(data_.tokens[i], static_cast<std::int32_t>(i));
         merger_ = std::make_unique<BpeMerger>(data_, index_, "tokenizer");
         const auto map = byte_to_codepoint();
         std::array<std::int32_t, 0x200> inverse{};
@@ -41,8 +44,9 @@ public:
             mapped_[static_cast<std::size_t>(b)] = mapped;
             const auto it = index_.find(mapped);
             if (it == index_.end())
-                fail(ErrorCode::InvalidFormat, "byte-level vocabulary has no token for byte 0x" + hex(b) +
-                                                   " ('" + mapped + "'); the tokenizer is incomplete");
+                fail(ErrorCode::InvalidFormat, "byte-level vocabulary has no token for byte 0x" +
+                                                   hex(b) + " ('" + mapped +
+                                                   "'); the tokenizer is incomplete");
             byte_token_[static_cast<std::size_t>(b)] = it->second;
             inverse[map[static_cast<std::size_t>(b)]] = b;
         }
@@ -53,7 +57,8 @@ public:
         for (std::size_t id = 0; id < data_.tokens.size(); ++id) {
             const std::int32_t type = data_.token_types[id];
             const std::string& t = data_.tokens[id];
-            if (type == static_cast<std::int32_t>(TokenType::Control) || type == static_cast<std::int32_t>(TokenType::UserDefined)) {
+            if (type == static_cast<std::int32_t>(TokenType::Control) ||
+                type == static_cast<std::int32_t>(TokenType::UserDefined)) {
                 pieces_[id] = t;
                 continue;
             }
@@ -72,7 +77,8 @@ public:
         }
     }
 
-    std::vector<std::int32_t> encode(std::string_view text, bool add_bos, bool parse_special) const override {
+    std::vector<std::int32_t> encode(std::string_view text, bool add_bos,
+                                     bool parse_special) const override {
         std::vector<std::int32_t> ids;
         if (add_bos && data_.bos) ids.push_back(*data_.bos);
         const std::string clean = unicode::sanitize_utf8(text);
@@ -97,7 +103,7 @@ public:
 
     std::string description() const override { return "byte-level BPE (LLaMA 3 pre-tokenizer)"; }
 
-private:
+  private:
     static std::string hex(int b) {
         const char* digits = "0123456789ABCDEF";
         return {digits[b >> 4], digits[b & 15]};
@@ -120,7 +126,8 @@ private:
             }
             symbols.clear();
             for (std::size_t i = 0; i < piece.size(); ++i)
-                symbols.push_back({byte_token_[static_cast<unsigned char>(piece[i])], static_cast<std::uint32_t>(i),
+                symbols.push_back({byte_token_[static_cast<unsigned char>(piece[i])],
+                                   static_cast<std::uint32_t>(i),
                                    static_cast<std::uint32_t>(i + 1)});
             merger_->merge(symbols);
             for (const Symbol& s : symbols) ids.push_back(s.id);

@@ -6,7 +6,9 @@ namespace bitnet::tokenizers {
 namespace {
 
 std::string trim(std::string_view s) {
-    const auto is_space = [](char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'; };
+    const auto is_space = [](char c) {
+        return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
+    };
     std::size_t b = 0, e = s.size();
     while (b < e && is_space(s[b])) ++b;
     while (e > b && is_space(s[e - 1])) --e;
@@ -15,7 +17,8 @@ std::string trim(std::string_view s) {
 
 void check_role(const std::string& role) {
     if (role != "system" && role != "user" && role != "assistant")
-        fail(ErrorCode::InvalidArgument, "chat message role '" + role + "' is not one of system, user, assistant");
+        fail(ErrorCode::InvalidArgument,
+             "chat message role '" + role + "' is not one of system, user, assistant");
 }
 
 }  // namespace
@@ -26,7 +29,9 @@ std::optional<ChatFormat> chat_format_from_name(std::string_view name) {
     return std::nullopt;
 }
 
-std::string chat_format_name(ChatFormat format) { return format == ChatFormat::Bitnet ? "bitnet" : "llama3"; }
+std::string chat_format_name(ChatFormat format) {
+    return format == ChatFormat::Bitnet ? "bitnet" : "llama3";
+}
 
 ChatFormat detect_chat_format(std::string_view t) {
     auto has = [&t](std::string_view marker) { return t.find(marker) != std::string_view::npos; };
@@ -34,16 +39,22 @@ ChatFormat detect_chat_format(std::string_view t) {
     // 2B4T: roles rendered as "User: ...<|eot_id|>" (capitalized role names, "Assistant: ").
     if (has("<|eot_id|>") && (has("Assistant: ") || has("capitalize"))) return ChatFormat::Bitnet;
     if (t.empty())
-        fail(ErrorCode::Unsupported, "the model has no chat template (tokenizer.chat_template); pass --chat-format bitnet|llama3");
-    fail(ErrorCode::Unsupported, "unrecognized chat template (known: bitnet 2B4T, llama3); pass --chat-format bitnet|llama3");
+        fail(ErrorCode::Unsupported,
+             "the model has no chat template (tokenizer.chat_template); pass --chat-format "
+             "bitnet|llama3");
+    fail(ErrorCode::Unsupported,
+         "unrecognized chat template (known: bitnet 2B4T, llama3); pass --chat-format "
+         "bitnet|llama3");
 }
 
-std::string render_chat(ChatFormat format, const std::vector<ChatMessage>& messages, bool add_generation_prompt) {
+std::string render_chat(ChatFormat format, const std::vector<ChatMessage>& messages,
+                        bool add_generation_prompt) {
     std::string out = "<|begin_of_text|>";
     for (const ChatMessage& m : messages) {
         check_role(m.role);
         if (format == ChatFormat::Llama3) {
-            out += "<|start_header_id|>" + m.role + "<|end_header_id|>\n\n" + trim(m.content) + "<|eot_id|>";
+            out += "<|start_header_id|>" + m.role + "<|end_header_id|>\n\n" + trim(m.content) +
+                   "<|eot_id|>";
         } else {
             std::string role = m.role;
             role[0] = static_cast<char>(role[0] - 'a' + 'A');
@@ -51,7 +62,8 @@ std::string render_chat(ChatFormat format, const std::vector<ChatMessage>& messa
         }
     }
     if (add_generation_prompt)
-        out += format == ChatFormat::Llama3 ? "<|start_header_id|>assistant<|end_header_id|>\n\n" : "Assistant: ";
+        out += format == ChatFormat::Llama3 ? "<|start_header_id|>assistant<|end_header_id|>\n\n"
+                                            : "Assistant: ";
     return out;
 }
 

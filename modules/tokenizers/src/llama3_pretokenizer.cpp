@@ -9,10 +9,16 @@ using unicode::is_letter;
 using unicode::is_number;
 using unicode::is_whitespace;
 
-bool is_newline(char32_t c) { return c == '\r' || c == '\n'; }
+bool is_newline(char32_t c) {
+    return c == '\r' || c == '\n';
+}
 // [^\s\p{L}\p{N}]
-bool is_other(char32_t c) { return !is_whitespace(c) && !is_letter(c) && !is_number(c); }
-char32_t lower_ascii(char32_t c) { return (c >= 'A' && c <= 'Z') ? c + 32 : c; }
+bool is_other(char32_t c) {
+    return !is_whitespace(c) && !is_letter(c) && !is_number(c);
+}
+char32_t lower_ascii(char32_t c) {
+    return (c >= 'A' && c <= 'Z') ? c + 32 : c;
+}
 
 // Length (in code points) of the match starting at i, trying the alternatives in order.
 std::size_t match_at(const std::vector<char32_t>& cp, std::size_t i) {

@@ -17,23 +17,27 @@ namespace {
 const std::string kSpaceMarker = "\xE2\x96\x81";  // U+2581 LOWER ONE EIGHTH BLOCK
 
 class SentencePieceBpe final : public Tokenizer {
-public:
+  public:
     explicit SentencePieceBpe(TokenizerData data) : Tokenizer(std::move(data)), specials_(data_) {
-        for (std::size_t i = 0; i < data_.tokens.size(); ++i) index_.emplace(data_.tokens[i], static_cast<std::int32_t>(i));
+        for (std::size_t i = 0; i < data_.tokens.size(); ++i)
+            index_.emplace(data_.tokens[i], static_cast<std::int32_t>(i));
         merger_ = std::make_unique<BpeMerger>(data_, index_, "tokenizer");
         byte_token_.fill(-1);
         for (int b = 0; b < 256; ++b) {
             char name[8];
             std::snprintf(name, sizeof name, "<0x%02X>", b);
-            if (const auto it = index_.find(std::string_view(name)); it != index_.end()) byte_token_[static_cast<std::size_t>(b)] = it->second;
+            if (const auto it = index_.find(std::string_view(name)); it != index_.end())
+                byte_token_[static_cast<std::size_t>(b)] = it->second;
         }
         // Merging word by word is exact when no token continues past a word into the next "▁"
         // (no token has the marker right after another character); then no merge can cross
         // such a boundary. It turns one long merge over the whole text into many short ones.
         words_are_independent_ = true;
         for (const std::string& t : data_.tokens) {
-            for (std::size_t p = t.find(kSpaceMarker, 1); p != std::string::npos; p = t.find(kSpaceMarker, p + 1)) {
-                if (p < kSpaceMarker.size() || t.compare(p - kSpaceMarker.size(), kSpaceMarker.size(), kSpaceMarker) != 0) {
+            for (std::size_t p = t.find(kSpaceMarker, 1); p != std::string::npos;
+                 p = t.find(kSpaceMarker, p + 1)) {
+                if (p < kSpaceMarker.size() ||
+                    t.compare(p - kSpaceMarker.size(), kSpaceMarker.size(), kSpaceMarker) != 0) {
                     words_are_independent_ = false;
                     break;
                 }
@@ -43,8 +47,10 @@ public:
         pieces_.resize(data_.tokens.size());
         for (std::size_t id = 0; id < data_.tokens.size(); ++id) {
             const std::string& t = data_.tokens[id];
-            if (data_.token_types[id] == static_cast<std::int32_t>(TokenType::Byte) && t.size() == 6) {
-                pieces_[id] = std::string(1, static_cast<char>(std::stoi(t.substr(3, 2), nullptr, 16)));
+            if (data_.token_types[id] == static_cast<std::int32_t>(TokenType::Byte) &&
+                t.size() == 6) {
+                pieces_[id] =
+                    std::string(1, static_cast<char>(std::stoi(t.substr(3, 2), nullptr, 16)));
                 continue;
             }
             std::string piece;
@@ -60,7 +66,8 @@ public:
         }
     }
 
-    std::vector<std::int32_t> encode(std::string_view text, bool add_bos, bool parse_special) const override {
+    std::vector<std::int32_t> encode(std::string_view text, bool add_bos,
+                                     bool parse_special) const override {
         std::vector<std::int32_t> ids;
         if (add_bos && data_.bos) ids.push_back(*data_.bos);
         const std::string clean = unicode::sanitize_utf8(text);
@@ -68,7 +75,8 @@ public:
             encode_text(clean, true, ids);
             return ids;
         }
-        bool after_special = true;  // like llama.cpp: text at the start or after a special token gets the prefix
+        bool after_special =
+            true;  // like llama.cpp: text at the start or after a special token gets the prefix
         for (const Fragment& f : specials_.split(clean)) {
             if (f.id >= 0) {
                 ids.push_back(f.id);
@@ -89,7 +97,7 @@ public:
     bool strips_leading_space() const override { return true; }
     std::string description() const override { return "SentencePiece BPE with byte fallback"; }
 
-private:
+  private:
     void encode_text(std::string_view text, bool add_prefix, std::vector<std::int32_t>& ids) const {
         thread_local std::string normalized;
         thread_local std::vector<Symbol> symbols;
@@ -107,7 +115,8 @@ private:
         for (std::size_t i = 0; i < normalized.size();) {
             const std::size_t n = unicode::valid_sequence_length(normalized, i);
             const auto it = index_.find(std::string_view(normalized).substr(i, n));
-            symbols.push_back({it == index_.end() ? -1 : it->second, static_cast<std::uint32_t>(i), static_cast<std::uint32_t>(i + n)});
+            symbols.push_back({it == index_.end() ? -1 : it->second, static_cast<std::uint32_t>(i),
+                               static_cast<std::uint32_t>(i + n)});
             i += n;
         }
         merge_words(normalized, symbols);
@@ -124,7 +133,8 @@ private:
                     ids.push_back(*data_.unk);
                     break;  // one <unk> per character, never a silent drop
                 } else {
-                    fail(ErrorCode::InvalidArgument, "the text contains a character with no token, no byte token and no <unk>");
+                    fail(ErrorCode::InvalidArgument,
+                         "the text contains a character with no token, no byte token and no <unk>");
                 }
             }
         }
@@ -142,8 +152,10 @@ private:
         };
         std::size_t start = 0;
         for (std::size_t i = 1; i <= symbols.size(); ++i) {
-            if (i < symbols.size() && !(is_marker(symbols[i]) && !is_marker(symbols[i - 1]))) continue;
-            word.assign(symbols.begin() + static_cast<std::ptrdiff_t>(start), symbols.begin() + static_cast<std::ptrdiff_t>(i));
+            if (i < symbols.size() && !(is_marker(symbols[i]) && !is_marker(symbols[i - 1])))
+                continue;
+            word.assign(symbols.begin() + static_cast<std::ptrdiff_t>(start),
+                        symbols.begin() + static_cast<std::ptrdiff_t>(i));
             merger_->merge(word);
             merged.insert(merged.end(), word.begin(), word.end());
             start = i;

@@ -9,14 +9,18 @@ namespace bitnet::tokenizers {
 SpecialSplitter::SpecialSplitter(const TokenizerData& data) {
     for (std::size_t id = 0; id < data.tokens.size(); ++id) {
         const std::int32_t type = id < data.token_types.size() ? data.token_types[id] : 1;
-        if (type != static_cast<std::int32_t>(TokenType::Control) && type != static_cast<std::int32_t>(TokenType::UserDefined))
+        if (type != static_cast<std::int32_t>(TokenType::Control) &&
+            type != static_cast<std::int32_t>(TokenType::UserDefined))
             continue;
         const std::string& t = data.tokens[id];
         if (t.empty()) continue;
-        by_first_byte_[static_cast<unsigned char>(t[0])].emplace_back(t, static_cast<std::int32_t>(id));
+        by_first_byte_[static_cast<unsigned char>(t[0])].emplace_back(
+            t, static_cast<std::int32_t>(id));
     }
     for (auto& list : by_first_byte_)
-        std::stable_sort(list.begin(), list.end(), [](const auto& a, const auto& b) { return a.first.size() > b.first.size(); });
+        std::stable_sort(list.begin(), list.end(), [](const auto& a, const auto& b) {
+            return a.first.size() > b.first.size();
+        });
 }
 
 std::vector<Fragment> SpecialSplitter::split(std::string_view text) const {

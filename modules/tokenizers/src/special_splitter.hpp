@@ -16,11 +16,11 @@ struct Fragment {
 };
 
 class SpecialSplitter {
-public:
+  public:
     explicit SpecialSplitter(const TokenizerData& data);
     std::vector<Fragment> split(std::string_view text) const;
 
-private:
+  private:
     // Candidates grouped by first byte, longest first.
     std::vector<std::pair<std::string_view, std::int32_t>> by_first_byte_[256];
 };

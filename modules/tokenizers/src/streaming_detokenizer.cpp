@@ -14,7 +14,8 @@ std::string StreamingDetokenizer::push(std::int32_t id) {
         at_start_ = false;
     }
     const std::size_t hold = unicode::incomplete_suffix_length(pending_);
-    const std::string ready = unicode::sanitize_utf8(std::string_view(pending_).substr(0, pending_.size() - hold));
+    const std::string ready =
+        unicode::sanitize_utf8(std::string_view(pending_).substr(0, pending_.size() - hold));
     pending_.erase(0, pending_.size() - hold);
     return ready;
 }

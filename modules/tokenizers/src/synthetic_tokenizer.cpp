@@ -10,7 +10,8 @@ namespace bitnet::tokenizers {
 TokenizerData synthetic_tokenizer(std::uint32_t vocab_size) {
     constexpr std::uint32_t kSpecials = 3;
     if (vocab_size < 256 + kSpecials)
-        fail(ErrorCode::InvalidArgument, "a synthetic tokenizer needs a vocabulary of at least 259 tokens");
+        fail(ErrorCode::InvalidArgument,
+             "a synthetic tokenizer needs a vocabulary of at least 259 tokens");
     TokenizerData d;
     d.model = "gpt2";
     d.pre = "llama-bpe";
@@ -18,7 +19,8 @@ TokenizerData synthetic_tokenizer(std::uint32_t vocab_size) {
     char32_t next = 256;
     std::string mapped[256];
     for (int b = 0; b < 256; ++b) {
-        const bool printable = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255);
+        const bool printable =
+            (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255);
         unicode::append_utf8(mapped[b], printable ? static_cast<char32_t>(b) : next++);
         d.tokens.push_back(mapped[b]);
     }
@@ -53,7 +55,8 @@ TokenizerData synthetic_tokenizer(std::uint32_t vocab_size) {
     d.eot = special_base + 2;
     d.add_bos = true;
     d.chat_template =
-        "{% for message in messages %}{{ message['role'] | capitalize + ': ' + message['content'] | trim + "
+        "{% for message in messages %}{{ message['role'] | capitalize + ': ' + message['content'] "
+        "| trim + "
         "'<|eot_id|>' }}{% endfor %}{% if add_generation_prompt %}{{ 'Assistant: ' }}{% endif %}";
     return d;
 }

@@ -9,13 +9,15 @@ namespace bitnet::tokenizers {
 
 void Tokenizer::check_id(std::int32_t id) const {
     if (id < 0 || static_cast<std::size_t>(id) >= data_.tokens.size())
-        fail(ErrorCode::InvalidArgument, "token id " + std::to_string(id) + " is outside the vocabulary (0.." +
+        fail(ErrorCode::InvalidArgument, "token id " + std::to_string(id) +
+                                             " is outside the vocabulary (0.." +
                                              std::to_string(data_.tokens.size() - 1) + ")");
 }
 
 bool Tokenizer::is_control(std::int32_t id) const {
     return id >= 0 && static_cast<std::size_t>(id) < data_.token_types.size() &&
-           data_.token_types[static_cast<std::size_t>(id)] == static_cast<std::int32_t>(TokenType::Control);
+           data_.token_types[static_cast<std::size_t>(id)] ==
+               static_cast<std::int32_t>(TokenType::Control);
 }
 
 bool Tokenizer::is_end_of_generation(std::int32_t id) const {
@@ -35,12 +37,14 @@ std::string Tokenizer::decode(std::span<const std::int32_t> ids, bool skip_speci
 
 std::unique_ptr<Tokenizer> create_tokenizer(TokenizerData data) {
     if (data.tokens.empty()) fail(ErrorCode::InvalidFormat, "tokenizer has an empty vocabulary");
-    if (data.token_types.empty()) data.token_types.assign(data.tokens.size(), static_cast<std::int32_t>(TokenType::Normal));
+    if (data.token_types.empty())
+        data.token_types.assign(data.tokens.size(), static_cast<std::int32_t>(TokenType::Normal));
     if (data.model == "gpt2") return make_byte_level_bpe(std::move(data));
     if (data.model == "llama") return make_sentencepiece_bpe(std::move(data));
-    fail(ErrorCode::Unsupported, "tokenizer model '" + data.model +
-                                     "' is not supported (supported: gpt2 = byte-level BPE, llama = SentencePiece BPE); "
-                                     "pass --tokenizer tokenizer.json with a supported tokenizer");
+    fail(ErrorCode::Unsupported,
+         "tokenizer model '" + data.model +
+             "' is not supported (supported: gpt2 = byte-level BPE, llama = SentencePiece BPE); "
+             "pass --tokenizer tokenizer.json with a supported tokenizer");
 }
 
 std::unique_ptr<Tokenizer> load_tokenizer(const models::GgufFile& file) {

@@ -48,7 +48,8 @@ std::optional<std::string> token_name(const json& config, const char* field) {
 }
 
 bool is_byte_token(const std::string& t) {
-    return t.size() == 6 && t.rfind("<0x", 0) == 0 && t[5] == '>' && std::isxdigit(static_cast<unsigned char>(t[3])) &&
+    return t.size() == 6 && t.rfind("<0x", 0) == 0 && t[5] == '>' &&
+           std::isxdigit(static_cast<unsigned char>(t[3])) &&
            std::isxdigit(static_cast<unsigned char>(t[4]));
 }
 
@@ -63,11 +64,13 @@ std::optional<std::int32_t> TokenizerData::id_of(const std::string& token) const
 TokenizerData read_tokenizer_json(const std::string& path) {
     const json root = parse_json_file(path);
     if (!root.is_object() || !root.contains("model") || !root["model"].is_object())
-        fail(ErrorCode::InvalidFormat, path + ": no 'model' object; not a Hugging Face tokenizer.json");
+        fail(ErrorCode::InvalidFormat,
+             path + ": no 'model' object; not a Hugging Face tokenizer.json");
     const json& model = root["model"];
     const std::string type = model.value("type", "");
     if (type != "BPE")
-        fail(ErrorCode::Unsupported, path + ": model.type '" + type + "' is not supported (only BPE)");
+        fail(ErrorCode::Unsupported,
+             path + ": model.type '" + type + "' is not supported (only BPE)");
     if (!model.contains("vocab") || !model["vocab"].is_object())
         fail(ErrorCode::InvalidFormat, path + ": model.vocab is missing or not an object");
 
@@ -75,7 +78,8 @@ TokenizerData read_tokenizer_json(const std::string& path) {
     const bool byte_fallback = model.value("byte_fallback", false);
     data.model = byte_fallback ? "llama" : "gpt2";
     if (!byte_fallback && !mentions(root, "ByteLevel"))
-        fail(ErrorCode::Unsupported, path + ": a BPE tokenizer without ByteLevel or byte_fallback is not supported");
+        fail(ErrorCode::Unsupported,
+             path + ": a BPE tokenizer without ByteLevel or byte_fallback is not supported");
     const std::string pretok = root.contains("pre_tokenizer") ? root["pre_tokenizer"].dump() : "";
     data.pre = pretok.find("\\\\p{N}{1,3}") != std::string::npos ? "llama-bpe" : "default";
 
@@ -83,14 +87,16 @@ TokenizerData read_tokenizer_json(const std::string& path) {
     std::map<std::int64_t, std::string> by_id;
     for (const auto& [token, id] : model["vocab"].items()) {
         if (!id.is_number_integer() || id.get<std::int64_t>() < 0)
-            fail(ErrorCode::InvalidFormat, path + ": model.vocab['" + token + "'] is not a non-negative id");
+            fail(ErrorCode::InvalidFormat,
+                 path + ": model.vocab['" + token + "'] is not a non-negative id");
         by_id[id.get<std::int64_t>()] = token;
     }
     std::map<std::int64_t, bool> added_special;
     if (root.contains("added_tokens") && root["added_tokens"].is_array()) {
         for (const json& t : root["added_tokens"]) {
             if (!t.contains("id") || !t.contains("content"))
-                fail(ErrorCode::InvalidFormat, path + ": an added_tokens entry lacks id or content");
+                fail(ErrorCode::InvalidFormat,
+                     path + ": an added_tokens entry lacks id or content");
             const auto id = t["id"].get<std::int64_t>();
             by_id[id] = t["content"].get<std::string>();
             added_special[id] = t.value("special", false);
@@ -99,8 +105,9 @@ TokenizerData read_tokenizer_json(const std::string& path) {
     if (by_id.empty()) fail(ErrorCode::InvalidFormat, path + ": the vocabulary is empty");
     const std::int64_t vocab = by_id.rbegin()->first + 1;
     if (static_cast<std::size_t>(vocab) != by_id.size())
-        fail(ErrorCode::InvalidFormat, path + ": token ids are not contiguous (" + std::to_string(by_id.size()) +
-                                           " tokens, highest id " + std::to_string(vocab - 1) + ")");
+        fail(ErrorCode::InvalidFormat, path + ": token ids are not contiguous (" +
+                                           std::to_string(by_id.size()) + " tokens, highest id " +
+                                           std::to_string(vocab - 1) + ")");
     const std::string unk_name = model.contains("unk_token") && model["unk_token"].is_string()
                                      ? model["unk_token"].get<std::string>()
                                      : "";
@@ -126,7 +133,8 @@ TokenizerData read_tokenizer_json(const std::string& path) {
                 merge = m[0].get<std::string>() + " " + m[1].get<std::string>();
             } else {
                 fail(ErrorCode::InvalidFormat, path + ": model.merges entry " +
-                                                   std::to_string(data.merges.size()) + " is malformed");
+                                                   std::to_string(data.merges.size()) +
+                                                   " is malformed");
             }
             data.merges.push_back(std::move(merge));
         }

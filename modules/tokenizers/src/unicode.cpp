@@ -35,9 +35,15 @@ const std::uint8_t* flags() {
 
 }  // namespace
 
-bool is_letter(char32_t cp) { return cp <= kMaxCodepoint && (flags()[cp] & kLetter); }
-bool is_number(char32_t cp) { return cp <= kMaxCodepoint && (flags()[cp] & kNumber); }
-bool is_whitespace(char32_t cp) { return cp <= kMaxCodepoint && (flags()[cp] & kSpace); }
+bool is_letter(char32_t cp) {
+    return cp <= kMaxCodepoint && (flags()[cp] & kLetter);
+}
+bool is_number(char32_t cp) {
+    return cp <= kMaxCodepoint && (flags()[cp] & kNumber);
+}
+bool is_whitespace(char32_t cp) {
+    return cp <= kMaxCodepoint && (flags()[cp] & kSpace);
+}
 
 std::size_t valid_sequence_length(std::string_view s, std::size_t i) {
     const auto byte = [&s](std::size_t k) { return static_cast<unsigned char>(s[k]); };
@@ -72,10 +78,18 @@ static std::size_t invalid_subpart_length(std::string_view s, std::size_t i) {
     const unsigned char b0 = byte(i);
     std::size_t len = 0;
     unsigned char lo = 0x80, hi = 0xBF;
-    if (b0 >= 0xC2 && b0 <= 0xDF) len = 2;
-    else if (b0 >= 0xE0 && b0 <= 0xEF) { len = 3; if (b0 == 0xE0) lo = 0xA0; if (b0 == 0xED) hi = 0x9F; }
-    else if (b0 >= 0xF0 && b0 <= 0xF4) { len = 4; if (b0 == 0xF0) lo = 0x90; if (b0 == 0xF4) hi = 0x8F; }
-    else return 1;
+    if (b0 >= 0xC2 && b0 <= 0xDF)
+        len = 2;
+    else if (b0 >= 0xE0 && b0 <= 0xEF) {
+        len = 3;
+        if (b0 == 0xE0) lo = 0xA0;
+        if (b0 == 0xED) hi = 0x9F;
+    } else if (b0 >= 0xF0 && b0 <= 0xF4) {
+        len = 4;
+        if (b0 == 0xF0) lo = 0x90;
+        if (b0 == 0xF4) hi = 0x8F;
+    } else
+        return 1;
     std::size_t k = 1;
     if (i + k < s.size() && byte(i + k) >= lo && byte(i + k) <= hi) {
         ++k;
@@ -88,7 +102,10 @@ std::size_t incomplete_suffix_length(std::string_view s) {
     for (std::size_t k = 1; k <= 3 && k <= s.size(); ++k) {
         const std::size_t start = s.size() - k;
         const auto b0 = static_cast<unsigned char>(s[start]);
-        const std::size_t expected = (b0 >= 0xC2 && b0 <= 0xDF) ? 2 : (b0 >= 0xE0 && b0 <= 0xEF) ? 3 : (b0 >= 0xF0 && b0 <= 0xF4) ? 4 : 0;
+        const std::size_t expected = (b0 >= 0xC2 && b0 <= 0xDF)   ? 2
+                                     : (b0 >= 0xE0 && b0 <= 0xEF) ? 3
+                                     : (b0 >= 0xF0 && b0 <= 0xF4) ? 4
+                                                                  : 0;
         if (expected == 0) continue;
         // A valid prefix that simply ran out of bytes: its maximal subpart reaches the end.
         if (expected > k && invalid_subpart_length(s, start) == k) return k;
@@ -123,18 +140,29 @@ std::string sanitize_utf8(std::string_view s) {
     return out;
 }
 
-void decode_utf8(std::string_view s, std::vector<char32_t>& cps, std::vector<std::uint32_t>& offsets) {
+void decode_utf8(std::string_view s, std::vector<char32_t>& cps,
+                 std::vector<std::uint32_t>& offsets) {
     cps.clear();
     offsets.clear();
     for (std::size_t i = 0; i < s.size();) {
         const auto b0 = static_cast<unsigned char>(s[i]);
         char32_t cp;
         std::size_t n;
-        if (b0 < 0x80) { cp = b0; n = 1; }
-        else if (b0 < 0xE0) { cp = b0 & 0x1F; n = 2; }
-        else if (b0 < 0xF0) { cp = b0 & 0x0F; n = 3; }
-        else { cp = b0 & 0x07; n = 4; }
-        for (std::size_t k = 1; k < n && i + k < s.size(); ++k) cp = (cp << 6) | (static_cast<unsigned char>(s[i + k]) & 0x3F);
+        if (b0 < 0x80) {
+            cp = b0;
+            n = 1;
+        } else if (b0 < 0xE0) {
+            cp = b0 & 0x1F;
+            n = 2;
+        } else if (b0 < 0xF0) {
+            cp = b0 & 0x0F;
+            n = 3;
+        } else {
+            cp = b0 & 0x07;
+            n = 4;
+        }
+        for (std::size_t k = 1; k < n && i + k < s.size(); ++k)
+            cp = (cp << 6) | (static_cast<unsigned char>(s[i + k]) & 0x3F);
         cps.push_back(cp);
         offsets.push_back(static_cast<std::uint32_t>(i));
         i += n;

@@ -23,12 +23,13 @@ bool is_valid_utf8(std::string_view s);
 std::size_t incomplete_suffix_length(std::string_view s);
 
 // Decodes valid UTF-8 (call sanitize_utf8 first) into code points and their byte offsets.
-void decode_utf8(std::string_view s, std::vector<char32_t>& cps, std::vector<std::uint32_t>& offsets);
+void decode_utf8(std::string_view s, std::vector<char32_t>& cps,
+                 std::vector<std::uint32_t>& offsets);
 void append_utf8(std::string& out, char32_t cp);
 
 // Character classes of the LLaMA 3 pre-tokenizer regex, from the generated UCD tables.
-bool is_letter(char32_t cp);      // \p{L}
-bool is_number(char32_t cp);      // \p{N}
+bool is_letter(char32_t cp);  // \p{L}
+bool is_number(char32_t cp);  // \p{N}
 // \s as the Rust regex engines of tiktoken / HF tokenizers define it: Unicode White_Space.
 // (JavaScript's \s adds U+FEFF; the test vectors do not tell the two apart.)
 bool is_whitespace(char32_t cp);

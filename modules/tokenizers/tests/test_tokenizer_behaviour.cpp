@@ -13,10 +13,11 @@ namespace {
 // Random strings over a mix of scripts, whitespace, combining marks and emoji (no surrogates).
 std::string random_unicode(std::mt19937& rng, bool allow_space_marker) {
     static const std::vector<std::pair<char32_t, char32_t>> ranges = {
-        {0x20, 0x7E}, {0x20, 0x7E}, {0x20, 0x7E}, {0x09, 0x0D}, {0xA0, 0x17F}, {0x300, 0x36F},
-        {0x370, 0x3FF}, {0x400, 0x4FF}, {0x590, 0x5FF}, {0x600, 0x6FF}, {0x900, 0x97F}, {0x2000, 0x206F},
-        {0x2500, 0x259F}, {0x3040, 0x30FF}, {0x4E00, 0x9FFF}, {0xAC00, 0xD7A3}, {0xFE00, 0xFFFD},
-        {0x1F300, 0x1FAFF}, {0x10000, 0x10FFFF}};
+        {0x20, 0x7E},     {0x20, 0x7E},       {0x20, 0x7E},       {0x09, 0x0D},
+        {0xA0, 0x17F},    {0x300, 0x36F},     {0x370, 0x3FF},     {0x400, 0x4FF},
+        {0x590, 0x5FF},   {0x600, 0x6FF},     {0x900, 0x97F},     {0x2000, 0x206F},
+        {0x2500, 0x259F}, {0x3040, 0x30FF},   {0x4E00, 0x9FFF},   {0xAC00, 0xD7A3},
+        {0xFE00, 0xFFFD}, {0x1F300, 0x1FAFF}, {0x10000, 0x10FFFF}};
     std::uniform_int_distribution<std::size_t> pick(0, ranges.size() - 1);
     std::uniform_int_distribution<int> length(0, 40);
     std::string out;
@@ -27,10 +28,21 @@ std::string random_unicode(std::mt19937& rng, bool allow_space_marker) {
         if (cp >= 0xD800 && cp <= 0xDFFF) cp = 'x';
         if (!allow_space_marker && cp == 0x2581) cp = 'y';
         std::string utf8;
-        if (cp < 0x80) utf8 += static_cast<char>(cp);
-        else if (cp < 0x800) { utf8 += static_cast<char>(0xC0 | (cp >> 6)); utf8 += static_cast<char>(0x80 | (cp & 0x3F)); }
-        else if (cp < 0x10000) { utf8 += static_cast<char>(0xE0 | (cp >> 12)); utf8 += static_cast<char>(0x80 | ((cp >> 6) & 0x3F)); utf8 += static_cast<char>(0x80 | (cp & 0x3F)); }
-        else { utf8 += static_cast<char>(0xF0 | (cp >> 18)); utf8 += static_cast<char>(0x80 | ((cp >> 12) & 0x3F)); utf8 += static_cast<char>(0x80 | ((cp >> 6) & 0x3F)); utf8 += static_cast<char>(0x80 | (cp & 0x3F)); }
+        if (cp < 0x80)
+            utf8 += static_cast<char>(cp);
+        else if (cp < 0x800) {
+            utf8 += static_cast<char>(0xC0 | (cp >> 6));
+            utf8 += static_cast<char>(0x80 | (cp & 0x3F));
+        } else if (cp < 0x10000) {
+            utf8 += static_cast<char>(0xE0 | (cp >> 12));
+            utf8 += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+            utf8 += static_cast<char>(0x80 | (cp & 0x3F));
+        } else {
+            utf8 += static_cast<char>(0xF0 | (cp >> 18));
+            utf8 += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
+            utf8 += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+            utf8 += static_cast<char>(0x80 | (cp & 0x3F));
+        }
         out += utf8;
     }
     return out;
@@ -50,7 +62,10 @@ std::string stream(const tokenizers::Tokenizer& tok, const std::vector<std::int3
 
 TEST_CASE("decode(encode(s)) == s for 10,000 random Unicode strings (LLaMA 3)") {
     const auto* tok = test::llama3_tokenizer();
-    if (!tok) { WARN("SKIPPED: ../shared tokenizer fixtures absent"); return; }
+    if (!tok) {
+        WARN("SKIPPED: ../shared tokenizer fixtures absent");
+        return;
+    }
     std::mt19937 rng(20261122);
     for (int i = 0; i < 10000; ++i) {
         const std::string s = random_unicode(rng, true);
@@ -63,7 +78,10 @@ TEST_CASE("decode(encode(s)) == s for 10,000 random Unicode strings (LLaMA 3)") 
 TEST_CASE("decode(encode(s)) == s for 10,000 random Unicode strings (LLaMA 2, without U+2581)") {
     // U+2581 is SentencePiece's space marker: a literal one in the input decodes as a space.
     const auto* tok = test::llama2_tokenizer();
-    if (!tok) { WARN("SKIPPED: ../shared tokenizer fixtures absent"); return; }
+    if (!tok) {
+        WARN("SKIPPED: ../shared tokenizer fixtures absent");
+        return;
+    }
     std::mt19937 rng(7);
     for (int i = 0; i < 10000; ++i) {
         const std::string s = random_unicode(rng, false);
@@ -75,7 +93,10 @@ TEST_CASE("decode(encode(s)) == s for 10,000 random Unicode strings (LLaMA 2, wi
 
 TEST_CASE("streaming never emits a partial UTF-8 character") {
     const auto* tok = test::llama3_tokenizer();
-    if (!tok) { WARN("SKIPPED: ../shared tokenizer fixtures absent"); return; }
+    if (!tok) {
+        WARN("SKIPPED: ../shared tokenizer fixtures absent");
+        return;
+    }
     const std::string text = "emoji 👨‍👩‍👧 and 你好，世界 and é́";
     const auto ids = tok->encode(text, false, false);
     tokenizers::StreamingDetokenizer detok(*tok);
@@ -95,8 +116,12 @@ TEST_CASE("streaming never emits a partial UTF-8 character") {
 
 TEST_CASE("a byte sequence that never completes becomes U+FFFD, in decode and in streaming") {
     const auto* tok = test::llama3_tokenizer();
-    if (!tok) { WARN("SKIPPED: ../shared tokenizer fixtures absent"); return; }
-    // Encode a 4-byte emoji, then drop its last token: the remaining bytes are an unfinished character.
+    if (!tok) {
+        WARN("SKIPPED: ../shared tokenizer fixtures absent");
+        return;
+    }
+    // Encode a 4-byte emoji, then drop its last token: the remaining bytes are an unfinished
+    // character.
     auto ids = tok->encode("a😀", false, false);
     REQUIRE(ids.size() >= 2);
     ids.pop_back();
@@ -107,15 +132,27 @@ TEST_CASE("a byte sequence that never completes becomes U+FFFD, in decode and in
 
 TEST_CASE("invalid UTF-8 input is encoded as U+FFFD, not dropped") {
     const auto* tok = test::llama3_tokenizer();
-    if (!tok) { WARN("SKIPPED: ../shared tokenizer fixtures absent"); return; }
-    CHECK(tok->encode("ab\xFF" "cd", false, false) == tok->encode("ab\xEF\xBF\xBD" "cd", false, false));
-    CHECK(tok->encode("x\xE2\x82", false, false) == tok->encode("x\xEF\xBF\xBD", false, false));  // truncated
-    CHECK(tok->encode("\xC0\xAF", false, false) == tok->encode("\xEF\xBF\xBD\xEF\xBF\xBD", false, false));  // overlong
+    if (!tok) {
+        WARN("SKIPPED: ../shared tokenizer fixtures absent");
+        return;
+    }
+    CHECK(tok->encode("ab\xFF"
+                      "cd",
+                      false, false) == tok->encode("ab\xEF\xBF\xBD"
+                                                   "cd",
+                                                   false, false));
+    CHECK(tok->encode("x\xE2\x82", false, false) ==
+          tok->encode("x\xEF\xBF\xBD", false, false));  // truncated
+    CHECK(tok->encode("\xC0\xAF", false, false) ==
+          tok->encode("\xEF\xBF\xBD\xEF\xBF\xBD", false, false));  // overlong
 }
 
 TEST_CASE("empty text encodes to nothing, or to just BOS") {
     for (const auto* tok : {test::llama3_tokenizer(), test::llama2_tokenizer()}) {
-        if (!tok) { WARN("SKIPPED: ../shared tokenizer fixtures absent"); return; }
+        if (!tok) {
+            WARN("SKIPPED: ../shared tokenizer fixtures absent");
+            return;
+        }
         CHECK(tok->encode("", false, false).empty());
         const auto with_bos = tok->encode("", true, false);
         REQUIRE(with_bos.size() == 1);
@@ -126,7 +163,10 @@ TEST_CASE("empty text encodes to nothing, or to just BOS") {
 
 TEST_CASE("a 1 MB string without spaces and 100k repeated emoji round-trip") {
     const auto* tok = test::llama3_tokenizer();
-    if (!tok) { WARN("SKIPPED: ../shared tokenizer fixtures absent"); return; }
+    if (!tok) {
+        WARN("SKIPPED: ../shared tokenizer fixtures absent");
+        return;
+    }
     std::mt19937 rng(3);
     std::string letters(1 << 20, 'a');
     for (char& c : letters) c = static_cast<char>('a' + rng() % 26);
@@ -143,7 +183,10 @@ TEST_CASE("a 1 MB string without spaces and 100k repeated emoji round-trip") {
 
 TEST_CASE("special tokens are split out only when asked") {
     const auto* tok = test::llama3_tokenizer();
-    if (!tok) { WARN("SKIPPED: ../shared tokenizer fixtures absent"); return; }
+    if (!tok) {
+        WARN("SKIPPED: ../shared tokenizer fixtures absent");
+        return;
+    }
     const std::string text = "hi<|eot_id|>there";
     const auto parsed = tok->encode(text, false, true);
     const auto plain = tok->encode(text, false, false);
@@ -158,7 +201,10 @@ TEST_CASE("special tokens are split out only when asked") {
 
 TEST_CASE("ids outside the vocabulary are a clear error") {
     const auto* tok = test::llama3_tokenizer();
-    if (!tok) { WARN("SKIPPED: ../shared tokenizer fixtures absent"); return; }
+    if (!tok) {
+        WARN("SKIPPED: ../shared tokenizer fixtures absent");
+        return;
+    }
     try {
         tok->decode(std::vector<std::int32_t>{1, 128256});
         FAIL("no error");
@@ -175,7 +221,8 @@ TEST_CASE("merges that reference unknown tokens are a load error naming the merg
     tokenizers::TokenizerData data;
     data.model = "gpt2";
     data.pre = "llama-bpe";
-    for (int b = 0; b < 256; ++b) data.tokens.push_back("tok" + std::to_string(b));  // placeholder bytes
+    for (int b = 0; b < 256; ++b)
+        data.tokens.push_back("tok" + std::to_string(b));  // placeholder bytes
     data.token_types.assign(data.tokens.size(), 1);
     data.merges = {"tok1 nothere"};
     try {

@@ -73,8 +73,9 @@ TEST_CASE("tokenizer data survives a GGUF metadata round trip") {
 TEST_CASE("a malformed tokenizer.json is a clear error naming the file") {
     test::TempDir dir("tok-bad");
     const std::string path = dir.file("tokenizer.json");
-    std::ofstream(path) << "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 5}, \"merges\": []}, "
-                           "\"pre_tokenizer\": {\"type\": \"ByteLevel\"}}";
+    std::ofstream(path)
+        << "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 5}, \"merges\": []}, "
+           "\"pre_tokenizer\": {\"type\": \"ByteLevel\"}}";
     try {
         tokenizers::read_tokenizer_json(path);
         FAIL("no error");

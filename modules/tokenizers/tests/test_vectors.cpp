@@ -37,21 +37,24 @@ void check_all_vectors(const tokenizers::Tokenizer& tok, const std::vector<Vecto
         const auto ids = tok.encode(v.text, false, false);
         if (ids != v.ids) {
             ++mismatches;
-            UNSCOPED_INFO("line " << i + 1 << " encodes differently: " << nlohmann::json(v.text).dump()
-                                  << "\n  expected " << nlohmann::json(v.ids).dump() << "\n  got      "
-                                  << nlohmann::json(ids).dump());
+            UNSCOPED_INFO("line " << i + 1
+                                  << " encodes differently: " << nlohmann::json(v.text).dump()
+                                  << "\n  expected " << nlohmann::json(v.ids).dump()
+                                  << "\n  got      " << nlohmann::json(ids).dump());
         }
         const std::string text = tok.decode(v.ids);
         if (text != v.text) {
             ++mismatches;
-            UNSCOPED_INFO("line " << i + 1 << " decodes differently: " << nlohmann::json(text).dump());
+            UNSCOPED_INFO("line " << i + 1
+                                  << " decodes differently: " << nlohmann::json(text).dump());
         }
     }
     CHECK(mismatches == 0);
     CHECK(vectors.size() > 100);
 }
 
-std::unique_ptr<tokenizers::Tokenizer> through_gguf(const std::string& tokenizer_json, std::vector<std::uint8_t>& storage) {
+std::unique_ptr<tokenizers::Tokenizer> through_gguf(const std::string& tokenizer_json,
+                                                    std::vector<std::uint8_t>& storage) {
     models::GgufWriter writer;
     writer.set_string("general.architecture", "bitnet-b1.58");
     tokenizers::write_tokenizer_metadata(writer, tokenizers::read_tokenizer_json(tokenizer_json));

@@ -9,7 +9,8 @@ namespace bitnet::test {
 inline const tokenizers::Tokenizer* llama3_tokenizer() {
     static const auto tok = [] {
         const auto path = shared_dir() / "fixtures/tokenizers/llama3/tokenizer.json";
-        return std::filesystem::exists(path) ? tokenizers::load_tokenizer_json(path.string()) : nullptr;
+        return std::filesystem::exists(path) ? tokenizers::load_tokenizer_json(path.string())
+                                             : nullptr;
     }();
     return tok.get();
 }
@@ -17,7 +18,8 @@ inline const tokenizers::Tokenizer* llama3_tokenizer() {
 inline const tokenizers::Tokenizer* llama2_tokenizer() {
     static const auto tok = [] {
         const auto path = shared_dir() / "fixtures/tokenizers/llama2/tokenizer.json";
-        return std::filesystem::exists(path) ? tokenizers::load_tokenizer_json(path.string()) : nullptr;
+        return std::filesystem::exists(path) ? tokenizers::load_tokenizer_json(path.string())
+                                             : nullptr;
     }();
     return tok.get();
 }

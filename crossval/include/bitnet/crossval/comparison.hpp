@@ -45,10 +45,11 @@ struct Report {
 };
 
 // Compares rows of logits (row i belongs to token position positions[i]).
-Report compare_logits(const std::string& label, const std::vector<std::int64_t>& positions, const std::vector<float>& ours,
-                      const std::vector<float>& reference, std::int64_t n_vocab, const Tolerances& tolerances);
+Report compare_logits(const std::string& label, const std::vector<std::int64_t>& positions,
+                      const std::vector<float>& ours, const std::vector<float>& reference,
+                      std::int64_t n_vocab, const Tolerances& tolerances);
 // Adds the greedy-continuation check (the shorter sequence decides how many steps count).
-void add_greedy_check(Report& report, const std::vector<std::int32_t>& ours, const std::vector<std::int32_t>& reference,
-                      const Tolerances& tolerances);
+void add_greedy_check(Report& report, const std::vector<std::int32_t>& ours,
+                      const std::vector<std::int32_t>& reference, const Tolerances& tolerances);
 
 }  // namespace bitnet::crossval

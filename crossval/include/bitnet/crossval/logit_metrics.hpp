@@ -19,8 +19,8 @@ struct PositionMetrics {
     double max_abs_diff = 0;
     double pearson = 0;
     bool top1_agree = false;
-    double top5_overlap = 0;   // |top5(ours) ∩ top5(reference)| / 5
-    double kl_divergence = 0;  // KL(softmax(reference) || softmax(ours)), nats
+    double top5_overlap = 0;      // |top5(ours) ∩ top5(reference)| / 5
+    double kl_divergence = 0;     // KL(softmax(reference) || softmax(ours)), nats
     double reference_margin = 0;  // reference's top-1 minus top-2 logit
     std::int32_t top1 = -1, reference_top1 = -1;
 };

@@ -27,7 +27,9 @@ struct LogitsFile {
     std::vector<std::int32_t> greedy;
     std::vector<float> logits;  // positions.size() * n_vocab
 
-    const float* row(std::size_t i) const { return logits.data() + i * static_cast<std::size_t>(n_vocab); }
+    const float* row(std::size_t i) const {
+        return logits.data() + i * static_cast<std::size_t>(n_vocab);
+    }
 };
 
 // Writes atomically (temp file + rename).

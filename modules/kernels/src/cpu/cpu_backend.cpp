@@ -9,8 +9,8 @@
 
 #include "bitnet/common/cpu_features.hpp"
 #include "bitnet/common/error.hpp"
-#include "bitnet/quantization/formats.hpp"
 #include "bitnet/kernels/backend.hpp"
+#include "bitnet/quantization/formats.hpp"
 #include "bitnet/quantization/fp16.hpp"
 #include "i2s_kernels.hpp"
 #include "matmul_common.hpp"
@@ -22,22 +22,28 @@ using quant::TypeId;
 
 // F16 row . f32 vector (the vector already rounded to half precision) with F16C + FMA; four
 // independent accumulators hide the FMA latency.
-__attribute__((target("avx2,f16c,fma")))
-float dot_f16_f16c(const std::uint16_t* w, const float* x, std::int64_t n) {
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps(), acc2 = _mm256_setzero_ps(), acc3 = _mm256_setzero_ps();
+__attribute__((target("avx2,f16c,fma"))) float dot_f16_f16c(const std::uint16_t* w, const float* x,
+                                                            std::int64_t n) {
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps(), acc2 = _mm256_setzero_ps(),
+           acc3 = _mm256_setzero_ps();
     std::int64_t i = 0;
     for (; i + 32 <= n; i += 32) {
         const __m256 w0 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + i)));
-        const __m256 w1 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + i + 8)));
-        const __m256 w2 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + i + 16)));
-        const __m256 w3 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + i + 24)));
+        const __m256 w1 =
+            _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + i + 8)));
+        const __m256 w2 =
+            _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + i + 16)));
+        const __m256 w3 =
+            _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + i + 24)));
         acc0 = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x + i), acc0);
         acc1 = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x + i + 8), acc1);
         acc2 = _mm256_fmadd_ps(w2, _mm256_loadu_ps(x + i + 16), acc2);
         acc3 = _mm256_fmadd_ps(w3, _mm256_loadu_ps(x + i + 24), acc3);
     }
     for (; i + 8 <= n; i += 8)
-        acc0 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + i))), _mm256_loadu_ps(x + i), acc0);
+        acc0 = _mm256_fmadd_ps(
+            _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + i))),
+            _mm256_loadu_ps(x + i), acc0);
     __m256 acc = _mm256_add_ps(_mm256_add_ps(acc0, acc1), _mm256_add_ps(acc2, acc3));
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
     s = _mm_hadd_ps(s, s);
@@ -50,8 +56,9 @@ float dot_f16_f16c(const std::uint16_t* w, const float* x, std::int64_t n) {
 // Q8_0 row . Q8_0 activations (ggml's vec_dot_q8_0_q8_0 arithmetic): per 32-block, the sign of
 // the weight moves onto the activation so maddubs (u8 x s8) applies; int32 block sums are
 // scaled by both block scales, accumulated in the same order as the scalar reference.
-__attribute__((target("avx2,f16c,fma")))
-float dot_q8_0_avx2(const std::uint8_t* w, const std::uint8_t* x, std::int64_t cols) {
+__attribute__((target("avx2,f16c,fma"))) float dot_q8_0_avx2(const std::uint8_t* w,
+                                                             const std::uint8_t* x,
+                                                             std::int64_t cols) {
     const __m256i ones = _mm256_set1_epi16(1);
     float sum = 0.0f;
     for (std::int64_t b = 0; b < cols / 32; ++b) {
@@ -59,9 +66,11 @@ float dot_q8_0_avx2(const std::uint8_t* w, const std::uint8_t* x, std::int64_t c
         const std::uint8_t* xb = x + b * 34;
         const __m256i qw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wb + 2));
         const __m256i qx = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb + 2));
-        const __m256i p16 = _mm256_maddubs_epi16(_mm256_sign_epi8(qw, qw), _mm256_sign_epi8(qx, qw));
+        const __m256i p16 =
+            _mm256_maddubs_epi16(_mm256_sign_epi8(qw, qw), _mm256_sign_epi8(qx, qw));
         const __m256i p32 = _mm256_madd_epi16(p16, ones);
-        const __m128i s = _mm_add_epi32(_mm256_castsi256_si128(p32), _mm256_extracti128_si256(p32, 1));
+        const __m128i s =
+            _mm_add_epi32(_mm256_castsi256_si128(p32), _mm256_extracti128_si256(p32, 1));
         const __m128i s2 = _mm_add_epi32(s, _mm_unpackhi_epi64(s, s));
         const std::int32_t dot = _mm_cvtsi128_si32(_mm_add_epi32(s2, _mm_shuffle_epi32(s2, 1)));
         std::uint16_t dw, dx;
@@ -73,7 +82,7 @@ float dot_q8_0_avx2(const std::uint8_t* w, const std::uint8_t* x, std::int64_t c
 }
 
 class CpuBackend final : public Backend {
-public:
+  public:
     CpuBackend(int threads, detail::I2sKernel i2s)
         : threads_(threads > 0 ? threads : cpu_features().physical_cores), i2s_(i2s) {
         f16c_ = cpu_features().f16c && cpu_features().avx2 && cpu_features().fma;
@@ -86,7 +95,8 @@ public:
         }
         // Other types: per-row preparation, then rows of W split across threads.
         std::vector<detail::PreparedRow> prepared(static_cast<std::size_t>(n_rows));
-        for (std::int64_t r = 0; r < n_rows; ++r) detail::prepare_row(w, x + r * w.cols, true, prepared[static_cast<std::size_t>(r)]);
+        for (std::int64_t r = 0; r < n_rows; ++r)
+            detail::prepare_row(w, x + r * w.cols, true, prepared[static_cast<std::size_t>(r)]);
         const std::int64_t rows = w.rows;
         const bool f16 = w.type == TypeId::F16 && f16c_;
         const bool q8 = w.type == TypeId::Q8_0 && f16c_;
@@ -95,7 +105,8 @@ public:
             const std::uint8_t* row = w.row(n);
             for (std::int64_t r = 0; r < n_rows; ++r) {
                 const detail::PreparedRow& p = prepared[static_cast<std::size_t>(r)];
-                y[r * rows + n] = f16  ? dot_f16_f16c(reinterpret_cast<const std::uint16_t*>(row), p.f.data(), w.cols)
+                y[r * rows + n] = f16  ? dot_f16_f16c(reinterpret_cast<const std::uint16_t*>(row),
+                                                      p.f.data(), w.cols)
                                   : q8 ? dot_q8_0_avx2(row, p.q8.data(), w.cols)
                                        : detail::dot_row_reference(w, n, p, true);
             }
@@ -106,9 +117,11 @@ public:
         reference_->get_row(w, index, out);
     }
 
-    void matmul_many(const std::vector<MatmulJob>& jobs, const float* x, std::int64_t n_rows) const override {
+    void matmul_many(const std::vector<MatmulJob>& jobs, const float* x,
+                     std::int64_t n_rows) const override {
         bool fusable = !jobs.empty();
-        for (const MatmulJob& j : jobs) fusable = fusable && j.w->type == TypeId::I2_S && j.w->cols == jobs[0].w->cols;
+        for (const MatmulJob& j : jobs)
+            fusable = fusable && j.w->type == TypeId::I2_S && j.w->cols == jobs[0].w->cols;
         if (!fusable) {
             Backend::matmul_many(jobs, x, n_rows);
             return;
@@ -116,18 +129,23 @@ public:
         matmul_i2s(jobs, x, n_rows);
     }
 
-    std::string name() const override { return "cpu"; }
+    std::string name() const override {
+        return "cpu";
+    }
     std::vector<std::string> kernel_names() const override {
-        return {std::string(detail::i2s_kernel_name(i2s_)) + ", " + std::to_string(threads_) + " threads",
-                std::string("f16: ") + (f16c_ ? "f16c+fma" : "scalar"), std::string("q8_0: ") + (f16c_ ? "avx2 maddubs" : "scalar"),
+        return {std::string(detail::i2s_kernel_name(i2s_)) + ", " + std::to_string(threads_) +
+                    " threads",
+                std::string("f16: ") + (f16c_ ? "f16c+fma" : "scalar"),
+                std::string("q8_0: ") + (f16c_ ? "avx2 maddubs" : "scalar"),
                 "tq2_0/tq1_0/q4_0/q6_k: reference rows, threaded"};
     }
 
-private:
+  private:
     // Activations are quantized once per token and shared by every job (all I2_S, same K); the
     // rows of all jobs are cut into tasks of 32 and spread over the threads in one parallel
     // region, each task running the tiled integer kernel over all tokens.
-    void matmul_i2s(const std::vector<MatmulJob>& jobs, const float* x, std::int64_t n_tokens) const {
+    void matmul_i2s(const std::vector<MatmulJob>& jobs, const float* x,
+                    std::int64_t n_tokens) const {
         const std::int64_t k = jobs[0].w->cols;
         q_.resize(static_cast<std::size_t>(n_tokens * k));
         q_arranged_.resize(q_.size());
@@ -143,7 +161,8 @@ private:
         dot_offsets_.clear();
         for (std::size_t j = 0; j < jobs.size(); ++j) {
             dot_offsets_.push_back(total_rows * n_tokens);
-            for (std::int64_t r = 0; r < jobs[j].w->rows; r += kRowsPerTask) tasks_.push_back({j, r});
+            for (std::int64_t r = 0; r < jobs[j].w->rows; r += kRowsPerTask)
+                tasks_.push_back({j, r});
             total_rows += jobs[j].w->rows;
         }
         dots_.resize(static_cast<std::size_t>(total_rows * n_tokens));
@@ -152,8 +171,13 @@ private:
         for (std::int64_t i = 0; i < n_tasks; ++i) {
             const auto& task = tasks_[static_cast<std::size_t>(i)];
             const WeightView& w = *jobs[task.job].w;
-            detail::I2sProblem p{w.data + task.first_row * (k / 4), std::min(kRowsPerTask, w.rows - task.first_row), k,
-                                 q_arranged_.data(), n_tokens, dots_.data() + dot_offsets_[task.job] + task.first_row, w.rows};
+            detail::I2sProblem p{w.data + task.first_row * (k / 4),
+                                 std::min(kRowsPerTask, w.rows - task.first_row),
+                                 k,
+                                 q_arranged_.data(),
+                                 n_tokens,
+                                 dots_.data() + dot_offsets_[task.job] + task.first_row,
+                                 w.rows};
             detail::i2s_dot(i2s_, p);
         }
         for (std::size_t j = 0; j < jobs.size(); ++j) {
@@ -161,7 +185,8 @@ private:
             const std::int32_t* d = dots_.data() + dot_offsets_[j];
             for (std::int64_t t = 0; t < n_tokens; ++t)
                 for (std::int64_t r = 0; r < w.rows; ++r)
-                    jobs[j].y[t * w.rows + r] = quant::i2s_output(d[t * w.rows + r], acts_[static_cast<std::size_t>(t)], w.scale);
+                    jobs[j].y[t * w.rows + r] = quant::i2s_output(
+                        d[t * w.rows + r], acts_[static_cast<std::size_t>(t)], w.scale);
         }
     }
 
@@ -184,9 +209,12 @@ private:
 }  // namespace
 
 std::vector<std::uint8_t> requantize_to_q8_0(const WeightView& w, int threads) {
-    if (w.cols % 32 != 0) fail(ErrorCode::InvalidArgument, "Q8_0 needs rows that are multiples of 32");
+    if (w.cols % 32 != 0)
+        fail(ErrorCode::InvalidArgument, "Q8_0 needs rows that are multiples of 32");
     const quant::TypeTraits& source = quant::traits(w.type);
-    if (!source.dequantize) fail(ErrorCode::Unsupported, "cannot re-quantize weights of type " + std::string(source.name));
+    if (!source.dequantize)
+        fail(ErrorCode::Unsupported,
+             "cannot re-quantize weights of type " + std::string(source.name));
     const std::uint64_t row_out = static_cast<std::uint64_t>(w.cols / 32 * 34);
     std::vector<std::uint8_t> out(row_out * static_cast<std::uint64_t>(w.rows));
     const int n_threads = threads > 0 ? threads : cpu_features().physical_cores;
@@ -196,7 +224,8 @@ std::vector<std::uint8_t> requantize_to_q8_0(const WeightView& w, int threads) {
 #pragma omp for schedule(static)
         for (std::int64_t r = 0; r < w.rows; ++r) {
             source.dequantize(w.row(r), w.cols, row.data());
-            quant::quantize_q8_0(row.data(), w.cols, out.data() + static_cast<std::uint64_t>(r) * row_out);
+            quant::quantize_q8_0(row.data(), w.cols,
+                                 out.data() + static_cast<std::uint64_t>(r) * row_out);
         }
     }
     return out;
@@ -206,9 +235,12 @@ bool cpu_isa_supported(CpuIsa isa) {
     const CpuFeatures& f = cpu_features();
     switch (isa) {
         case CpuIsa::Best:
-        case CpuIsa::Scalar: return true;
-        case CpuIsa::Avx2: return f.avx2;
-        case CpuIsa::Avx512Vnni: return f.avx512f && f.avx512bw && f.avx512vl && f.avx512vnni;
+        case CpuIsa::Scalar:
+            return true;
+        case CpuIsa::Avx2:
+            return f.avx2;
+        case CpuIsa::Avx512Vnni:
+            return f.avx512f && f.avx512bw && f.avx512vl && f.avx512vnni;
     }
     return false;
 }

@@ -28,8 +28,8 @@ void dot_generic(const I2sProblem& p) {
                 const std::uint8_t* wb = w + b * kBlockBytes;
                 const std::int8_t* qb = q + b * kBlock;
                 for (int j = 0; j < 32; ++j)
-                    sum += (wb[j] >> 6) * qb[j] + ((wb[j] >> 4) & 3) * qb[j + 32] + ((wb[j] >> 2) & 3) * qb[j + 64] +
-                           (wb[j] & 3) * qb[j + 96];
+                    sum += (wb[j] >> 6) * qb[j] + ((wb[j] >> 4) & 3) * qb[j + 32] +
+                           ((wb[j] >> 2) & 3) * qb[j + 64] + (wb[j] & 3) * qb[j + 96];
             }
             p.out[t * p.out_stride + r] = sum;
         }
@@ -42,31 +42,42 @@ void dot_generic(const I2sProblem& p) {
 // NT tokens share each unpacked block; NT is a template parameter so the accumulators stay in
 // registers.
 template <int NT>
-__attribute__((target("avx2,fma"))) void row_avx2(const std::uint8_t* w, const I2sProblem& p, std::int64_t t0, std::int64_t r) {
+__attribute__((target("avx2,fma"))) void row_avx2(const std::uint8_t* w, const I2sProblem& p,
+                                                  std::int64_t t0, std::int64_t r) {
     const __m256i mask = _mm256_set1_epi8(3);
     const __m256i ones = _mm256_set1_epi16(1);
     __m256i acc[NT];
     for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_si256();
     const std::int8_t* q0 = p.q + t0 * p.cols;
     for (std::int64_t b = 0; b < p.cols / kBlock; ++b) {
-        const __m256i packed = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + b * kBlockBytes));
+        const __m256i packed =
+            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + b * kBlockBytes));
         const __m256i c0 = _mm256_and_si256(_mm256_srli_epi16(packed, 6), mask);
         const __m256i c1 = _mm256_and_si256(_mm256_srli_epi16(packed, 4), mask);
         const __m256i c2 = _mm256_and_si256(_mm256_srli_epi16(packed, 2), mask);
         const __m256i c3 = _mm256_and_si256(packed, mask);
         for (int t = 0; t < NT; ++t) {
             const std::int8_t* q = q0 + t * p.cols + b * kBlock;
-            __m256i s = _mm256_maddubs_epi16(c0, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q)));
-            s = _mm256_add_epi16(s, _mm256_maddubs_epi16(c1, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + 32))));
-            s = _mm256_add_epi16(s, _mm256_maddubs_epi16(c2, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + 64))));
-            s = _mm256_add_epi16(s, _mm256_maddubs_epi16(c3, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + 96))));
+            __m256i s =
+                _mm256_maddubs_epi16(c0, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q)));
+            s = _mm256_add_epi16(
+                s, _mm256_maddubs_epi16(
+                       c1, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + 32))));
+            s = _mm256_add_epi16(
+                s, _mm256_maddubs_epi16(
+                       c2, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + 64))));
+            s = _mm256_add_epi16(
+                s, _mm256_maddubs_epi16(
+                       c3, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + 96))));
             acc[t] = _mm256_add_epi32(acc[t], _mm256_madd_epi16(s, ones));
         }
     }
     for (int t = 0; t < NT; ++t) {
-        const __m128i s = _mm_add_epi32(_mm256_castsi256_si128(acc[t]), _mm256_extracti128_si256(acc[t], 1));
+        const __m128i s =
+            _mm_add_epi32(_mm256_castsi256_si128(acc[t]), _mm256_extracti128_si256(acc[t], 1));
         const __m128i s2 = _mm_add_epi32(s, _mm_unpackhi_epi64(s, s));
-        p.out[(t0 + t) * p.out_stride + r] = _mm_cvtsi128_si32(_mm_add_epi32(s2, _mm_shuffle_epi32(s2, 1)));
+        p.out[(t0 + t) * p.out_stride + r] =
+            _mm_cvtsi128_si32(_mm_add_epi32(s2, _mm_shuffle_epi32(s2, 1)));
     }
 }
 
@@ -82,27 +93,48 @@ void for_token_groups(const I2sProblem& p) {
     std::int64_t t0 = 0;
     for (; t0 + kTokenGroup <= p.n_tokens; t0 += kTokenGroup) rows(Row<kTokenGroup>::run, t0);
     switch (p.n_tokens - t0) {
-        case 1: rows(Row<1>::run, t0); break;
-        case 2: rows(Row<2>::run, t0); break;
-        case 3: rows(Row<3>::run, t0); break;
-        case 4: rows(Row<4>::run, t0); break;
-        case 5: rows(Row<5>::run, t0); break;
-        case 6: rows(Row<6>::run, t0); break;
-        case 7: rows(Row<7>::run, t0); break;
-        default: break;
+        case 1:
+            rows(Row<1>::run, t0);
+            break;
+        case 2:
+            rows(Row<2>::run, t0);
+            break;
+        case 3:
+            rows(Row<3>::run, t0);
+            break;
+        case 4:
+            rows(Row<4>::run, t0);
+            break;
+        case 5:
+            rows(Row<5>::run, t0);
+            break;
+        case 6:
+            rows(Row<6>::run, t0);
+            break;
+        case 7:
+            rows(Row<7>::run, t0);
+            break;
+        default:
+            break;
     }
 }
 
 template <int NT>
 struct Avx2Row {
-    static void run(const std::uint8_t* w, const I2sProblem& p, std::int64_t t0, std::int64_t r) { row_avx2<NT>(w, p, t0, r); }
+    static void run(const std::uint8_t* w, const I2sProblem& p, std::int64_t t0, std::int64_t r) {
+        row_avx2<NT>(w, p, t0, r);
+    }
 };
 
-void dot_avx2(const I2sProblem& p) { for_token_groups<Avx2Row>(p); }
+void dot_avx2(const I2sProblem& p) {
+    for_token_groups<Avx2Row>(p);
+}
 
 template <int NT>
-__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
-void row_vnni(const std::uint8_t* w, const I2sProblem& p, std::int64_t t0, std::int64_t r) {
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni"))) void row_vnni(const std::uint8_t* w,
+                                                                              const I2sProblem& p,
+                                                                              std::int64_t t0,
+                                                                              std::int64_t r) {
     const std::int64_t blocks = p.cols / kBlock, pairs = blocks / 2;
     const __m512i mask = _mm512_set1_epi8(3);
     __m512i acc[NT];
@@ -127,7 +159,8 @@ void row_vnni(const std::uint8_t* w, const I2sProblem& p, std::int64_t t0, std::
         // An odd last block: 256-bit VNNI on the unpermuted tail.
         const __m256i mask256 = _mm256_set1_epi8(3);
         const std::int64_t b = blocks - 1;
-        const __m256i packed = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + b * kBlockBytes));
+        const __m256i packed =
+            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + b * kBlockBytes));
         const __m256i c0 = _mm256_and_si256(_mm256_srli_epi16(packed, 6), mask256);
         const __m256i c1 = _mm256_and_si256(_mm256_srli_epi16(packed, 4), mask256);
         const __m256i c2 = _mm256_and_si256(_mm256_srli_epi16(packed, 2), mask256);
@@ -136,10 +169,14 @@ void row_vnni(const std::uint8_t* w, const I2sProblem& p, std::int64_t t0, std::
             const std::int8_t* q = q0 + t * p.cols + b * kBlock;
             __m256i a = _mm256_setzero_si256();
             a = _mm256_dpbusd_epi32(a, c0, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q)));
-            a = _mm256_dpbusd_epi32(a, c1, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + 32)));
-            a = _mm256_dpbusd_epi32(a, c2, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + 64)));
-            a = _mm256_dpbusd_epi32(a, c3, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + 96)));
-            const __m128i s = _mm_add_epi32(_mm256_castsi256_si128(a), _mm256_extracti128_si256(a, 1));
+            a = _mm256_dpbusd_epi32(a, c1,
+                                    _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + 32)));
+            a = _mm256_dpbusd_epi32(a, c2,
+                                    _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + 64)));
+            a = _mm256_dpbusd_epi32(a, c3,
+                                    _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + 96)));
+            const __m128i s =
+                _mm_add_epi32(_mm256_castsi256_si128(a), _mm256_extracti128_si256(a, 1));
             const __m128i s2 = _mm_add_epi32(s, _mm_unpackhi_epi64(s, s));
             tail[t] = _mm_cvtsi128_si32(_mm_add_epi32(s2, _mm_shuffle_epi32(s2, 1)));
         }
@@ -156,14 +193,18 @@ void row_vnni(const std::uint8_t* w, const I2sProblem& p, std::int64_t t0, std::
 
 template <int NT>
 struct VnniRow {
-    static void run(const std::uint8_t* w, const I2sProblem& p, std::int64_t t0, std::int64_t r) { row_vnni<NT>(w, p, t0, r); }
+    static void run(const std::uint8_t* w, const I2sProblem& p, std::int64_t t0, std::int64_t r) {
+        row_vnni<NT>(w, p, t0, r);
+    }
 };
 
 // AVX-512 VNNI: 64 weight bytes (two blocks) unpack into 4 vectors of 64 codes; vpdpbusd
 // multiplies u8 codes with s8 activations and accumulates groups of 4 into int32 directly.
 // Activations are pre-arranged (i2s_prepare_activations) so vector X of a block pair holds
 // elements X*32..X*32+31 of the first block, then of the second.
-void dot_vnni(const I2sProblem& p) { for_token_groups<VnniRow>(p); }
+void dot_vnni(const I2sProblem& p) {
+    for_token_groups<VnniRow>(p);
+}
 
 }  // namespace
 
@@ -180,7 +221,8 @@ double time_kernel(I2sKernel kernel) {
         const auto start = std::chrono::steady_clock::now();
         i2s_dot(kernel, {weights.data(), rows, cols, q.data(), 1, out.data(), rows});
         i2s_dot(kernel, {weights.data(), rows, cols, q.data(), tokens, out.data(), rows});
-        best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+        best = std::min(
+            best, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
     }
     return best;
 }
@@ -190,7 +232,8 @@ I2sKernel measure_best_kernel() {
     if (!f.avx2) return I2sKernel::Generic;
     if (!(f.avx512f && f.avx512bw && f.avx512vl && f.avx512vnni)) return I2sKernel::Avx2;
     // Both available: 512-bit VNNI is not always faster (clock drops, port limits), so measure.
-    return time_kernel(I2sKernel::Avx512Vnni) < time_kernel(I2sKernel::Avx2) ? I2sKernel::Avx512Vnni : I2sKernel::Avx2;
+    return time_kernel(I2sKernel::Avx512Vnni) < time_kernel(I2sKernel::Avx2) ? I2sKernel::Avx512Vnni
+                                                                             : I2sKernel::Avx2;
 }
 
 }  // namespace
@@ -202,14 +245,18 @@ I2sKernel best_i2s_kernel() {
 
 const char* i2s_kernel_name(I2sKernel kernel) {
     switch (kernel) {
-        case I2sKernel::Avx512Vnni: return "i2_s avx512-vnni (vpdpbusd)";
-        case I2sKernel::Avx2: return "i2_s avx2 (maddubs)";
-        case I2sKernel::Generic: return "i2_s scalar";
+        case I2sKernel::Avx512Vnni:
+            return "i2_s avx512-vnni (vpdpbusd)";
+        case I2sKernel::Avx2:
+            return "i2_s avx2 (maddubs)";
+        case I2sKernel::Generic:
+            return "i2_s scalar";
     }
     return "i2_s";
 }
 
-void i2s_prepare_activations(I2sKernel kernel, const std::int8_t* q, std::int64_t cols, std::int8_t* dst) {
+void i2s_prepare_activations(I2sKernel kernel, const std::int8_t* q, std::int64_t cols,
+                             std::int8_t* dst) {
     if (kernel != I2sKernel::Avx512Vnni) {
         std::memcpy(dst, q, static_cast<std::size_t>(cols));
         return;
@@ -224,14 +271,21 @@ void i2s_prepare_activations(I2sKernel kernel, const std::int8_t* q, std::int64_
             std::memcpy(out + x * 64 + 32, b + x * 32, 32);
         }
     }
-    if (blocks % 2 == 1) std::memcpy(dst + (blocks - 1) * kBlock, q + (blocks - 1) * kBlock, kBlock);
+    if (blocks % 2 == 1)
+        std::memcpy(dst + (blocks - 1) * kBlock, q + (blocks - 1) * kBlock, kBlock);
 }
 
 void i2s_dot(I2sKernel kernel, const I2sProblem& p) {
     switch (kernel) {
-        case I2sKernel::Avx512Vnni: dot_vnni(p); return;
-        case I2sKernel::Avx2: dot_avx2(p); return;
-        case I2sKernel::Generic: dot_generic(p); return;
+        case I2sKernel::Avx512Vnni:
+            dot_vnni(p);
+            return;
+        case I2sKernel::Avx2:
+            dot_avx2(p);
+            return;
+        case I2sKernel::Generic:
+            dot_generic(p);
+            return;
     }
 }
 

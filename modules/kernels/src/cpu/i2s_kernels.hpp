@@ -12,9 +12,9 @@ struct I2sProblem {
     const std::uint8_t* weights;  // row 0 of the range; rows are cols/4 bytes apart
     std::int64_t n_rows;          // weight rows in the range
     std::int64_t cols;            // K, a multiple of 128
-    const std::int8_t* q;         // n_tokens x cols activations (layout chosen by the kernel's prepare)
+    const std::int8_t* q;  // n_tokens x cols activations (layout chosen by the kernel's prepare)
     std::int64_t n_tokens;
-    std::int32_t* out;            // out[t * out_stride + r]
+    std::int32_t* out;  // out[t * out_stride + r]
     std::int64_t out_stride;
 };
 
@@ -24,7 +24,8 @@ enum class I2sKernel { Generic, Avx2, Avx512Vnni };
 I2sKernel best_i2s_kernel();
 const char* i2s_kernel_name(I2sKernel kernel);
 // Rearranges one token's K activations into the kernel's layout (dst has K bytes).
-void i2s_prepare_activations(I2sKernel kernel, const std::int8_t* q, std::int64_t cols, std::int8_t* dst);
+void i2s_prepare_activations(I2sKernel kernel, const std::int8_t* q, std::int64_t cols,
+                             std::int8_t* dst);
 void i2s_dot(I2sKernel kernel, const I2sProblem& p);
 
 }  // namespace bitnet::kernels::detail

@@ -17,7 +17,9 @@ void prepare_row(const WeightView& w, const float* x, bool int8_activations, Pre
         out.act = quant::quantize_activations_i8(x, k, out.q.data());
         if (w.type != TypeId::I2_S) {
             out.block_sums.assign(static_cast<std::size_t>(k / quant::kQK_K), 0);
-            for (std::int64_t i = 0; i < k; ++i) out.block_sums[static_cast<std::size_t>(i / quant::kQK_K)] += out.q[static_cast<std::size_t>(i)];
+            for (std::int64_t i = 0; i < k; ++i)
+                out.block_sums[static_cast<std::size_t>(i / quant::kQK_K)] +=
+                    out.q[static_cast<std::size_t>(i)];
         }
         return;
     }
@@ -35,14 +37,15 @@ void prepare_row(const WeightView& w, const float* x, bool int8_activations, Pre
     }
 }
 
-std::int32_t dot_i2s_codes(const std::uint8_t* packed_row, const std::int8_t* q, std::int64_t cols) {
+std::int32_t dot_i2s_codes(const std::uint8_t* packed_row, const std::int8_t* q,
+                           std::int64_t cols) {
     std::int32_t sum = 0;
     for (std::int64_t block = 0; block < cols / quant::kI2SBlock; ++block) {
         const std::uint8_t* b = packed_row + block * 32;
         const std::int8_t* qq = q + block * quant::kI2SBlock;
         for (int j = 0; j < 32; ++j) {
-            sum += (b[j] >> 6) * qq[j] + ((b[j] >> 4) & 3) * qq[j + 32] + ((b[j] >> 2) & 3) * qq[j + 64] +
-                   (b[j] & 3) * qq[j + 96];
+            sum += (b[j] >> 6) * qq[j] + ((b[j] >> 4) & 3) * qq[j + 32] +
+                   ((b[j] >> 2) & 3) * qq[j + 64] + (b[j] & 3) * qq[j + 96];
         }
     }
     return sum;
@@ -57,18 +60,21 @@ float dot_q8_0_reference(const std::uint8_t* w_row, const std::uint8_t* x_q8, st
         std::memcpy(&dw, wb, 2);
         std::memcpy(&dx, xb, 2);
         std::int32_t dot = 0;
-        for (int i = 0; i < 32; ++i) dot += static_cast<std::int8_t>(wb[2 + i]) * static_cast<std::int8_t>(xb[2 + i]);
+        for (int i = 0; i < 32; ++i)
+            dot += static_cast<std::int8_t>(wb[2 + i]) * static_cast<std::int8_t>(xb[2 + i]);
         sum += quant::fp16_to_fp32(dw) * quant::fp16_to_fp32(dx) * static_cast<float>(dot);
     }
     return sum;
 }
 
-float dot_row_reference(const WeightView& w, std::int64_t n, const PreparedRow& x, bool int8_activations) {
+float dot_row_reference(const WeightView& w, std::int64_t n, const PreparedRow& x,
+                        bool int8_activations) {
     const std::int64_t k = w.cols;
     const std::uint8_t* row = w.row(n);
     if (w.type == TypeId::Q8_0 && !x.q8.empty()) return dot_q8_0_reference(row, x.q8.data(), k);
     if (w.is_ternary() && int8_activations) {
-        if (w.type == TypeId::I2_S) return quant::i2s_output(dot_i2s_codes(row, x.q.data(), k), x.act, w.scale);
+        if (w.type == TypeId::I2_S)
+            return quant::i2s_output(dot_i2s_codes(row, x.q.data(), k), x.act, w.scale);
         // TQ formats: per-block scales, y = sum_b d_b (D_b - S_b) / a
         const bool tq2 = w.type == TypeId::TQ2_0;
         const std::int64_t block_bytes = tq2 ? 66 : 54;
@@ -76,10 +82,15 @@ float dot_row_reference(const WeightView& w, std::int64_t n, const PreparedRow& 
         float acc = 0.0f;
         for (std::int64_t b = 0; b < k / quant::kQK_K; ++b) {
             const std::uint8_t* block = row + b * block_bytes;
-            if (tq2) quant::tq2_0_block_codes(block, codes); else quant::tq1_0_block_codes(block, codes);
+            if (tq2)
+                quant::tq2_0_block_codes(block, codes);
+            else
+                quant::tq1_0_block_codes(block, codes);
             std::int32_t d = 0;
-            for (int i = 0; i < quant::kQK_K; ++i) d += codes[i] * x.q[static_cast<std::size_t>(b * quant::kQK_K + i)];
-            const float scale = tq2 ? quant::tq2_0_block_scale(block) : quant::tq1_0_block_scale(block);
+            for (int i = 0; i < quant::kQK_K; ++i)
+                d += codes[i] * x.q[static_cast<std::size_t>(b * quant::kQK_K + i)];
+            const float scale =
+                tq2 ? quant::tq2_0_block_scale(block) : quant::tq1_0_block_scale(block);
             acc += scale * static_cast<float>(d - x.block_sums[static_cast<std::size_t>(b)]);
         }
         return acc / x.act.scale;
@@ -89,14 +100,17 @@ float dot_row_reference(const WeightView& w, std::int64_t n, const PreparedRow& 
     wrow.resize(static_cast<std::size_t>(k));
     if (w.type == TypeId::I2_S) {
         for (std::int64_t i = 0; i < k; ++i)
-            wrow[static_cast<std::size_t>(i)] = static_cast<float>(quant::i2s_code_at(row, i) - 1) * w.scale;
+            wrow[static_cast<std::size_t>(i)] =
+                static_cast<float>(quant::i2s_code_at(row, i) - 1) * w.scale;
     } else {
         const quant::TypeTraits& t = quant::traits(w.type);
-        if (!t.dequantize) fail(ErrorCode::Unsupported, "no kernel for weight type " + std::string(t.name));
+        if (!t.dequantize)
+            fail(ErrorCode::Unsupported, "no kernel for weight type " + std::string(t.name));
         t.dequantize(row, k, wrow.data());
     }
     float acc = 0.0f;
-    for (std::int64_t i = 0; i < k; ++i) acc += wrow[static_cast<std::size_t>(i)] * x.f[static_cast<std::size_t>(i)];
+    for (std::int64_t i = 0; i < k; ++i)
+        acc += wrow[static_cast<std::size_t>(i)] * x.f[static_cast<std::size_t>(i)];
     return acc;
 }
 

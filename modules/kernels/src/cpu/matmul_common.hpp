@@ -27,7 +27,8 @@ float dot_q8_0_reference(const std::uint8_t* w_row, const std::uint8_t* x_q8, st
 void prepare_row(const WeightView& w, const float* x, bool int8_activations, PreparedRow& out);
 
 // y = W[n] . x for one output row, with the numerics of the reference.
-float dot_row_reference(const WeightView& w, std::int64_t n, const PreparedRow& x, bool int8_activations);
+float dot_row_reference(const WeightView& w, std::int64_t n, const PreparedRow& x,
+                        bool int8_activations);
 
 // Integer part of an I2_S row dot: sum of code * q (codes 0..2).
 std::int32_t dot_i2s_codes(const std::uint8_t* packed_row, const std::int8_t* q, std::int64_t cols);

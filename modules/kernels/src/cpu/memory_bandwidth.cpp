@@ -40,7 +40,8 @@ std::uint64_t sum_chunk_scalar(const std::uint8_t* p) {
 
 double measure_read_bandwidth_gbs(int threads, std::uint64_t bytes, int repeats) {
     bytes = bytes / kChunk * kChunk;
-    std::unique_ptr<std::uint8_t, decltype(&std::free)> buffer(static_cast<std::uint8_t*>(std::aligned_alloc(64, bytes)), &std::free);
+    std::unique_ptr<std::uint8_t, decltype(&std::free)> buffer(
+        static_cast<std::uint8_t*>(std::aligned_alloc(64, bytes)), &std::free);
     std::memset(buffer.get(), 1, bytes);  // fault every page in before timing
     const bool avx2 = cpu_features().avx2;
     const auto chunks = static_cast<std::int64_t>(bytes / kChunk);
@@ -54,7 +55,8 @@ double measure_read_bandwidth_gbs(int threads, std::uint64_t bytes, int repeats)
             const std::uint8_t* p = buffer.get() + static_cast<std::uint64_t>(c) * kChunk;
             total += avx2 ? sum_chunk_avx2(p) : sum_chunk_scalar(p);
         }
-        best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+        best = std::min(
+            best, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
         sink = sink + total;
     }
     return static_cast<double>(bytes) / best / 1e9;

@@ -12,7 +12,8 @@ namespace bitnet::kernels {
 
 void rmsnorm(const float* x, const float* weight, std::int64_t n, float eps, float* out) {
     double sum = 0.0;
-    for (std::int64_t i = 0; i < n; ++i) sum += static_cast<double>(x[i]) * static_cast<double>(x[i]);
+    for (std::int64_t i = 0; i < n; ++i)
+        sum += static_cast<double>(x[i]) * static_cast<double>(x[i]);
     const float mean = static_cast<float>(sum / static_cast<double>(n));
     const float scale = 1.0f / std::sqrt(mean + eps);
     for (std::int64_t i = 0; i < n; ++i) {
@@ -66,18 +67,24 @@ void silu_mul(float* x, const float* up, std::int64_t n) {
 
 namespace {
 
-float reduce_lanes(const float* l) { return ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7])); }
+float reduce_lanes(const float* l) {
+    return ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]));
+}
 
 bool has_f16c() {
     static const bool ok = cpu_features().avx2 && cpu_features().f16c;
     return ok;
 }
 
-__attribute__((target("avx2,f16c"))) float dot_f16_f32_avx2(const std::uint16_t* a, const float* b, std::int64_t n) {
+__attribute__((target("avx2,f16c"))) float dot_f16_f32_avx2(const std::uint16_t* a, const float* b,
+                                                            std::int64_t n) {
     __m256 acc = _mm256_setzero_ps();
     std::int64_t i = 0;
     for (; i + 8 <= n; i += 8)
-        acc = _mm256_add_ps(acc, _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a + i))), _mm256_loadu_ps(b + i)));
+        acc = _mm256_add_ps(
+            acc,
+            _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a + i))),
+                          _mm256_loadu_ps(b + i)));
     alignas(32) float lanes[8];
     _mm256_store_ps(lanes, acc);
     for (std::int64_t j = 0; i < n; ++i, ++j) lanes[j] += quant::fp16_to_fp32(a[i]) * b[i];
@@ -87,19 +94,24 @@ __attribute__((target("avx2,f16c"))) float dot_f16_f32_avx2(const std::uint16_t*
 __attribute__((target("avx2"))) float dot_f32_avx2(const float* a, const float* b, std::int64_t n) {
     __m256 acc = _mm256_setzero_ps();
     std::int64_t i = 0;
-    for (; i + 8 <= n; i += 8) acc = _mm256_add_ps(acc, _mm256_mul_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i)));
+    for (; i + 8 <= n; i += 8)
+        acc = _mm256_add_ps(acc, _mm256_mul_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i)));
     alignas(32) float lanes[8];
     _mm256_store_ps(lanes, acc);
     for (std::int64_t j = 0; i < n; ++i, ++j) lanes[j] += a[i] * b[i];
     return reduce_lanes(lanes);
 }
 
-__attribute__((target("avx2,f16c"))) void add_scaled_f16_avx2(float* out, const std::uint16_t* v, float w, std::int64_t n) {
+__attribute__((target("avx2,f16c"))) void add_scaled_f16_avx2(float* out, const std::uint16_t* v,
+                                                              float w, std::int64_t n) {
     const __m256 ww = _mm256_set1_ps(w);
     std::int64_t i = 0;
     for (; i + 8 <= n; i += 8)
-        _mm256_storeu_ps(out + i, _mm256_add_ps(_mm256_loadu_ps(out + i),
-                                                _mm256_mul_ps(ww, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(v + i))))));
+        _mm256_storeu_ps(
+            out + i,
+            _mm256_add_ps(_mm256_loadu_ps(out + i),
+                          _mm256_mul_ps(ww, _mm256_cvtph_ps(_mm_loadu_si128(
+                                                reinterpret_cast<const __m128i*>(v + i))))));
     for (; i < n; ++i) out[i] += w * quant::fp16_to_fp32(v[i]);
 }
 

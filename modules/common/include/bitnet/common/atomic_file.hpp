@@ -12,7 +12,7 @@
 namespace bitnet {
 
 class AtomicFileWriter {
-public:
+  public:
     explicit AtomicFileWriter(std::string final_path);
     ~AtomicFileWriter();
     AtomicFileWriter(const AtomicFileWriter&) = delete;
@@ -27,7 +27,7 @@ public:
     const std::string& final_path() const { return final_path_; }
     const std::string& temp_path() const { return temp_path_; }
 
-private:
+  private:
     std::string final_path_;
     std::string temp_path_;
     std::FILE* file_ = nullptr;

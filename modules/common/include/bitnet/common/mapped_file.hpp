@@ -11,7 +11,7 @@
 namespace bitnet {
 
 class MappedFile {
-public:
+  public:
     // Maps `path` read-only. Throws bitnet::Error(Io or NotFound) naming the path on failure.
     // An empty file maps to an empty span.
     explicit MappedFile(const std::string& path);
@@ -32,7 +32,7 @@ public:
     // back from the file on the next access). For weights that were converted at load.
     void advise_dont_need(const std::uint8_t* data, std::size_t size) const;
 
-private:
+  private:
     void release() noexcept;
 
     std::string path_;

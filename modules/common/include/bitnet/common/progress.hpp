@@ -11,14 +11,14 @@
 namespace bitnet {
 
 class ProgressBar {
-public:
+  public:
     ProgressBar(std::string label, std::uint64_t total, bool enabled = true);
     ~ProgressBar();
     // Redraws at most ~10 times a second; `done` is in the same unit as total (bytes).
     void update(std::uint64_t done);
     void finish();
 
-private:
+  private:
     std::string label_;
     std::uint64_t total_;
     bool enabled_;

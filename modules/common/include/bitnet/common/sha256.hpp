@@ -10,14 +10,14 @@
 namespace bitnet {
 
 class Sha256 {
-public:
+  public:
     Sha256();
     void update(std::span<const std::uint8_t> bytes);
     void update(const void* data, std::size_t size);
     std::array<std::uint8_t, 32> finish();
     static std::string hex(const std::array<std::uint8_t, 32>& digest);
 
-private:
+  private:
     void block(const std::uint8_t* p);
     std::uint32_t h_[8];
     std::uint8_t buffer_[64];

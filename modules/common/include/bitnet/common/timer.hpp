@@ -6,7 +6,7 @@
 namespace bitnet {
 
 class Timer {
-public:
+  public:
     Timer() : start_(std::chrono::steady_clock::now()) {}
     void reset() { start_ = std::chrono::steady_clock::now(); }
     double seconds() const {
@@ -14,7 +14,7 @@ public:
     }
     double milliseconds() const { return seconds() * 1e3; }
 
-private:
+  private:
     std::chrono::steady_clock::time_point start_;
 };
 

@@ -15,7 +15,7 @@ struct BenchmarkOptions {
     int prompt_tokens = 128;  // pp size (0: skip)
     int gen_tokens = 128;     // tg size (0: skip)
     int repeats = 5;
-    int threads = 0;          // for the bandwidth test
+    int threads = 0;  // for the bandwidth test
 };
 
 struct Throughput {
@@ -25,10 +25,10 @@ struct Throughput {
 
 struct BenchmarkResult {
     Throughput pp, tg;
-    double bandwidth_gbs = 0;             // measured memory read bandwidth
+    double bandwidth_gbs = 0;  // measured memory read bandwidth
     std::uint64_t weight_bytes_per_token = 0;
-    double floor_tokens_per_s = 0;        // bandwidth / bytes per token
-    double tg_effective_gbs = 0;          // bytes per token * tg tok/s
+    double floor_tokens_per_s = 0;  // bandwidth / bytes per token
+    double tg_effective_gbs = 0;    // bytes per token * tg tok/s
     double tg_percent_of_floor = 0;
 };
 

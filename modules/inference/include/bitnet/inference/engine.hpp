@@ -21,24 +21,24 @@ namespace bitnet::inference {
 
 struct EngineOptions {
     std::string model_path;
-    std::string tokenizer_path;   // optional: tokenizer.json instead of the model's own
-    int threads = 0;              // 0: BITNET_THREADS, else physical cores
-    std::int64_t context = 0;     // 0: the model's context length, at most 4096
+    std::string tokenizer_path;  // optional: tokenizer.json instead of the model's own
+    int threads = 0;             // 0: BITNET_THREADS, else physical cores
+    std::int64_t context = 0;    // 0: the model's context length, at most 4096
     models::KvType kv_type = models::KvType::F16;
     std::string kernel = "auto";  // auto | i2s | tl1 | tl2 | ref
     std::string device = "auto";  // auto | cpu | cuda[:N]
     bool flash_attention = false;
-    bool context_shift = false;   // when the context fills: drop the older half instead of stopping
-    std::string head = "auto";    // auto (as stored) | q8_0: re-quantize an F16 output head at load
+    bool context_shift = false;  // when the context fills: drop the older half instead of stopping
+    std::string head = "auto";   // auto (as stored) | q8_0: re-quantize an F16 output head at load
 };
 
 struct GenerationRequest {
     std::string prompt;
-    int n_predict = 128;          // > 0, or -1: until the context is full or end of generation
+    int n_predict = 128;  // > 0, or -1: until the context is full or end of generation
     SamplingParams sampling;
     std::vector<std::string> stop;  // stop strings (not included in the output)
     bool add_bos = true;
-    bool parse_special = false;   // true for chat-rendered prompts
+    bool parse_special = false;  // true for chat-rendered prompts
 };
 
 enum class StopReason { Length, EndOfGeneration, StopString, ContextFull, Cancelled };
@@ -65,7 +65,7 @@ struct GenerationResult {
 using TextCallback = std::function<void(std::string_view text)>;
 
 class Engine {
-public:
+  public:
     // Throws bitnet::Error with a clear message for a missing/corrupt model, an unknown device
     // or kernel, a tokenizer that does not fit the model, and (BITNET_STRICT_MODE=1) any fallback.
     static std::unique_ptr<Engine> load(const EngineOptions& options);
@@ -83,7 +83,7 @@ public:
     std::int64_t context() const { return cache_->context(); }
     double load_ms() const { return load_ms_; }
 
-private:
+  private:
     Engine() = default;
     // Brings the cache to exactly `tokens` (reusing the common prefix) and returns the logits of
     // the last one. Returns the number of tokens actually run.
@@ -94,7 +94,7 @@ private:
     std::unique_ptr<tokenizers::Tokenizer> tokenizer_;
     std::unique_ptr<kernels::Backend> backend_;
     std::unique_ptr<models::KvCache> cache_;
-    std::vector<std::int32_t> cached_tokens_;  // what the KV cache holds, in order
+    std::vector<std::int32_t> cached_tokens_;     // what the KV cache holds, in order
     std::vector<std::uint8_t> requantized_head_;  // --head q8_0: the output matrix as Q8_0
     EngineOptions options_;
     double load_ms_ = 0;

@@ -25,18 +25,20 @@ namespace bitnet::inference {
 
 struct PerplexityResult {
     double perplexity = 0;
-    double mean_nll = 0;               // natural log
+    double mean_nll = 0;  // natural log
     std::int64_t scored_tokens = 0;
     std::int64_t windows = 0;
     double seconds = 0;
 };
 
 // `progress(done_windows, total_windows)` is called after each window.
-PerplexityResult compute_perplexity(Engine& engine, const std::vector<std::int32_t>& tokens, std::int64_t window, std::int64_t stride,
-                                    const std::function<void(std::int64_t, std::int64_t)>& progress = {});
+PerplexityResult compute_perplexity(
+    Engine& engine, const std::vector<std::int32_t>& tokens, std::int64_t window,
+    std::int64_t stride, const std::function<void(std::int64_t, std::int64_t)>& progress = {});
 
 // llama.cpp's chunked convention (see above). `bos` replaces each chunk's first token (-1: keep).
-PerplexityResult compute_perplexity_chunks(Engine& engine, const std::vector<std::int32_t>& tokens, std::int64_t window,
-                                           std::int32_t bos, const std::function<void(std::int64_t, std::int64_t)>& progress = {});
+PerplexityResult compute_perplexity_chunks(
+    Engine& engine, const std::vector<std::int32_t>& tokens, std::int64_t window, std::int32_t bos,
+    const std::function<void(std::int64_t, std::int64_t)>& progress = {});
 
 }  // namespace bitnet::inference

@@ -14,11 +14,11 @@ namespace bitnet::inference {
 
 struct SamplingParams {
     float temperature = 0.8f;
-    int top_k = 40;             // <= 0: all tokens
-    float top_p = 0.95f;        // (0, 1]; 1 disables
-    float min_p = 0.05f;        // [0, 1]; 0 disables
+    int top_k = 40;               // <= 0: all tokens
+    float top_p = 0.95f;          // (0, 1]; 1 disables
+    float min_p = 0.05f;          // [0, 1]; 0 disables
     float repeat_penalty = 1.1f;  // > 0; 1 disables
-    int repeat_last_n = 64;     // >= 0
+    int repeat_last_n = 64;       // >= 0
     std::uint64_t seed = 0;
     bool greedy = false;
 
@@ -29,23 +29,23 @@ struct SamplingParams {
 
 // xoshiro256** seeded through splitmix64: the same stream on every platform and compiler.
 class Rng {
-public:
+  public:
     explicit Rng(std::uint64_t seed);
     std::uint64_t next();
     double uniform();  // [0, 1)
 
-private:
+  private:
     std::uint64_t s_[4];
 };
 
 class Sampler {
-public:
+  public:
     explicit Sampler(const SamplingParams& params);
     // `history`: the tokens so far (prompt and generated), for the repetition penalty.
     std::int32_t sample(std::span<const float> logits, std::span<const std::int32_t> history);
     const SamplingParams& params() const { return params_; }
 
-private:
+  private:
     SamplingParams params_;
     Rng rng_;
     std::vector<std::pair<float, std::int32_t>> candidates_;

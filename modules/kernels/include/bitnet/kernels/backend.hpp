@@ -32,15 +32,17 @@ struct MatmulJob {
 };
 
 class Backend {
-public:
+  public:
     virtual ~Backend() = default;
     // Several products of the same input (Q/K/V, gate/up): backends may quantize the input
     // once and schedule all rows together. Same results as calling matmul for each job.
-    virtual void matmul_many(const std::vector<MatmulJob>& jobs, const float* x, std::int64_t n_rows) const {
+    virtual void matmul_many(const std::vector<MatmulJob>& jobs, const float* x,
+                             std::int64_t n_rows) const {
         for (const MatmulJob& job : jobs) matmul(*job.w, x, n_rows, job.y);
     }
     // y[r][n] = sum_k W[n][k] * x[r][k] for r < n_rows; x is n_rows x cols, y is n_rows x rows.
-    virtual void matmul(const WeightView& w, const float* x, std::int64_t n_rows, float* y) const = 0;
+    virtual void matmul(const WeightView& w, const float* x, std::int64_t n_rows,
+                        float* y) const = 0;
     // Row `index` of W, dequantized to f32 (token embedding lookup).
     virtual void get_row(const WeightView& w, std::int64_t index, float* out) const = 0;
     virtual std::string name() const = 0;
@@ -48,7 +50,8 @@ public:
     virtual std::vector<std::string> kernel_names() const = 0;
 };
 
-std::unique_ptr<Backend> make_reference_backend(ActivationPrecision precision = ActivationPrecision::Int8);
+std::unique_ptr<Backend> make_reference_backend(
+    ActivationPrecision precision = ActivationPrecision::Int8);
 
 // Instruction set of the CPU backend's I2_S kernels. Best = detected once at start-up.
 enum class CpuIsa { Best, Avx512Vnni, Avx2, Scalar };

@@ -9,7 +9,7 @@ namespace bitnet::kernels {
 struct CudaInfo {
     bool compiled = false;  // built with the gpu preset
     int device_count = 0;
-    std::string reason;     // why there are no devices, when device_count == 0
+    std::string reason;  // why there are no devices, when device_count == 0
     std::string first_device_name;
 };
 

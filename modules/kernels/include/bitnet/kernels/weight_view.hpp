@@ -16,11 +16,16 @@ struct WeightView {
     float scale = 1.0f;     // I2_S: the per-tensor scale (read once at load)
 
     bool is_ternary() const {
-        return type == quant::TypeId::I2_S || type == quant::TypeId::TQ2_0 || type == quant::TypeId::TQ1_0;
+        return type == quant::TypeId::I2_S || type == quant::TypeId::TQ2_0 ||
+               type == quant::TypeId::TQ1_0;
     }
     // Bytes of one row (I2_S: without the per-tensor trailer).
-    std::uint64_t row_bytes() const { return quant::row_bytes(quant::traits(type), static_cast<std::uint64_t>(cols)); }
-    const std::uint8_t* row(std::int64_t r) const { return data + static_cast<std::uint64_t>(r) * row_bytes(); }
+    std::uint64_t row_bytes() const {
+        return quant::row_bytes(quant::traits(type), static_cast<std::uint64_t>(cols));
+    }
+    const std::uint8_t* row(std::int64_t r) const {
+        return data + static_cast<std::uint64_t>(r) * row_bytes();
+    }
 };
 
 }  // namespace bitnet::kernels

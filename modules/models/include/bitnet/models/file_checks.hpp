@@ -20,8 +20,8 @@ struct TensorStats {
 };
 
 struct Finding {
-    bool fatal;            // true: the file cannot be used; false: a warning
-    std::string where;     // tensor or key
+    bool fatal;         // true: the file cannot be used; false: a warning
+    std::string where;  // tensor or key
     std::string message;
 };
 

@@ -33,9 +33,9 @@ struct GgufTensorInfo {
     std::uint64_t offset = 0;       // relative to the data section, as stored
     std::uint64_t file_offset = 0;  // absolute position of the first byte in the file
     std::uint64_t n_elements = 0;
-    std::uint64_t size_bytes = 0;   // from type and shape (I2_S includes its 32-byte trailer)
+    std::uint64_t size_bytes = 0;        // from type and shape (I2_S includes its 32-byte trailer)
     const std::uint8_t* data = nullptr;  // into the memory map
-    std::uint64_t info_offset = 0;  // where this tensor's info record starts (for messages)
+    std::uint64_t info_offset = 0;       // where this tensor's info record starts (for messages)
 
     std::uint64_t rows() const { return n_elements / ne[0]; }
     std::string shape_string() const;  // "[2560, 640]"
@@ -48,7 +48,7 @@ struct GgufMetadataEntry {
 };
 
 class GgufFile {
-public:
+  public:
     // Maps and validates `path`. Throws bitnet::Error on any structural problem.
     static std::unique_ptr<GgufFile> open(const std::string& path);
     // Validates bytes already in memory (tests, fuzzing). `name` is used in messages.
@@ -80,7 +80,7 @@ public:
     // Releases a tensor's pages from the resident set (memory-mapped files only).
     void release_pages(const GgufTensorInfo& t) const;
 
-private:
+  private:
     GgufFile() = default;
     void parse_all();
     void decide_provenance(const std::vector<std::uint32_t>& raw_types);

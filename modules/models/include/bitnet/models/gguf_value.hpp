@@ -10,8 +10,19 @@
 namespace bitnet::models {
 
 enum class GgufValueType : std::uint32_t {
-    U8 = 0, I8 = 1, U16 = 2, I16 = 3, U32 = 4, I32 = 5, F32 = 6, Bool = 7, String = 8,
-    Array = 9, U64 = 10, I64 = 11, F64 = 12,
+    U8 = 0,
+    I8 = 1,
+    U16 = 2,
+    I16 = 3,
+    U32 = 4,
+    I32 = 5,
+    F32 = 6,
+    Bool = 7,
+    String = 8,
+    Array = 9,
+    U64 = 10,
+    I64 = 11,
+    F64 = 12,
 };
 
 std::string_view value_type_name(GgufValueType type);
@@ -20,7 +31,7 @@ std::size_t value_type_size(GgufValueType type);
 bool is_valid_value_type(std::uint32_t raw);
 
 class GgufValue {
-public:
+  public:
     GgufValueType type = GgufValueType::U8;
 
     // Scalars (exactly one is meaningful, by `type`).

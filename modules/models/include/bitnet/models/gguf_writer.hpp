@@ -28,7 +28,7 @@ struct GgufWriterTensor {
 };
 
 class GgufWriter {
-public:
+  public:
     explicit GgufWriter(std::uint32_t alignment = 32) : alignment_(alignment) {}
 
     void set_u8(std::string_view key, std::uint8_t v);
@@ -42,7 +42,8 @@ public:
     void set_i32_array(std::string_view key, const std::vector<std::int32_t>& v);
     void set_f32_array(std::string_view key, const std::vector<float>& v);
     // Any pre-encoded entry: raw value type id plus the value's bytes (tests forge bad types).
-    void set_raw(std::string_view key, std::uint32_t value_type, std::vector<std::uint8_t> value_bytes);
+    void set_raw(std::string_view key, std::uint32_t value_type,
+                 std::vector<std::uint8_t> value_bytes);
 
     // Adds a tensor whose size is computed from its type (I2_S includes its trailer).
     void add_tensor(std::string name, std::uint32_t type_id, std::vector<std::uint64_t> ne,
@@ -55,7 +56,7 @@ public:
     void write(const std::string& path, const ProgressFn& progress = {}) const;
     std::vector<std::uint8_t> to_bytes() const;
 
-private:
+  private:
     struct Entry {
         std::string key;
         std::uint32_t type;

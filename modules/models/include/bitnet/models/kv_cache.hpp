@@ -14,7 +14,7 @@ namespace bitnet::models {
 enum class KvType { F16, F32 };
 
 class KvCache {
-public:
+  public:
     KvCache(const ModelConfig& config, std::int64_t context, KvType type);
 
     std::int64_t context() const { return context_; }
@@ -34,9 +34,10 @@ public:
 
     // Context shift: drops positions [keep, keep + discard) of the first `used` positions, moves
     // the later ones down and re-rotates their keys so they are valid at their new positions.
-    void shift(std::int64_t used, std::int64_t keep, std::int64_t discard, const ModelConfig& config);
+    void shift(std::int64_t used, std::int64_t keep, std::int64_t discard,
+               const ModelConfig& config);
 
-private:
+  private:
     std::uint64_t offset(std::int64_t layer, std::int64_t position) const;
     std::int64_t layers_, context_, row_;
     KvType type_;

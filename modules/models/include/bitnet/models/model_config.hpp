@@ -26,19 +26,19 @@ struct ModelConfig {
     Architecture architecture = Architecture::BitnetB158;
     std::string architecture_name;  // as in general.architecture
     std::uint32_t context_length = 0;
-    std::uint32_t hidden = 0;          // embedding_length
+    std::uint32_t hidden = 0;  // embedding_length
     std::uint32_t block_count = 0;
-    std::uint32_t ffn_hidden = 0;      // feed_forward_length
+    std::uint32_t ffn_hidden = 0;  // feed_forward_length
     std::uint32_t head_count = 0;
     std::uint32_t head_count_kv = 0;
-    std::uint32_t head_dim = 0;        // rope.dimension_count if present, else hidden/head_count
+    std::uint32_t head_dim = 0;  // rope.dimension_count if present, else hidden/head_count
     std::uint32_t rope_dim = 0;
     std::uint32_t vocab_size = 0;
     float rope_freq_base = 10000.0f;
     float rms_eps = 1e-5f;
     FfnActivation ffn_activation = FfnActivation::ReluSquared;
-    bool tied_output = true;           // no output.weight: logits use token_embd
-    bool has_scale_tensors = false;    // `bitnet` files with blk.N.*.scale
+    bool tied_output = true;         // no output.weight: logits use token_embd
+    bool has_scale_tensors = false;  // `bitnet` files with blk.N.*.scale
 };
 
 struct ExpectedTensor {

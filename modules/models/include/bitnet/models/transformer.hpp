@@ -23,7 +23,8 @@ struct LayerWeights {
     const float* ffn_sub_norm;
     kernels::WeightView wq, wk, wv, wo, gate, up, down;
     // `bitnet` files may carry one-element scales multiplied onto each projection's output.
-    float scale_q = 1, scale_k = 1, scale_v = 1, scale_o = 1, scale_gate = 1, scale_up = 1, scale_down = 1;
+    float scale_q = 1, scale_k = 1, scale_v = 1, scale_o = 1, scale_gate = 1, scale_up = 1,
+          scale_down = 1;
 };
 
 enum class LogitsFor { LastPosition, AllPositions };
@@ -33,7 +34,7 @@ enum class LogitsFor { LastPosition, AllPositions };
 enum class AttentionMode { Standard, Flash };
 
 class Transformer {
-public:
+  public:
     // Maps the weights of `file` (which must outlive the transformer). Checks the config, tensor
     // types the forward pass can use, and that every per-tensor scale is finite.
     explicit Transformer(std::shared_ptr<const GgufFile> file);
@@ -52,9 +53,10 @@ public:
     // Runs `tokens` at positions start .. start + n - 1, appending their keys/values to `cache`,
     // and writes vocab-sized logits for the last position (or every position) into `logits`.
     void forward(std::span<const std::int32_t> tokens, std::int64_t start, KvCache& cache,
-                 const kernels::Backend& backend, LogitsFor which, std::vector<float>& logits) const;
+                 const kernels::Backend& backend, LogitsFor which,
+                 std::vector<float>& logits) const;
 
-private:
+  private:
     void attention(std::int64_t layer, const float* q, std::int64_t n_tokens, std::int64_t start,
                    const KvCache& cache, AttentionMode mode, float* out) const;
 

@@ -9,8 +9,8 @@
 namespace bitnet::quant {
 
 struct ActivationScale {
-    float scale;        // a = 127 / max(|x|), so x ≈ q / a
-    std::int32_t sum;   // S = sum of q over the row
+    float scale;       // a = 127 / max(|x|), so x ≈ q / a
+    std::int32_t sum;  // S = sum of q over the row
 };
 
 ActivationScale quantize_activations_i8(const float* x, std::int64_t n, std::int8_t* q);

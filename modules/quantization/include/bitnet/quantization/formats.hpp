@@ -12,7 +12,7 @@ namespace bitnet::quant {
 inline constexpr std::int64_t kQK8_0 = 32;
 inline constexpr std::int64_t kQK4_0 = 32;
 inline constexpr std::int64_t kQK_K = 256;
-inline constexpr std::int64_t kI2SBlock = 128;        // x86 layout: 128 elements -> 32 bytes
+inline constexpr std::int64_t kI2SBlock = 128;         // x86 layout: 128 elements -> 32 bytes
 inline constexpr std::uint64_t kI2STrailerBytes = 32;  // float32 scale + 28 bytes padding
 
 void quantize_f32(const float* in, std::int64_t n, std::uint8_t* out);

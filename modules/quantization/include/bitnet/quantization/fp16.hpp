@@ -36,7 +36,7 @@ inline std::uint16_t fp32_to_fp16(float f) {
     const std::uint32_t bits = float_to_bits(f);
     const std::uint16_t sign = static_cast<std::uint16_t>((bits >> 16) & 0x8000u);
     const std::uint32_t abs_bits = bits & 0x7fffffffu;
-    if (abs_bits > 0x7f800000u) return static_cast<std::uint16_t>(sign | 0x7e00u);  // NaN
+    if (abs_bits > 0x7f800000u) return static_cast<std::uint16_t>(sign | 0x7e00u);   // NaN
     if (abs_bits >= 0x477ff000u) return static_cast<std::uint16_t>(sign | 0x7c00u);  // >= 65520
     if (abs_bits < 0x38800000u) {
         // Result is a half subnormal or zero: scale so that rounding happens at bit 0.
@@ -53,11 +53,14 @@ inline std::uint16_t fp32_to_fp16(float f) {
     return static_cast<std::uint16_t>(sign | (rounded >> 13));
 }
 
-inline float bf16_to_fp32(std::uint16_t h) { return bits_to_float(static_cast<std::uint32_t>(h) << 16); }
+inline float bf16_to_fp32(std::uint16_t h) {
+    return bits_to_float(static_cast<std::uint32_t>(h) << 16);
+}
 
 inline std::uint16_t fp32_to_bf16(float f) {
     std::uint32_t u = float_to_bits(f);
-    if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<std::uint16_t>((u >> 16) | 64u);  // quiet NaN
+    if ((u & 0x7fffffffu) > 0x7f800000u)
+        return static_cast<std::uint16_t>((u >> 16) | 64u);  // quiet NaN
     return static_cast<std::uint16_t>((u + (0x7fffu + ((u >> 16) & 1u))) >> 16);
 }
 

@@ -31,6 +31,7 @@ ChatFormat detect_chat_format(std::string_view jinja_template);
 
 // Renders the conversation; with add_generation_prompt, ends with the assistant's turn opener.
 // Throws bitnet::Error(InvalidArgument) for an unknown role.
-std::string render_chat(ChatFormat format, const std::vector<ChatMessage>& messages, bool add_generation_prompt);
+std::string render_chat(ChatFormat format, const std::vector<ChatMessage>& messages,
+                        bool add_generation_prompt);
 
 }  // namespace bitnet::tokenizers

@@ -12,7 +12,7 @@
 namespace bitnet::tokenizers {
 
 class StreamingDetokenizer {
-public:
+  public:
     explicit StreamingDetokenizer(const Tokenizer& tokenizer, bool skip_special = false)
         : tokenizer_(tokenizer), skip_special_(skip_special) {}
 
@@ -21,7 +21,7 @@ public:
     // Whatever is still held back (an unfinished character becomes U+FFFD). Resets the stream.
     std::string flush();
 
-private:
+  private:
     const Tokenizer& tokenizer_;
     bool skip_special_;
     std::string pending_;

@@ -24,7 +24,7 @@ struct SpecialTokens {
 };
 
 class Tokenizer {
-public:
+  public:
     virtual ~Tokenizer() = default;
 
     // add_bos: prepend the BOS token (when the vocabulary has one).
@@ -42,7 +42,9 @@ public:
     virtual bool strips_leading_space() const { return false; }
 
     std::size_t vocab_size() const { return data_.tokens.size(); }
-    SpecialTokens special_tokens() const { return {data_.bos, data_.eos, data_.eot, data_.unk, data_.pad}; }
+    SpecialTokens special_tokens() const {
+        return {data_.bos, data_.eos, data_.eot, data_.unk, data_.pad};
+    }
     bool is_control(std::int32_t id) const;
     // True for ids that end a generation (eos, eot).
     bool is_end_of_generation(std::int32_t id) const;
@@ -50,7 +52,7 @@ public:
     // "byte-level BPE (LLaMA 3)" / "SentencePiece BPE"
     virtual std::string description() const = 0;
 
-protected:
+  protected:
     explicit Tokenizer(TokenizerData data) : data_(std::move(data)) {}
     void check_id(std::int32_t id) const;
     TokenizerData data_;

@@ -15,15 +15,22 @@
 namespace bitnet::tokenizers {
 
 // tokenizer.ggml.token_type values.
-enum class TokenType : std::int32_t { Normal = 1, Unknown = 2, Control = 3, UserDefined = 4, Unused = 5, Byte = 6 };
+enum class TokenType : std::int32_t {
+    Normal = 1,
+    Unknown = 2,
+    Control = 3,
+    UserDefined = 4,
+    Unused = 5,
+    Byte = 6
+};
 
 struct TokenizerData {
     std::string model;  // "gpt2" (byte-level BPE) or "llama" (SentencePiece-style BPE)
     std::string pre;    // pre-tokenizer: "llama-bpe" for LLaMA 3, "default" otherwise
     std::vector<std::string> tokens;
     std::vector<std::int32_t> token_types;
-    std::vector<float> scores;          // SentencePiece: higher merges first; empty for gpt2
-    std::vector<std::string> merges;    // "a b", highest priority first
+    std::vector<float> scores;        // SentencePiece: higher merges first; empty for gpt2
+    std::vector<std::string> merges;  // "a b", highest priority first
     std::optional<std::int32_t> bos, eos, eot, unk, pad;
     bool add_bos = true;
     bool add_eos = false;
