@@ -163,8 +163,14 @@ void Transformer::attention(std::int64_t layer, const float* q, std::int64_t n_t
     const bool f16 = cache.type() == KvType::F16;
     const std::int64_t n_max = start + n_tokens;
     // Row pointers of every cached position for each KV head (cheap, and keeps attend() simple).
-    std::vector<const std::uint16_t*> k16, v16;
-    std::vector<const float*> k32, v32;
+    auto& k16 = scratch_.k16;
+    auto& v16 = scratch_.v16;
+    auto& k32 = scratch_.k32;
+    auto& v32 = scratch_.v32;
+    k16.clear();
+    v16.clear();
+    k32.clear();
+    v32.clear();
     for (std::int64_t h = 0; h < n_kv; ++h)
         for (std::int64_t p = 0; p < n_max; ++p) {
             if (f16) {
@@ -207,12 +213,20 @@ void Transformer::forward(std::span<const std::int32_t> tokens, std::int64_t sta
     const std::int64_t h = config_.hidden, hd = config_.head_dim, ffn = config_.ffn_hidden;
     const std::int64_t q_dim = static_cast<std::int64_t>(config_.head_count) * hd;
     const std::int64_t kv_dim = static_cast<std::int64_t>(config_.head_count_kv) * hd;
-    auto buffer = [](std::int64_t size) {
-        return std::vector<float>(static_cast<std::size_t>(size));
+    Scratch& s = scratch_;
+    auto sized = [](std::vector<float>& v, std::int64_t size) -> std::vector<float>& {
+        v.resize(static_cast<std::size_t>(size));
+        return v;
     };
-    std::vector<float> x = buffer(n * h), xn = buffer(n * h), q = buffer(n * q_dim),
-                       k = buffer(n * kv_dim), v = buffer(n * kv_dim), att = buffer(n * q_dim),
-                       proj = buffer(n * h), g = buffer(n * ffn), u = buffer(n * ffn);
+    std::vector<float>& x = sized(s.x, n * h);
+    std::vector<float>& xn = sized(s.xn, n * h);
+    std::vector<float>& q = sized(s.q, n * q_dim);
+    std::vector<float>& k = sized(s.k, n * kv_dim);
+    std::vector<float>& v = sized(s.v, n * kv_dim);
+    std::vector<float>& att = sized(s.att, n * q_dim);
+    std::vector<float>& proj = sized(s.proj, n * h);
+    std::vector<float>& g = sized(s.g, n * ffn);
+    std::vector<float>& u = sized(s.u, n * ffn);
 
     for (std::int64_t t = 0; t < n; ++t) {
         const std::int32_t id = tokens[static_cast<std::size_t>(t)];

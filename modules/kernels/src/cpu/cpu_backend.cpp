@@ -94,7 +94,8 @@ class CpuBackend final : public Backend {
             return;
         }
         // Other types: per-row preparation, then rows of W split across threads.
-        std::vector<detail::PreparedRow> prepared(static_cast<std::size_t>(n_rows));
+        std::vector<detail::PreparedRow>& prepared = prepared_;
+        prepared.resize(static_cast<std::size_t>(n_rows));
         for (std::int64_t r = 0; r < n_rows; ++r)
             detail::prepare_row(w, x + r * w.cols, true, prepared[static_cast<std::size_t>(r)]);
         const std::int64_t rows = w.rows;
@@ -196,6 +197,7 @@ class CpuBackend final : public Backend {
     std::unique_ptr<Backend> reference_ = make_reference_backend(ActivationPrecision::Int8);
     // Scratch reused across calls (no allocation once sizes have been seen).
     mutable std::vector<std::int8_t> q_, q_arranged_;
+    mutable std::vector<detail::PreparedRow> prepared_;
     mutable std::vector<quant::ActivationScale> acts_;
     mutable std::vector<std::int32_t> dots_;
     mutable std::vector<std::int64_t> dot_offsets_;

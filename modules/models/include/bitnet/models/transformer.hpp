@@ -52,6 +52,8 @@ class Transformer {
 
     // Runs `tokens` at positions start .. start + n - 1, appending their keys/values to `cache`,
     // and writes vocab-sized logits for the last position (or every position) into `logits`.
+    // Working memory is kept between calls (no allocation once sizes have been seen), so one
+    // Transformer runs one forward pass at a time.
     void forward(std::span<const std::int32_t> tokens, std::int64_t start, KvCache& cache,
                  const kernels::Backend& backend, LogitsFor which,
                  std::vector<float>& logits) const;
@@ -67,6 +69,13 @@ class Transformer {
     const float* output_norm_ = nullptr;
     std::vector<LayerWeights> layers_;
     AttentionMode attention_mode_ = AttentionMode::Standard;
+
+    struct Scratch {
+        std::vector<float> x, xn, q, k, v, att, proj, g, u;
+        std::vector<const std::uint16_t*> k16, v16;
+        std::vector<const float*> k32, v32;
+    };
+    mutable Scratch scratch_;
 };
 
 }  // namespace bitnet::models
