@@ -121,34 +121,28 @@ ModelConfig preset_config(const std::string& preset, std::uint32_t vocab_size) {
     c.ffn_activation = FfnActivation::ReluSquared;
     c.rope_freq_base = 500000.0f;
     c.rms_eps = 1e-5f;
-    if (preset == "tiny") {
-        c.context_length = 512;
-        c.hidden = 128;
-        c.block_count = 2;
-        c.ffn_hidden = 384;
-        c.head_count = 2;
-        c.head_count_kv = 1;
-        c.vocab_size = 512;
-    } else if (preset == "small") {
-        c.context_length = 2048;
-        c.hidden = 256;
-        c.block_count = 4;
-        c.ffn_hidden = 512;
-        c.head_count = 4;
-        c.head_count_kv = 2;
-        c.vocab_size = 512;
-    } else if (preset == "2b4t") {
-        c.context_length = 4096;
-        c.hidden = 2560;
-        c.block_count = 30;
-        c.ffn_hidden = 6912;
-        c.head_count = 20;
-        c.head_count_kv = 5;
-        c.vocab_size = 128256;
-    } else {
+    struct Preset {
+        const char* name;
+        std::uint32_t context, hidden, blocks, ffn, heads, kv_heads, vocab;
+    };
+    static constexpr Preset kPresets[] = {
+        {"tiny", 512, 128, 2, 384, 2, 1, 512},
+        {"small", 2048, 256, 4, 512, 4, 2, 512},
+        {"2b4t", 4096, 2560, 30, 6912, 20, 5, 128256},
+    };
+    const Preset* p = nullptr;
+    for (const Preset& candidate : kPresets)
+        if (preset == candidate.name) p = &candidate;
+    if (p == nullptr)
         fail(ErrorCode::InvalidArgument,
              "unknown preset '" + preset + "'; use tiny, small or 2b4t");
-    }
+    c.context_length = p->context;
+    c.hidden = p->hidden;
+    c.block_count = p->blocks;
+    c.ffn_hidden = p->ffn;
+    c.head_count = p->heads;
+    c.head_count_kv = p->kv_heads;
+    c.vocab_size = p->vocab;
     if (vocab_size != 0) c.vocab_size = vocab_size;
     c.head_dim = c.hidden / c.head_count;
     c.rope_dim = c.head_dim;

@@ -56,6 +56,15 @@ void scale_in_place(float* x, std::int64_t n, float s) {
     for (std::int64_t i = 0; i < n; ++i) x[i] *= s;
 }
 
+// x += scale * (W in): an output projection added to the residual stream.
+void add_projection(const kernels::Backend& backend, const kernels::WeightView& w, float scale,
+                    const float* in, std::int64_t n, std::vector<float>& proj,
+                    std::vector<float>& x) {
+    backend.matmul(w, in, n, proj.data());
+    scale_in_place(proj.data(), n * w.rows, scale);
+    for (std::size_t i = 0; i < static_cast<std::size_t>(n * w.rows); ++i) x[i] += proj[i];
+}
+
 }  // namespace
 
 Transformer::Transformer(std::shared_ptr<const GgufFile> file)
@@ -259,10 +268,7 @@ void Transformer::forward(std::span<const std::int32_t> tokens, std::int64_t sta
         for (std::int64_t t = 0; t < n; ++t)
             kernels::rmsnorm(att.data() + t * q_dim, l.attn_sub_norm, q_dim, config_.rms_eps,
                              att.data() + t * q_dim);
-        backend.matmul(l.wo, att.data(), n, proj.data());
-        scale_in_place(proj.data(), n * h, l.scale_o);
-        for (std::int64_t i = 0; i < n * h; ++i)
-            x[static_cast<std::size_t>(i)] += proj[static_cast<std::size_t>(i)];
+        add_projection(backend, l.wo, l.scale_o, att.data(), n, proj, x);
 
         for (std::int64_t t = 0; t < n; ++t)
             kernels::rmsnorm(x.data() + t * h, l.ffn_norm, h, config_.rms_eps, xn.data() + t * h);
@@ -277,10 +283,7 @@ void Transformer::forward(std::span<const std::int32_t> tokens, std::int64_t sta
         for (std::int64_t t = 0; t < n; ++t)
             kernels::rmsnorm(g.data() + t * ffn, l.ffn_sub_norm, ffn, config_.rms_eps,
                              g.data() + t * ffn);
-        backend.matmul(l.down, g.data(), n, proj.data());
-        scale_in_place(proj.data(), n * h, l.scale_down);
-        for (std::int64_t i = 0; i < n * h; ++i)
-            x[static_cast<std::size_t>(i)] += proj[static_cast<std::size_t>(i)];
+        add_projection(backend, l.down, l.scale_down, g.data(), n, proj, x);
     }
 
     const std::int64_t first = which == LogitsFor::LastPosition ? n - 1 : 0;

@@ -1,5 +1,7 @@
 #include "matmul_common.hpp"
 
+#include "bitnet/kernels/ternary_dot.hpp"
+
 #include <cstring>
 
 #include "bitnet/common/error.hpp"
@@ -37,20 +39,6 @@ void prepare_row(const WeightView& w, const float* x, bool int8_activations, Pre
     }
 }
 
-std::int32_t dot_i2s_codes(const std::uint8_t* packed_row, const std::int8_t* q,
-                           std::int64_t cols) {
-    std::int32_t sum = 0;
-    for (std::int64_t block = 0; block < cols / quant::kI2SBlock; ++block) {
-        const std::uint8_t* b = packed_row + block * 32;
-        const std::int8_t* qq = q + block * quant::kI2SBlock;
-        for (int j = 0; j < 32; ++j) {
-            sum += (b[j] >> 6) * qq[j] + ((b[j] >> 4) & 3) * qq[j + 32] +
-                   ((b[j] >> 2) & 3) * qq[j + 64] + (b[j] & 3) * qq[j + 96];
-        }
-    }
-    return sum;
-}
-
 float dot_q8_0_reference(const std::uint8_t* w_row, const std::uint8_t* x_q8, std::int64_t cols) {
     float sum = 0.0f;
     for (std::int64_t b = 0; b < cols / 32; ++b) {
@@ -74,7 +62,7 @@ float dot_row_reference(const WeightView& w, std::int64_t n, const PreparedRow& 
     if (w.type == TypeId::Q8_0 && !x.q8.empty()) return dot_q8_0_reference(row, x.q8.data(), k);
     if (w.is_ternary() && int8_activations) {
         if (w.type == TypeId::I2_S)
-            return quant::i2s_output(dot_i2s_codes(row, x.q.data(), k), x.act, w.scale);
+            return quant::i2s_output(dot_i2s_i8_reference(row, x.q.data(), k), x.act, w.scale);
         // TQ formats: per-block scales, y = sum_b d_b (D_b - S_b) / a
         const bool tq2 = w.type == TypeId::TQ2_0;
         const std::int64_t block_bytes = tq2 ? 66 : 54;

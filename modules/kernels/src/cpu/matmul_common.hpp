@@ -30,7 +30,4 @@ void prepare_row(const WeightView& w, const float* x, bool int8_activations, Pre
 float dot_row_reference(const WeightView& w, std::int64_t n, const PreparedRow& x,
                         bool int8_activations);
 
-// Integer part of an I2_S row dot: sum of code * q (codes 0..2).
-std::int32_t dot_i2s_codes(const std::uint8_t* packed_row, const std::int8_t* q, std::int64_t cols);
-
 }  // namespace bitnet::kernels::detail
