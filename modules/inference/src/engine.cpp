@@ -10,8 +10,7 @@
 #include "bitnet/common/memory_usage.hpp"
 #include "bitnet/common/timer.hpp"
 #include "bitnet/kernels/cuda_info.hpp"
-#include "bitnet/tokenizers/streaming_detokenizer.hpp"
-#include "stop_strings.hpp"
+#include "decode_state.hpp"
 
 namespace bitnet::inference {
 namespace {
@@ -161,31 +160,17 @@ std::vector<float> Engine::evaluate_all(const std::vector<std::int32_t>& tokens)
 GenerationResult Engine::generate(const GenerationRequest& request, const TextCallback& on_text,
                                   const std::atomic<bool>* cancel) {
     Timer total;
-    GenerationResult result;
-    request.sampling.validate();
-    if (request.n_predict == 0 || request.n_predict < -1)
-        fail(ErrorCode::InvalidArgument,
-             "-n must be at least 1 (or -1: until the context is full); got " +
-                 std::to_string(request.n_predict));
-    Metrics& m = result.metrics;
+    validate_request(request);
+    Timer tokenize_timer;
+    std::vector<std::int32_t> tokens = tokenize_prompt(request);
+    const double tokenize_ms = tokenize_timer.milliseconds();
+    DecodeState state(*tokenizer_, request, tokens, on_text);
+    Metrics& m = state.result().metrics;
     m.load_ms = load_ms_;
     m.backend = backend_->name();
     m.kernels = backend_->kernel_names();
     m.weight_bytes_per_token = model_->weight_bytes_per_token();
-
-    Timer tokenize_timer;
-    std::vector<std::int32_t> tokens =
-        tokenizer_->encode(request.prompt, request.add_bos, request.parse_special);
-    m.tokenize_ms = tokenize_timer.milliseconds();
-    if (tokens.empty())
-        fail(ErrorCode::InvalidArgument,
-             "the prompt is empty and the model has no BOS token to start from; give a prompt");
-    if (static_cast<std::int64_t>(tokens.size()) >= cache_->context())
-        fail(ErrorCode::InvalidArgument,
-             "the prompt is " + std::to_string(tokens.size()) + " tokens but the context holds " +
-                 std::to_string(cache_->context()) + "; shorten it or raise -c");
-    result.prompt_tokens = tokens;
-    m.prompt_tokens = static_cast<std::int64_t>(tokens.size());
+    m.tokenize_ms = tokenize_ms;
 
     Timer prefill_timer;
     std::vector<float> logits;
@@ -194,48 +179,23 @@ GenerationResult Engine::generate(const GenerationRequest& request, const TextCa
     m.prefill_tokens_per_s =
         m.prefill_ms > 0 ? static_cast<double>(m.prefilled_tokens) * 1000.0 / m.prefill_ms : 0;
 
-    Sampler sampler(request.sampling);
-    tokenizers::StreamingDetokenizer detokenizer(*tokenizer_, true);
-    StopStringFilter stops(request.stop);
-    std::vector<std::int32_t> history = tokens;
-    auto emit = [&](const std::string& text) {
-        if (text.empty()) return;
-        result.text += text;
-        if (on_text) on_text(text);
-    };
-
     Timer decode_timer;
-    const std::int64_t limit = request.n_predict < 0 ? INT64_MAX : request.n_predict;
     bool first = true;
     while (true) {
         if (cancel != nullptr && cancel->load()) {
-            result.stop_reason = StopReason::Cancelled;
+            state.finish(StopReason::Cancelled);
             break;
         }
-        const std::int32_t next = sampler.sample(logits, history);
+        std::int32_t next = 0;
+        const bool more = state.accept(logits, next);
         if (first) {
             m.time_to_first_token_ms = total.milliseconds();
             first = false;
         }
-        if (tokenizer_->is_end_of_generation(next)) {
-            result.stop_reason = StopReason::EndOfGeneration;
-            break;
-        }
-        result.tokens.push_back(next);
-        history.push_back(next);
-        bool stopped = false;
-        emit(stops.push(detokenizer.push(next), stopped));
-        if (stopped) {
-            result.stop_reason = StopReason::StopString;
-            break;
-        }
-        if (static_cast<std::int64_t>(result.tokens.size()) >= limit) {
-            result.stop_reason = StopReason::Length;
-            break;
-        }
+        if (!more) break;
         if (static_cast<std::int64_t>(cached_tokens_.size()) >= cache_->context()) {
             if (!options_.context_shift) {
-                result.stop_reason = StopReason::ContextFull;
+                state.finish(StopReason::ContextFull);
                 break;
             }
             // Keep the first token (BOS), drop the older half of the rest.
@@ -251,18 +211,29 @@ GenerationResult Engine::generate(const GenerationRequest& request, const TextCa
                         models::LogitsFor::LastPosition, logits);
         cached_tokens_.push_back(next);
     }
-    if (result.stop_reason != StopReason::StopString) {
-        bool stopped = false;
-        emit(stops.push(detokenizer.flush(), stopped));
-        if (!stopped) emit(stops.flush());
-    }
-    m.decode_ms = decode_timer.milliseconds();
-    m.generated_tokens = static_cast<std::int64_t>(result.tokens.size());
+    GenerationResult result = std::move(state.result());
+    Metrics& out = result.metrics;
+    out.decode_ms = decode_timer.milliseconds();
+    out.generated_tokens = static_cast<std::int64_t>(result.tokens.size());
     // Tokens that went through a forward pass during decode: every generated one except the last.
-    const double decoded = static_cast<double>(std::max<std::int64_t>(0, m.generated_tokens - 1));
-    m.decode_tokens_per_s = m.decode_ms > 0 && decoded > 0 ? decoded * 1000.0 / m.decode_ms : 0;
-    m.peak_rss_bytes = peak_rss_bytes();
+    const double decoded = static_cast<double>(std::max<std::int64_t>(0, out.generated_tokens - 1));
+    out.decode_tokens_per_s =
+        out.decode_ms > 0 && decoded > 0 ? decoded * 1000.0 / out.decode_ms : 0;
+    out.peak_rss_bytes = peak_rss_bytes();
     return result;
+}
+
+std::vector<std::int32_t> Engine::tokenize_prompt(const GenerationRequest& request) const {
+    std::vector<std::int32_t> tokens =
+        tokenizer_->encode(request.prompt, request.add_bos, request.parse_special);
+    if (tokens.empty())
+        fail(ErrorCode::InvalidArgument,
+             "the prompt is empty and the model has no BOS token to start from; give a prompt");
+    if (static_cast<std::int64_t>(tokens.size()) >= cache_->context())
+        fail(ErrorCode::InvalidArgument,
+             "the prompt is " + std::to_string(tokens.size()) + " tokens but the context holds " +
+                 std::to_string(cache_->context()) + "; shorten it or raise -c");
+    return tokens;
 }
 
 }  // namespace bitnet::inference

@@ -117,19 +117,20 @@ namespace {
 // With an F16 cache the query is rounded to F16 first, as ggml converts it for the K dot product.
 template <typename T>
 void attend(const float* q, std::int64_t hd, std::int64_t n_pos, float scale, AttentionMode mode,
-            const T* const* keys, const T* const* values, std::vector<float>& scores, float* out) {
+            const T* keys, const T* values, std::int64_t stride, std::vector<float>& scores,
+            float* out) {
     constexpr bool f16 = std::is_same_v<T, std::uint16_t>;
     auto score = [&](std::int64_t p) {
         if constexpr (f16)
-            return kernels::dot_f16_f32(keys[p], q, hd);
+            return kernels::dot_f16_f32(keys + p * stride, q, hd);
         else
-            return kernels::dot_f32(keys[p], q, hd);
+            return kernels::dot_f32(keys + p * stride, q, hd);
     };
     auto add_v = [&](std::int64_t p, float w) {
         if constexpr (f16)
-            kernels::add_scaled_f16(out, values[p], w, hd);
+            kernels::add_scaled_f16(out, values + p * stride, w, hd);
         else
-            kernels::add_scaled_f32(out, values[p], w, hd);
+            kernels::add_scaled_f32(out, values + p * stride, w, hd);
     };
     std::memset(out, 0, static_cast<std::size_t>(hd) * 4);
     if (mode == AttentionMode::Standard) {
@@ -162,50 +163,34 @@ void attend(const float* q, std::int64_t hd, std::int64_t n_pos, float scale, At
 
 }  // namespace
 
-void Transformer::attention(std::int64_t layer, const float* q, std::int64_t n_tokens,
-                            std::int64_t start, const KvCache& cache, AttentionMode mode,
-                            float* out) const {
+void Transformer::attention(std::int64_t layer, const float* q, std::span<const BatchToken> batch,
+                            AttentionMode mode, float* out) const {
     const std::int64_t hd = config_.head_dim, n_head = config_.head_count,
                        n_kv = config_.head_count_kv;
     const std::int64_t group = n_head / n_kv;
     const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
-    const bool f16 = cache.type() == KvType::F16;
-    const std::int64_t n_max = start + n_tokens;
-    // Row pointers of every cached position for each KV head (cheap, and keeps attend() simple).
-    auto& k16 = scratch_.k16;
-    auto& v16 = scratch_.v16;
-    auto& k32 = scratch_.k32;
-    auto& v32 = scratch_.v32;
-    k16.clear();
-    v16.clear();
-    k32.clear();
-    v32.clear();
-    for (std::int64_t h = 0; h < n_kv; ++h)
-        for (std::int64_t p = 0; p < n_max; ++p) {
-            if (f16) {
-                k16.push_back(cache.k_f16(layer, p) + h * hd);
-                v16.push_back(cache.v_f16(layer, p) + h * hd);
-            } else {
-                k32.push_back(cache.k_f32(layer, p) + h * hd);
-                v32.push_back(cache.v_f32(layer, p) + h * hd);
-            }
-        }
+    const auto n_tokens = static_cast<std::int64_t>(batch.size());
+    std::int64_t work = 0;
+    for (const BatchToken& b : batch) work += b.position + 1;
     const std::int64_t jobs = n_tokens * n_head;
-#pragma omp parallel for schedule(dynamic, 1) if (jobs * n_max > 4096)
+#pragma omp parallel for schedule(dynamic, 1) if (work * n_head > 4096)
     for (std::int64_t job = 0; job < jobs; ++job) {
         const std::int64_t t = job / n_head, h = job % n_head;
-        const std::int64_t n_pos = start + t + 1;  // causal: positions 0 .. start + t
-        const std::int64_t kvh = h / group;        // query head h uses KV head h / group
+        const BatchToken& b = batch[static_cast<std::size_t>(t)];
+        const KvCache& cache = *b.cache;
+        const std::int64_t n_pos = b.position + 1;  // causal: positions 0 .. position
+        const std::int64_t kvh = h / group;         // query head h uses KV head h / group
+        const std::int64_t stride = cache.row_size();
         thread_local std::vector<float> scores, qh;
         qh.assign(q + (t * n_head + h) * hd, q + (t * n_head + h + 1) * hd);
         float* o = out + (t * n_head + h) * hd;
-        if (f16) {
+        if (cache.type() == KvType::F16) {
             kernels::round_to_f16(qh.data(), hd);
-            attend(qh.data(), hd, n_pos, scale, mode, k16.data() + kvh * n_max,
-                   v16.data() + kvh * n_max, scores, o);
+            attend(qh.data(), hd, n_pos, scale, mode, cache.k_f16(layer, 0) + kvh * hd,
+                   cache.v_f16(layer, 0) + kvh * hd, stride, scores, o);
         } else {
-            attend(qh.data(), hd, n_pos, scale, mode, k32.data() + kvh * n_max,
-                   v32.data() + kvh * n_max, scores, o);
+            attend(qh.data(), hd, n_pos, scale, mode, cache.k_f32(layer, 0) + kvh * hd,
+                   cache.v_f32(layer, 0) + kvh * hd, stride, scores, o);
         }
     }
 }
@@ -219,6 +204,26 @@ void Transformer::forward(std::span<const std::int32_t> tokens, std::int64_t sta
         fail(ErrorCode::InvalidArgument,
              "positions " + std::to_string(start) + ".." + std::to_string(start + n - 1) +
                  " do not fit the context of " + std::to_string(cache.context()) + " tokens");
+    std::vector<BatchToken>& batch = scratch_.batch;
+    batch.clear();
+    for (std::int64_t t = 0; t < n; ++t)
+        batch.push_back({tokens[static_cast<std::size_t>(t)], start + t, &cache});
+    run(batch, backend, which == LogitsFor::LastPosition ? n - 1 : 0, logits);
+}
+
+void Transformer::forward_batch(std::span<const BatchToken> batch, const kernels::Backend& backend,
+                                std::vector<float>& logits) const {
+    if (batch.empty()) fail(ErrorCode::InvalidArgument, "forward_batch() needs at least one token");
+    for (const BatchToken& b : batch)
+        if (b.cache == nullptr || b.position < 0 || b.position >= b.cache->context())
+            fail(ErrorCode::InvalidArgument,
+                 "batch position " + std::to_string(b.position) + " does not fit its KV cache");
+    run(batch, backend, 0, logits);
+}
+
+void Transformer::run(std::span<const BatchToken> batch, const kernels::Backend& backend,
+                      std::int64_t first_logits, std::vector<float>& logits) const {
+    const auto n = static_cast<std::int64_t>(batch.size());
     const std::int64_t h = config_.hidden, hd = config_.head_dim, ffn = config_.ffn_hidden;
     const std::int64_t q_dim = static_cast<std::int64_t>(config_.head_count) * hd;
     const std::int64_t kv_dim = static_cast<std::int64_t>(config_.head_count_kv) * hd;
@@ -238,7 +243,7 @@ void Transformer::forward(std::span<const std::int32_t> tokens, std::int64_t sta
     std::vector<float>& u = sized(s.u, n * ffn);
 
     for (std::int64_t t = 0; t < n; ++t) {
-        const std::int32_t id = tokens[static_cast<std::size_t>(t)];
+        const std::int32_t id = batch[static_cast<std::size_t>(t)].token;
         if (id < 0 || id >= token_embd_.rows)
             fail(ErrorCode::InvalidArgument, "token id " + std::to_string(id) +
                                                  " is outside the embedding of " +
@@ -256,15 +261,15 @@ void Transformer::forward(std::span<const std::int32_t> tokens, std::int64_t sta
         scale_in_place(k.data(), n * kv_dim, l.scale_k);
         scale_in_place(v.data(), n * kv_dim, l.scale_v);
         for (std::int64_t t = 0; t < n; ++t) {
+            const BatchToken& b = batch[static_cast<std::size_t>(t)];
             kernels::rope_neox(q.data() + t * q_dim, config_.head_count, hd, config_.rope_dim,
-                               start + t, config_.rope_freq_base);
+                               b.position, config_.rope_freq_base);
             kernels::rope_neox(k.data() + t * kv_dim, config_.head_count_kv, hd, config_.rope_dim,
-                               start + t, config_.rope_freq_base);
-            cache.write(static_cast<std::int64_t>(layer), start + t, k.data() + t * kv_dim,
-                        v.data() + t * kv_dim);
+                               b.position, config_.rope_freq_base);
+            b.cache->write(static_cast<std::int64_t>(layer), b.position, k.data() + t * kv_dim,
+                           v.data() + t * kv_dim);
         }
-        attention(static_cast<std::int64_t>(layer), q.data(), n, start, cache, attention_mode_,
-                  att.data());
+        attention(static_cast<std::int64_t>(layer), q.data(), batch, attention_mode_, att.data());
         for (std::int64_t t = 0; t < n; ++t)
             kernels::rmsnorm(att.data() + t * q_dim, l.attn_sub_norm, q_dim, config_.rms_eps,
                              att.data() + t * q_dim);
@@ -286,7 +291,7 @@ void Transformer::forward(std::span<const std::int32_t> tokens, std::int64_t sta
         add_projection(backend, l.down, l.scale_down, g.data(), n, proj, x);
     }
 
-    const std::int64_t first = which == LogitsFor::LastPosition ? n - 1 : 0;
+    const std::int64_t first = first_logits;
     const std::int64_t rows = n - first;
     for (std::int64_t t = first; t < n; ++t)
         kernels::rmsnorm(x.data() + t * h, output_norm_, h, config_.rms_eps,

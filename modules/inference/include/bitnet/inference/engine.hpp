@@ -82,6 +82,10 @@ class Engine {
     const kernels::Backend& backend() const { return *backend_; }
     std::int64_t context() const { return cache_->context(); }
     double load_ms() const { return load_ms_; }
+    const EngineOptions& options() const { return options_; }
+    // The prompt's tokens; throws InvalidArgument when it is empty or does not fit the context.
+    // Thread-safe (the server tokenizes on its request threads).
+    std::vector<std::int32_t> tokenize_prompt(const GenerationRequest& request) const;
 
   private:
     Engine() = default;

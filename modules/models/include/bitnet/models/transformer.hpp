@@ -29,6 +29,13 @@ struct LayerWeights {
 
 enum class LogitsFor { LastPosition, AllPositions };
 
+// One token of a batch: its id, its position in its sequence and that sequence's KV cache.
+struct BatchToken {
+    std::int32_t token;
+    std::int64_t position;
+    KvCache* cache;
+};
+
 // How attention is computed (see transformer.cpp): Standard = ggml's default path,
 // Flash = llama.cpp's flash-attention numerics (-fa; F16 accumulation with an F16 cache).
 enum class AttentionMode { Standard, Flash };
@@ -58,9 +65,18 @@ class Transformer {
                  const kernels::Backend& backend, LogitsFor which,
                  std::vector<float>& logits) const;
 
+    // Batched decode: one forward pass over tokens of several sequences (each token attends to
+    // its own cache up to its position), so the weights are streamed once for all of them.
+    // Writes vocab-sized logits for every entry, in order. A sequence may appear several times
+    // (consecutive positions) as in prefill.
+    void forward_batch(std::span<const BatchToken> batch, const kernels::Backend& backend,
+                       std::vector<float>& logits) const;
+
   private:
-    void attention(std::int64_t layer, const float* q, std::int64_t n_tokens, std::int64_t start,
-                   const KvCache& cache, AttentionMode mode, float* out) const;
+    void run(std::span<const BatchToken> batch, const kernels::Backend& backend,
+             std::int64_t first_logits, std::vector<float>& logits) const;
+    void attention(std::int64_t layer, const float* q, std::span<const BatchToken> batch,
+                   AttentionMode mode, float* out) const;
 
     std::shared_ptr<const GgufFile> file_;
     ModelConfig config_;
@@ -72,8 +88,7 @@ class Transformer {
 
     struct Scratch {
         std::vector<float> x, xn, q, k, v, att, proj, g, u;
-        std::vector<const std::uint16_t*> k16, v16;
-        std::vector<const float*> k32, v32;
+        std::vector<BatchToken> batch;
     };
     mutable Scratch scratch_;
 };
