@@ -1,5 +1,6 @@
 #include <catch2/catch.hpp>
 
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -112,4 +113,31 @@ TEST_CASE("bitnet chat answers turns from stdin, /reset and /exit work") {
     CHECK(r.exit_code == 0);
     CHECK_THAT(r.out, Catch::Contains("(conversation cleared)"));
     CHECK_THAT(r.err, Catch::Contains("chat format: bitnet"));
+}
+
+TEST_CASE("without -m, bitnet run takes BITNET_GGUF, then models/**/*.gguf, and says which") {
+    test::TempDir dir("cli-discover");
+    std::filesystem::create_directories(dir.file("models/org"));
+    const std::string a =
+        test::write_synthetic_model(dir, "tiny", 21, quant::TypeId::I2_S, "models/org/a.gguf");
+    test::write_synthetic_model(dir, "tiny", 22, quant::TypeId::I2_S,
+                                "models/org/ggml-model-i2_s.gguf");
+    const std::string cd = "cd " + test::quoted(dir.path().string()) + " && env -u BITNET_GGUF ";
+    const std::string run = std::string(BITNET_CLI_PATH) + " run -p hi -n 2 --greedy";
+    const auto found = test::run_command(cd + run);
+    INFO(found.err);
+    REQUIRE(found.exit_code == 0);
+    // The official file name wins over the alphabetically first one.
+    CHECK_THAT(found.err, Catch::Contains("models/org/ggml-model-i2_s.gguf (found in models/, 1 "
+                                          "of 2 files; -m picks another)"));
+    const auto from_env = test::run_command("cd " + test::quoted(dir.path().string()) +
+                                            " && BITNET_GGUF=" + a + " " + run);
+    REQUIRE(from_env.exit_code == 0);
+    CHECK_THAT(from_env.err, Catch::Contains("(from BITNET_GGUF)"));
+    test::TempDir empty("cli-discover-empty");
+    const auto builtin = test::run_command("cd " + test::quoted(empty.path().string()) +
+                                           " && env -u BITNET_GGUF " + run);
+    REQUIRE(builtin.exit_code == 0);
+    CHECK_THAT(builtin.err,
+               Catch::Contains("built-in demo model") && Catch::Contains("xtask download-model"));
 }

@@ -21,8 +21,9 @@ Command add_bench_command(CLI::App& app) {
         bool json = false;
     };
     auto o = std::make_shared<Options>();
-    cmd->add_option("-m,--model", o->gen.model,
-                    "GGUF model (default: BITNET_GGUF, else the built-in demo model)");
+    cmd->add_option(
+        "-m,--model", o->gen.model,
+        "GGUF model (default: BITNET_GGUF, else models/**/*.gguf, else the built-in demo model)");
     cmd->add_option("-p,--n-prompt", o->bench.prompt_tokens, "Prompt tokens per pp run (0: skip)")
         ->capture_default_str();
     cmd->add_option("-n,--n-gen", o->bench.gen_tokens, "Generated tokens per tg run (0: skip)")

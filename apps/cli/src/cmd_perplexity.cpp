@@ -25,8 +25,9 @@ Command add_perplexity_command(CLI::App& app) {
         bool quiet = false;
     };
     auto o = std::make_shared<Options>();
-    cmd->add_option("-m,--model", o->gen.model,
-                    "GGUF model (default: BITNET_GGUF, else the built-in demo model)");
+    cmd->add_option(
+        "-m,--model", o->gen.model,
+        "GGUF model (default: BITNET_GGUF, else models/**/*.gguf, else the built-in demo model)");
     cmd->add_option("-f,--file", o->text_file, "UTF-8 text file")
         ->required()
         ->check(CLI::ExistingFile);

@@ -9,12 +9,14 @@
 #include "bitnet/common/env.hpp"
 #include "bitnet/common/error.hpp"
 #include "bitnet/common/progress.hpp"
+#include "model_discovery.hpp"
 
 namespace bitnet::cli {
 
 void add_generation_options(CLI::App* cmd, GenerationOptions& o) {
-    cmd->add_option("-m,--model", o.model,
-                    "GGUF model (default: BITNET_GGUF, else the built-in demo model)");
+    cmd->add_option(
+        "-m,--model", o.model,
+        "GGUF model (default: BITNET_GGUF, else models/**/*.gguf, else the built-in demo model)");
     cmd->add_option("--tokenizer", o.tokenizer, "Use this tokenizer.json instead of the model's");
     cmd->add_option("-n,--n-predict", o.n_predict,
                     "Tokens to generate (-1: until the context is full)")
@@ -61,26 +63,9 @@ void add_generation_options(CLI::App* cmd, GenerationOptions& o) {
 std::unique_ptr<inference::Engine> load_engine(const GenerationOptions& o) {
     const EnvConfig& env = env_config();
     inference::EngineOptions e;
-    if (!o.model.empty()) {
-        e.model_path = o.model;
-    } else if (env.gguf) {
-        e.model_path = *env.gguf;
-        std::fprintf(stderr, "model: %s (from BITNET_GGUF)\n", e.model_path.c_str());
-    } else {
-        e.model_path = BITNET_DEFAULT_MODEL;
-        if (!std::filesystem::exists(e.model_path))
-            fail(ErrorCode::NotFound,
-                 "no model given (-m or BITNET_GGUF) and the built-in demo model " + e.model_path +
-                     " is missing; build the project (cmake --build --preset cpu) or pass -m "
-                     "MODEL.gguf");
-        std::fprintf(stderr,
-                     "model: built-in demo model (%s)\n"
-                     "       untrained: random weights, it prints gibberish. For real text, get "
-                     "the 2B model:\n"
-                     "       huggingface.co/microsoft/bitnet-b1.58-2B-4T-gguf "
-                     "(ggml-model-i2_s.gguf), then -m that file.\n",
-                     e.model_path.c_str());
-    }
+    const ModelChoice model = discover_model(o.model);
+    if (!model.reason.empty()) std::fprintf(stderr, "%s\n", model.reason.c_str());
+    e.model_path = model.path;
     e.tokenizer_path = o.tokenizer.empty() ? env.tokenizer.value_or("") : o.tokenizer;
     e.threads = o.threads;
     e.context = o.context;

@@ -14,5 +14,6 @@ struct Command {
 
 Command add_gen_model_command(CLI::App& app);
 Command add_crossval_command(CLI::App& app);
+Command add_download_command(CLI::App& app);
 
 }  // namespace bitnet::xtask

@@ -10,7 +10,8 @@ int main(int argc, char** argv) {
     CLI::App app{"xtask — model generation and project tasks for bitnet"};
     app.require_subcommand(1);
     const std::vector<xtask::Command> commands = {xtask::add_gen_model_command(app),
-                                                  xtask::add_crossval_command(app)};
+                                                  xtask::add_crossval_command(app),
+                                                  xtask::add_download_command(app)};
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
