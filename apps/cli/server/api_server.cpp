@@ -2,7 +2,11 @@
 
 #include <httplib.h>
 
+#include <sys/socket.h>
+
+#include <cerrno>
 #include <condition_variable>
+#include <cstring>
 #include <ctime>
 #include <deque>
 #include <map>
@@ -59,6 +63,17 @@ struct Channel {
     }
 };
 
+// httplib listens with a backlog of 5 (CPPHTTPLIB_LISTEN_BACKLOG, compiled into Debian's
+// library): a burst of clients overflows it and their connections are reset before a worker
+// sees them. Calling listen() again on the bound socket widens the backlog (Linux allows it).
+class HttpServer : public httplib::Server {
+  public:
+    void widen_backlog(int backlog) {
+        if (::listen(svr_sock_, backlog) != 0)
+            log::warn("cannot widen the listen backlog: {}", std::strerror(errno));
+    }
+};
+
 std::string route_of(const std::string& path) {
     for (const char* known :
          {"/v1/completions", "/v1/chat/completions", "/v1/models", "/health", "/metrics"})
@@ -84,7 +99,7 @@ struct ApiServer::Impl {
     inference::Engine& engine;
     ServerOptions options;
     inference::Scheduler scheduler;
-    httplib::Server http;
+    HttpServer http;
     std::optional<tokenizers::ChatFormat> chat_format;
     std::atomic<bool> draining{false};
     std::atomic<std::uint64_t> next_id{1};
@@ -360,6 +375,7 @@ int ApiServer::bind() {
                                     "another --port or --host");
         port_ = impl_->options.port;
     }
+    impl_->http.widen_backlog(1024);
     return port_;
 }
 

@@ -7,6 +7,7 @@
 #include <map>
 #include <mutex>
 
+#include "bitnet/common/timer.hpp"
 #include "bitnet/inference/batch_generator.hpp"
 #include "bitnet/inference/scheduler.hpp"
 #include "model_files.hpp"
@@ -179,7 +180,7 @@ TEST_CASE("the scheduler answers every accepted request once and refuses beyond 
 
 TEST_CASE("scheduler shutdown after its grace period cancels what is left, each told once") {
     test::TempDir dir("scheduler-stop");
-    const std::string path = test::write_synthetic_model(dir, "tiny", 15);
+    const std::string path = test::write_synthetic_model(dir, "small", 15);
     auto engine = load(path, 512);
     inference::Scheduler scheduler(*engine, {.parallel = 2, .max_queue = 8});
     std::atomic<int> done{0}, cancelled{0};
@@ -194,7 +195,9 @@ TEST_CASE("scheduler shutdown after its grace period cancels what is left, each 
         REQUIRE(scheduler.submit(std::move(job)) == inference::Scheduler::Admission::Accepted);
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    Timer timer;
     scheduler.shutdown(std::chrono::milliseconds(50));
+    CHECK(timer.seconds() < 10);  // bounded by the grace period and one step
     CHECK(done.load() == 6);
-    CHECK(cancelled.load() >= 4);  // the queued ones at least
+    CHECK(cancelled.load() >= 1);  // 6 sequences of up to 512 tokens cannot all end in 150 ms
 }
