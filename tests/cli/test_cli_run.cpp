@@ -141,3 +141,27 @@ TEST_CASE("without -m, bitnet run takes BITNET_GGUF, then models/**/*.gguf, and 
     CHECK_THAT(builtin.err,
                Catch::Contains("built-in demo model") && Catch::Contains("xtask download-model"));
 }
+
+TEST_CASE("bitnet bench --json reports pp, tg, batched decode and the bandwidth floor") {
+    test::TempDir dir("cli-bench");
+    const std::string model = test::write_synthetic_model(dir, "tiny", 23);
+    const auto r = test::run_command(std::string(BITNET_CLI_PATH) + " bench -m " +
+                                     test::quoted(model) + " -p 16 -n 8 -r 2 -b 1,3 --json");
+    INFO(r.err);
+    REQUIRE(r.exit_code == 0);
+    const auto j = nlohmann::json::parse(r.out);
+    CHECK(j["pp"]["tokens_per_s"].get<double>() > 0);
+    CHECK(j["tg"]["runs"].size() == 2);
+    CHECK(j["memory_bandwidth_gbs"].get<double>() > 0);
+    // floor = bandwidth / bytes per token, as documented.
+    CHECK(j["floor_tokens_per_s"].get<double>() ==
+          Approx(j["memory_bandwidth_gbs"].get<double>() * 1e9 /
+                 j["weight_bytes_per_token"].get<double>()));
+    REQUIRE(j["batched"].size() == 1);
+    CHECK(j["batched"][0]["batch"] == 3);
+    CHECK(j["batched"][0]["steps_per_s"].get<double>() ==
+          Approx(j["batched"][0]["tokens_per_s"].get<double>() / 3));
+    const auto bad = test::run_command(std::string(BITNET_CLI_PATH) + " bench -m " +
+                                       test::quoted(model) + " -p 4 -n 4 -b 0");
+    CHECK(bad.exit_code == 2);
+}

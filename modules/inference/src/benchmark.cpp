@@ -1,6 +1,8 @@
 #include "bitnet/inference/benchmark.hpp"
 
+#include <algorithm>
 #include <cmath>
+#include <memory>
 
 #include "bitnet/common/cpu_features.hpp"
 #include "bitnet/common/error.hpp"
@@ -27,6 +29,43 @@ std::vector<std::int32_t> bench_tokens(int n, std::int64_t vocab) {
     std::vector<std::int32_t> t(static_cast<std::size_t>(n));
     for (int i = 0; i < n; ++i)
         t[static_cast<std::size_t>(i)] = static_cast<std::int32_t>((1 + i * 7919) % vocab);
+    return t;
+}
+
+// `batch` sequences with different prompts (a prefill each, untimed), then gen_tokens timed
+// steps that each run one forward pass over one token of every sequence.
+BatchedThroughput run_batched(Engine& engine, const BenchmarkOptions& o, int batch) {
+    const auto& model = engine.model();
+    const std::int64_t vocab = model.config().vocab_size;
+    const std::int64_t prompt = std::max(1, o.prompt_tokens);
+    std::vector<std::unique_ptr<models::KvCache>> caches;
+    std::vector<float> logits;
+    for (int s = 0; s < batch; ++s) {
+        caches.push_back(std::make_unique<models::KvCache>(
+            model.config(), prompt + o.gen_tokens + 1, models::KvType::F16));
+        auto tokens = bench_tokens(static_cast<int>(prompt) + s, vocab);
+        tokens.erase(tokens.begin(), tokens.begin() + s);  // a different prompt per sequence
+        model.forward(tokens, 0, *caches.back(), engine.backend(), models::LogitsFor::LastPosition,
+                      logits);
+    }
+    const auto next = bench_tokens(o.gen_tokens * batch, vocab);
+    std::vector<models::BatchToken> step(static_cast<std::size_t>(batch));
+    std::vector<double> runs;
+    for (int rep = 0; rep < o.repeats; ++rep) {
+        Timer timer;
+        for (int i = 0; i < o.gen_tokens; ++i) {
+            for (int s = 0; s < batch; ++s)
+                step[static_cast<std::size_t>(s)] = {next[static_cast<std::size_t>(i * batch + s)],
+                                                     prompt + i,
+                                                     caches[static_cast<std::size_t>(s)].get()};
+            model.forward_batch(step, engine.backend(), logits);
+        }
+        runs.push_back(static_cast<double>(o.gen_tokens) * batch / timer.seconds());
+    }
+    BatchedThroughput t;
+    t.batch = batch;
+    t.aggregate = summarize(runs);
+    t.steps_per_s = t.aggregate.mean / batch;
     return t;
 }
 
@@ -75,12 +114,22 @@ BenchmarkResult run_benchmark(Engine& engine, const BenchmarkOptions& o) {
             tg.push_back(o.gen_tokens / timer.seconds());
         }
     }
+    for (int batch : o.batch_sizes) {
+        if (batch < 1 || batch > 1024)
+            fail(ErrorCode::InvalidArgument,
+                 "-b batch sizes must be 1..1024 (got " + std::to_string(batch) + ")");
+        if (batch == 1 || o.gen_tokens == 0) continue;
+        result.batched.push_back(run_batched(engine, o, batch));
+    }
     result.pp = summarize(pp);
     result.tg = summarize(tg);
     result.tg_effective_gbs =
         result.tg.mean * static_cast<double>(result.weight_bytes_per_token) / 1e9;
     result.tg_percent_of_floor =
         result.floor_tokens_per_s > 0 ? 100.0 * result.tg.mean / result.floor_tokens_per_s : 0;
+    for (auto& b : result.batched)
+        b.percent_of_floor =
+            result.floor_tokens_per_s > 0 ? 100.0 * b.steps_per_s / result.floor_tokens_per_s : 0;
     return result;
 }
 

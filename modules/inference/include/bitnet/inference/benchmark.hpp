@@ -16,6 +16,9 @@ struct BenchmarkOptions {
     int gen_tokens = 128;     // tg size (0: skip)
     int repeats = 5;
     int threads = 0;  // for the bandwidth test
+    // Batched decode (-b): for each size > 1, that many sequences decoded together, one
+    // forward pass per step (tg of gen_tokens steps each); 1 is the tg test itself.
+    std::vector<int> batch_sizes = {1};
 };
 
 struct Throughput {
@@ -23,8 +26,16 @@ struct Throughput {
     std::vector<double> runs;
 };
 
+struct BatchedThroughput {
+    int batch = 1;
+    Throughput aggregate;         // tokens per second summed over the sequences
+    double steps_per_s = 0;       // forward passes per second (weights streamed once each)
+    double percent_of_floor = 0;  // steps_per_s against the single-token floor
+};
+
 struct BenchmarkResult {
     Throughput pp, tg;
+    std::vector<BatchedThroughput> batched;
     double bandwidth_gbs = 0;  // measured memory read bandwidth
     std::uint64_t weight_bytes_per_token = 0;
     double floor_tokens_per_s = 0;  // bandwidth / bytes per token
