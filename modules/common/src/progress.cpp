@@ -24,8 +24,12 @@ std::string format_bytes(std::uint64_t bytes) {
     return buffer;
 }
 
-ProgressBar::ProgressBar(std::string label, std::uint64_t total, bool enabled)
-    : label_(std::move(label)), total_(total), enabled_(enabled && ::isatty(STDERR_FILENO) == 1) {}
+ProgressBar::ProgressBar(std::string label, std::uint64_t total, bool enabled,
+                         std::uint64_t already)
+    : label_(std::move(label)),
+      total_(total),
+      already_(std::min(already, total)),
+      enabled_(enabled && ::isatty(STDERR_FILENO) == 1) {}
 
 ProgressBar::~ProgressBar() {
     finish();
@@ -42,7 +46,8 @@ void ProgressBar::update(std::uint64_t done) {
     const int filled = static_cast<int>(fraction * width);
     std::string bar(static_cast<std::size_t>(filled), '#');
     bar.resize(width, '.');
-    const double rate = now > 0 ? static_cast<double>(done) / now : 0.0;
+    const std::uint64_t fresh = done > already_ ? done - already_ : 0;
+    const double rate = now > 0 ? static_cast<double>(fresh) / now : 0.0;
     const double eta = rate > 0 ? static_cast<double>(total_ - std::min(done, total_)) / rate : 0.0;
     std::fprintf(stderr, "\r%s [%s] %5.1f%% %s/s ETA %.0fs ", label_.c_str(), bar.c_str(),
                  fraction * 100.0, format_bytes(static_cast<std::uint64_t>(rate)).c_str(), eta);

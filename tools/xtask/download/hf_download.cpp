@@ -169,7 +169,7 @@ int on_progress(void* user, curl_off_t total, curl_off_t now, curl_off_t, curl_o
     if (total <= 0) return 0;
     if (!a.progress)
         a.progress = std::make_unique<ProgressBar>(
-            a.label, a.offset + static_cast<std::uint64_t>(total), a.show_progress);
+            a.label, a.offset + static_cast<std::uint64_t>(total), a.show_progress, a.offset);
     a.progress->update(a.offset + static_cast<std::uint64_t>(now));
     return 0;
 }

@@ -12,7 +12,9 @@ namespace bitnet {
 
 class ProgressBar {
   public:
-    ProgressBar(std::string label, std::uint64_t total, bool enabled = true);
+    // `already`: work done before this bar started (a resumed download), left out of the speed.
+    ProgressBar(std::string label, std::uint64_t total, bool enabled = true,
+                std::uint64_t already = 0);
     ~ProgressBar();
     // Redraws at most ~10 times a second; `done` is in the same unit as total (bytes).
     void update(std::uint64_t done);
@@ -21,6 +23,7 @@ class ProgressBar {
   private:
     std::string label_;
     std::uint64_t total_;
+    std::uint64_t already_;
     bool enabled_;
     bool finished_ = false;
     Timer timer_;
