@@ -25,6 +25,7 @@ Command add_chat_command(CLI::App& app);
 Command add_bench_command(CLI::App& app);
 Command add_perplexity_command(CLI::App& app);
 Command add_serve_command(CLI::App& app);
+Command add_convert_command(CLI::App& app);
 
 inline constexpr int kExitOk = 0;
 inline constexpr int kExitRuntime = 1;

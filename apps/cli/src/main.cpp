@@ -24,6 +24,7 @@ int main(int argc, char** argv) {
         cli::add_inspect_command(app),    cli::add_validate_command(app),
         cli::add_system_command(app),     cli::add_tokenize_command(app),
         cli::add_detokenize_command(app), cli::add_serve_command(app),
+        cli::add_convert_command(app),
     };
 
     try {

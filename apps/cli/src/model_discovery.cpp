@@ -54,10 +54,10 @@ ModelChoice discover_model(const std::string& flag, const std::string& models_di
     return {builtin,
             "model: built-in demo model (" + builtin +
                 ")\n"
-                "       untrained: random weights, it prints gibberish. For real text, get the "
-                "2B model with\n"
-                "       `xtask download-model` (microsoft/bitnet-b1.58-2B-4T-gguf into models/), "
-                "then run again.",
+                "       a 5.7 MB BitNet b1.58 trained on the King James Bible: a demonstration, "
+                "not an assistant.\n"
+                "       For the real 2B model: `xtask download-model` (into models/), then run "
+                "again.",
             true};
 }
 

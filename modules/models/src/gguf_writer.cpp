@@ -43,7 +43,50 @@ struct FileSink {
     void write(const void* data, std::size_t size) { file.write(data, size); }
 };
 
+// A value's bytes as GGUF stores them after its type id (arrays: element type, count, items).
+void encode_value(std::vector<std::uint8_t>& out, const GgufValue& v) {
+    switch (v.type) {
+        case GgufValueType::String:
+            append_string(out, v.string_value);
+            return;
+        case GgufValueType::Array: {
+            append<std::uint32_t>(out, static_cast<std::uint32_t>(v.element_type));
+            append<std::uint64_t>(out, v.count);
+            if (v.element_type == GgufValueType::String) {
+                for (std::string_view s : v.strings) append_string(out, s);
+            } else if (v.element_type == GgufValueType::Array) {
+                for (const GgufValue& nested : v.nested) encode_value(out, nested);
+            } else {
+                append_bytes(out, v.raw_elements, v.count * value_type_size(v.element_type));
+            }
+            return;
+        }
+        case GgufValueType::F32: {
+            const auto f = static_cast<float>(v.float_value);
+            append(out, f);
+            return;
+        }
+        case GgufValueType::F64:
+            append(out, v.float_value);
+            return;
+        default: {
+            // Integers and bool: the low bytes of the stored value, little-endian.
+            const bool is_signed = v.type == GgufValueType::I8 || v.type == GgufValueType::I16 ||
+                                   v.type == GgufValueType::I32 || v.type == GgufValueType::I64;
+            const std::uint64_t bits =
+                is_signed ? static_cast<std::uint64_t>(v.signed_value) : v.unsigned_value;
+            append_bytes(out, &bits, value_type_size(v.type));
+        }
+    }
+}
+
 }  // namespace
+
+void GgufWriter::set_value(std::string_view key, const GgufValue& value) {
+    std::vector<std::uint8_t> b;
+    encode_value(b, value);
+    set_raw(key, static_cast<std::uint32_t>(value.type), std::move(b));
+}
 
 void GgufWriter::set_raw(std::string_view key, std::uint32_t value_type,
                          std::vector<std::uint8_t> value_bytes) {

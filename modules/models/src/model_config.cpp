@@ -205,4 +205,39 @@ ModelConfig read_model_config(const GgufFile& file) {
     return c;
 }
 
+std::uint32_t file_type_for(quant::TypeId ternary_type) {
+    // As the writers of each format set it: bitnet.cpp's "mostly I2_S" is 40, upstream
+    // llama.cpp's MOSTLY_TQ1_0 / MOSTLY_TQ2_0 are 36 / 37, MOSTLY_F16 is 1.
+    switch (ternary_type) {
+        case quant::TypeId::I2_S:
+            return 40;
+        case quant::TypeId::TQ1_0:
+            return 36;
+        case quant::TypeId::TQ2_0:
+            return 37;
+        default:
+            return 1;
+    }
+}
+
+void write_model_metadata(GgufWriter& w, const ModelConfig& c, quant::TypeId ternary_type,
+                          const std::string& name) {
+    const std::string& a = c.architecture_name;
+    w.set_string("general.architecture", a);
+    w.set_string("general.name", name);
+    w.set_u32("general.quantization_version", 2);
+    w.set_u32("general.alignment", 32);
+    w.set_u32("general.file_type", file_type_for(ternary_type));
+    w.set_u32(a + ".vocab_size", c.vocab_size);
+    w.set_u32(a + ".context_length", c.context_length);
+    w.set_u32(a + ".embedding_length", c.hidden);
+    w.set_u32(a + ".block_count", c.block_count);
+    w.set_u32(a + ".feed_forward_length", c.ffn_hidden);
+    w.set_u32(a + ".rope.dimension_count", c.rope_dim);
+    w.set_u32(a + ".attention.head_count", c.head_count);
+    w.set_u32(a + ".attention.head_count_kv", c.head_count_kv);
+    w.set_f32(a + ".rope.freq_base", c.rope_freq_base);
+    w.set_f32(a + ".attention.layer_norm_rms_epsilon", c.rms_eps);
+}
+
 }  // namespace bitnet::models

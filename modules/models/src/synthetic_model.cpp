@@ -163,28 +163,7 @@ GgufWriter synthetic_model_writer(const SyntheticModelOptions& options,
                  ") and ffn (" + std::to_string(c.ffn_hidden) + ") sizes that are multiples of " +
                  std::to_string(block));
     GgufWriter w;
-    const std::string& a = c.architecture_name;
-    w.set_string("general.architecture", a);
-    w.set_string("general.name", options.name);
-    w.set_u32("general.quantization_version", 2);
-    w.set_u32("general.alignment", 32);
-    // general.file_type as the writers of each format set it: bitnet.cpp's "mostly I2_S" is 40,
-    // upstream llama.cpp's MOSTLY_TQ1_0 / MOSTLY_TQ2_0 are 36 / 37, MOSTLY_F16 is 1.
-    const std::uint32_t file_type = tt == TypeId::I2_S    ? 40
-                                    : tt == TypeId::TQ1_0 ? 36
-                                    : tt == TypeId::TQ2_0 ? 37
-                                                          : 1;
-    w.set_u32("general.file_type", file_type);
-    w.set_u32(a + ".vocab_size", c.vocab_size);
-    w.set_u32(a + ".context_length", c.context_length);
-    w.set_u32(a + ".embedding_length", c.hidden);
-    w.set_u32(a + ".block_count", c.block_count);
-    w.set_u32(a + ".feed_forward_length", c.ffn_hidden);
-    w.set_u32(a + ".rope.dimension_count", c.rope_dim);
-    w.set_u32(a + ".attention.head_count", c.head_count);
-    w.set_u32(a + ".attention.head_count_kv", c.head_count_kv);
-    w.set_f32(a + ".rope.freq_base", c.rope_freq_base);
-    w.set_f32(a + ".attention.layer_norm_rms_epsilon", c.rms_eps);
+    write_model_metadata(w, c, tt, options.name);
     if (add_metadata) add_metadata(w);
 
     for (const ExpectedTensor& e : expected_tensors(c)) {

@@ -41,6 +41,8 @@ class GgufWriter {
     void set_string_array(std::string_view key, const std::vector<std::string>& v);
     void set_i32_array(std::string_view key, const std::vector<std::int32_t>& v);
     void set_f32_array(std::string_view key, const std::vector<float>& v);
+    // A value read from another file, re-encoded as it was (GGUF -> GGUF conversion).
+    void set_value(std::string_view key, const GgufValue& value);
     // Any pre-encoded entry: raw value type id plus the value's bytes (tests forge bad types).
     void set_raw(std::string_view key, std::uint32_t value_type,
                  std::vector<std::uint8_t> value_bytes);

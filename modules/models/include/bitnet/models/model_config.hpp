@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "bitnet/models/gguf_file.hpp"
+#include "bitnet/models/gguf_writer.hpp"
 
 namespace bitnet::models {
 
@@ -66,5 +67,12 @@ std::string role_name(TensorRole role);
 
 // The canonical names.
 std::string block_tensor_name(std::uint32_t block, const char* suffix);
+
+// general.file_type for a model whose projections have this type (40 = bitnet.cpp's I2_S).
+std::uint32_t file_type_for(quant::TypeId ternary_type);
+// The general.* and architecture keys of a model file, in bitnet.cpp's layout (shared by
+// gen-model and convert, so every file we write has the same keys as the real 2B4T file).
+void write_model_metadata(GgufWriter& writer, const ModelConfig& config, quant::TypeId ternary_type,
+                          const std::string& name);
 
 }  // namespace bitnet::models
