@@ -9,6 +9,7 @@
 #include "bitnet/common/log.hpp"
 #include "bitnet/common/memory_usage.hpp"
 #include "bitnet/common/timer.hpp"
+#include "bitnet/kernels/cuda_backend.hpp"
 #include "bitnet/kernels/cuda_info.hpp"
 #include "decode_state.hpp"
 
@@ -25,24 +26,40 @@ void fallback(const std::string& what) {
     log::warn("{}", what);
 }
 
-void choose_device(const std::string& device) {
-    if (device == "cpu") return;
+// The CUDA device to use, or -1 for the CPU. auto: the first CUDA device when there is one.
+int choose_device(const std::string& device) {
+    if (device == "cpu") return -1;
     const kernels::CudaInfo cuda = kernels::cuda_info();
     if (device == "auto") {
-        if (cuda.device_count > 0)
-            fallback(
-                "a CUDA device is present but the CUDA backend is not implemented yet; running on "
-                "the CPU");
-        else
-            log::debug("device auto: CPU ({})", cuda.reason);
-        return;
+        if (cuda.device_count > 0) {
+            log::info("device auto: cuda:0 ({})", cuda.first_device_name);
+            return 0;
+        }
+        log::debug("device auto: CPU ({})", cuda.compiled ? cuda.reason : "not a gpu build");
+        return -1;
     }
     if (device.rfind("cuda", 0) == 0 && (device.size() == 4 || device[4] == ':')) {
-        fail(ErrorCode::Unsupported,
-             "--device " + device + " requested, but " +
-                 (cuda.device_count > 0 ? std::string("the CUDA backend is not implemented yet")
-                                        : cuda.reason) +
-                 "; use --device cpu");
+        int index = 0;
+        if (device.size() > 5) {
+            const std::string number = device.substr(5);
+            if (number.empty() || number.find_first_not_of("0123456789") != std::string::npos ||
+                number.size() > 3)
+                fail(ErrorCode::InvalidArgument,
+                     "--device " + device + ": the device index must be a number (cuda:0)");
+            index = std::stoi(number);
+        } else if (device.size() == 5) {
+            fail(ErrorCode::InvalidArgument, "--device cuda: needs an index (cuda:0)");
+        }
+        if (index >= cuda.device_count)
+            fail(ErrorCode::Unsupported,
+                 "--device " + device + " requested, but " +
+                     (cuda.device_count > 0
+                          ? std::to_string(cuda.device_count) + " CUDA device(s) are present"
+                          : (cuda.compiled ? cuda.reason
+                                           : std::string("this build has no CUDA "
+                                                         "(cmake --preset gpu)"))) +
+                     "; use --device cpu");
+        return index;
     }
     fail(ErrorCode::InvalidArgument, "unknown device '" + device + "'; use auto, cpu or cuda[:N]");
 }
@@ -80,11 +97,19 @@ std::unique_ptr<Engine> Engine::load(const EngineOptions& options) {
     Timer timer;
     std::unique_ptr<Engine> e(new Engine());
     e->options_ = options;
-    choose_device(options.device);
+    const int cuda_device = choose_device(options.device);
     const int threads = options.threads > 0
                             ? options.threads
                             : env_config().threads.value_or(cpu_features().physical_cores);
-    e->backend_ = choose_backend(options.kernel, threads);
+    if (cuda_device >= 0) {
+        if (options.kernel != "auto")
+            fail(ErrorCode::InvalidArgument, "--kernel " + options.kernel +
+                                                 " selects a CPU kernel; with --device cuda leave "
+                                                 "it at auto (or use --device cpu)");
+        e->backend_ = kernels::make_cuda_backend(cuda_device, threads);
+    } else {
+        e->backend_ = choose_backend(options.kernel, threads);
+    }
     e->file_ = models::GgufFile::open(options.model_path);
     e->model_ = std::make_unique<models::Transformer>(e->file_);
     e->model_->set_attention_mode(options.flash_attention ? models::AttentionMode::Flash

@@ -1,0 +1,63 @@
+// --device cuda against --device cpu on whole models: the same greedy tokens for 64 steps and
+// logits with cosine >= 0.999, on the small preset and on the 2b4t shape. Skipped (with a
+// message) where there is no GPU, as in CI; run on the lent H100 (docs/performance.md).
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <cstdio>
+
+#include "bitnet/crossval/logit_metrics.hpp"
+#include "bitnet/inference/engine.hpp"
+#include "bitnet/kernels/cuda_info.hpp"
+#include "model_files.hpp"
+
+using namespace bitnet;
+
+namespace {
+
+std::unique_ptr<inference::Engine> load(const std::string& path, const std::string& device) {
+    inference::EngineOptions o;
+    o.model_path = path;
+    o.context = 256;
+    o.device = device;
+    return inference::Engine::load(o);
+}
+
+}  // namespace
+
+TEST_CASE("cuda and cpu give the same greedy tokens and logits on whole models") {
+    const auto info = kernels::cuda_info();
+    if (info.device_count == 0) {
+        WARN("GPU parity skipped: " << (info.compiled ? info.reason : "not a gpu build"));
+        return;
+    }
+    test::TempDir dir("cuda-parity");
+    for (const char* preset : {"small", "2b4t"}) {
+        INFO(preset);
+        const std::string path = test::write_synthetic_model(dir, preset, 3);
+        auto cpu = load(path, "cpu");
+        auto gpu = load(path, "cuda:0");
+        CHECK(gpu->backend().name() == "cuda");
+        std::vector<std::int32_t> tokens;
+        for (int i = 0; i < 24; ++i) tokens.push_back((i * 7919 + 5) % 500);
+        const auto a = cpu->evaluate_all(tokens), b = gpu->evaluate_all(tokens);
+        const std::size_t vocab = cpu->model().config().vocab_size;
+        double worst = 1.0;
+        for (std::size_t t = 0; t < tokens.size(); ++t)
+            worst = std::min(worst, crossval::cosine_similarity(
+                                        std::span<const float>(a.data() + t * vocab, vocab),
+                                        std::span<const float>(b.data() + t * vocab, vocab)));
+        CHECK(worst >= 0.999);
+        inference::GenerationRequest r;
+        r.prompt = "the quick brown fox";
+        r.n_predict = 64;
+        r.sampling.greedy = true;
+        const auto x = cpu->generate(r), y = gpu->generate(r);
+        CHECK(x.tokens == y.tokens);
+        std::printf(
+            "%s: worst logits cosine %.8f; decode cpu %.1f tok/s, cuda %.1f tok/s; "
+            "prefill cpu %.1f, cuda %.1f tok/s\n",
+            preset, worst, x.metrics.decode_tokens_per_s, y.metrics.decode_tokens_per_s,
+            x.metrics.prefill_tokens_per_s, y.metrics.prefill_tokens_per_s);
+    }
+}
