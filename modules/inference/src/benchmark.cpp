@@ -84,23 +84,35 @@ BenchmarkResult run_benchmark(Engine& engine, const BenchmarkOptions& o) {
     BenchmarkResult result;
     result.weight_bytes_per_token = model.weight_bytes_per_token();
     const int threads = o.threads > 0 ? o.threads : cpu_features().physical_cores;
-    result.bandwidth_gbs = kernels::measure_read_bandwidth_gbs(threads);
+    kernels::GpuModel* gpu = engine.gpu_model();
+    // The floor is the bandwidth of the memory the weights stream from: the GPU's on CUDA.
+    result.bandwidth_gbs = gpu != nullptr ? gpu->measure_bandwidth_gbs()
+                                          : kernels::measure_read_bandwidth_gbs(threads);
     result.floor_tokens_per_s =
         result.bandwidth_gbs * 1e9 / static_cast<double>(result.weight_bytes_per_token);
 
     models::KvCache cache(model.config(), o.prompt_tokens + o.gen_tokens + 1, models::KvType::F16);
     std::vector<float> logits;
+    auto forward = [&](std::span<const std::int32_t> tokens, std::int64_t start) {
+        if (gpu == nullptr) {
+            model.forward(tokens, start, cache, engine.backend(), models::LogitsFor::LastPosition,
+                          logits);
+            return;
+        }
+        logits.resize(static_cast<std::size_t>(vocab));
+        gpu->forward(tokens.data(), static_cast<int>(tokens.size()), static_cast<int>(start), false,
+                     logits.data());
+    };
     // Warm-up: fault the memory-mapped weights in and settle the caches.
     const std::int32_t first[1] = {1};
-    model.forward(first, 0, cache, engine.backend(), models::LogitsFor::LastPosition, logits);
+    forward(first, 0);
 
     std::vector<double> pp, tg;
     for (int rep = 0; rep < o.repeats; ++rep) {
         if (o.prompt_tokens > 0) {
             const auto tokens = bench_tokens(o.prompt_tokens, vocab);
             Timer timer;
-            model.forward(tokens, 0, cache, engine.backend(), models::LogitsFor::LastPosition,
-                          logits);
+            forward(tokens, 0);
             pp.push_back(o.prompt_tokens / timer.seconds());
         }
         if (o.gen_tokens > 0) {
@@ -108,8 +120,7 @@ BenchmarkResult run_benchmark(Engine& engine, const BenchmarkOptions& o) {
             Timer timer;
             for (int i = 0; i < o.gen_tokens; ++i) {
                 const std::int32_t one[1] = {tokens[static_cast<std::size_t>(i)]};
-                model.forward(one, o.prompt_tokens + i, cache, engine.backend(),
-                              models::LogitsFor::LastPosition, logits);
+                forward(one, o.prompt_tokens + i);
             }
             tg.push_back(o.gen_tokens / timer.seconds());
         }

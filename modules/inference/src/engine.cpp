@@ -147,6 +147,26 @@ std::unique_ptr<Engine> Engine::load(const EngineOptions& options) {
         log::warn("context {} is longer than the model was trained for ({})", context,
                   config.context_length);
     e->cache_ = std::make_unique<models::KvCache>(config, context, options.kv_type);
+    if (cuda_device >= 0) {
+        const kernels::GpuModelDesc desc = e->model_->gpu_description();
+        std::string why;
+        if (options.flash_attention || options.kv_type != models::KvType::F16) {
+            fallback(
+                "the GPU forward pass has standard attention over an F16 KV cache only; "
+                "running the products on the GPU and the rest on the CPU");
+        } else if (!kernels::gpu_model_supported(desc, why)) {
+            fallback("the GPU forward pass cannot run this model (" + why +
+                     "); running the products on the GPU and the rest on the CPU");
+        } else {
+            e->gpu_ = kernels::make_gpu_model(desc, cuda_device, static_cast<int>(context));
+            if (options.context_shift)
+                fallback(
+                    "--context-shift is not available on the GPU yet; generation stops "
+                    "when the context is full");
+            log::info("GPU forward pass on cuda:{}: {:.1f} MB of device memory", cuda_device,
+                      static_cast<double>(e->gpu_->device_bytes()) / 1e6);
+        }
+    }
     e->load_ms_ = timer.milliseconds();
     return e;
 }
@@ -165,10 +185,22 @@ std::int64_t Engine::sync_cache(const std::vector<std::int32_t>& tokens,
     if (common == tokens.size()) --common;
     const std::vector<std::int32_t> fresh(tokens.begin() + static_cast<std::ptrdiff_t>(common),
                                           tokens.end());
-    model_->forward(fresh, static_cast<std::int64_t>(common), *cache_, *backend_,
-                    models::LogitsFor::LastPosition, logits);
+    run(fresh, static_cast<std::int64_t>(common), models::LogitsFor::LastPosition, logits);
     cached_tokens_ = tokens;
     return static_cast<std::int64_t>(fresh.size());
+}
+
+void Engine::run(std::span<const std::int32_t> tokens, std::int64_t start, models::LogitsFor which,
+                 std::vector<float>& logits) {
+    if (gpu_ == nullptr) {
+        model_->forward(tokens, start, *cache_, *backend_, which, logits);
+        return;
+    }
+    const auto n = static_cast<std::int64_t>(tokens.size());
+    const std::int64_t rows = which == models::LogitsFor::AllPositions ? n : 1;
+    logits.resize(static_cast<std::size_t>(rows * model_->output_weight().rows));
+    gpu_->forward(tokens.data(), static_cast<int>(n), static_cast<int>(start),
+                  which == models::LogitsFor::AllPositions, logits.data());
 }
 
 std::vector<float> Engine::evaluate_all(const std::vector<std::int32_t>& tokens) {
@@ -177,7 +209,7 @@ std::vector<float> Engine::evaluate_all(const std::vector<std::int32_t>& tokens)
                                              " tokens do not fit the context of " +
                                              std::to_string(cache_->context()));
     std::vector<float> logits;
-    model_->forward(tokens, 0, *cache_, *backend_, models::LogitsFor::AllPositions, logits);
+    run(tokens, 0, models::LogitsFor::AllPositions, logits);
     cached_tokens_ = tokens;
     return logits;
 }
@@ -219,7 +251,7 @@ GenerationResult Engine::generate(const GenerationRequest& request, const TextCa
         }
         if (!more) break;
         if (static_cast<std::int64_t>(cached_tokens_.size()) >= cache_->context()) {
-            if (!options_.context_shift) {
+            if (!options_.context_shift || gpu_ != nullptr) {
                 state.finish(StopReason::ContextFull);
                 break;
             }
@@ -232,8 +264,8 @@ GenerationResult Engine::generate(const GenerationRequest& request, const TextCa
             log::info("context full: dropped {} tokens (context shift)", discard);
         }
         const std::int32_t token[1] = {next};
-        model_->forward(token, static_cast<std::int64_t>(cached_tokens_.size()), *cache_, *backend_,
-                        models::LogitsFor::LastPosition, logits);
+        run(token, static_cast<std::int64_t>(cached_tokens_.size()),
+            models::LogitsFor::LastPosition, logits);
         cached_tokens_.push_back(next);
     }
     GenerationResult result = std::move(state.result());

@@ -98,6 +98,25 @@ Transformer::Transformer(std::shared_ptr<const GgufFile> file)
     }
 }
 
+kernels::GpuModelDesc Transformer::gpu_description() const {
+    kernels::GpuModelDesc d;
+    d.hidden = static_cast<int>(config_.hidden);
+    d.ffn = static_cast<int>(config_.ffn_hidden);
+    d.heads = static_cast<int>(config_.head_count);
+    d.kv_heads = static_cast<int>(config_.head_count_kv);
+    d.head_dim = static_cast<int>(config_.head_dim);
+    d.rope_dim = static_cast<int>(config_.rope_dim);
+    d.rope_base = config_.rope_freq_base;
+    d.rms_eps = config_.rms_eps;
+    d.embedding = token_embd_;
+    d.output = output_;
+    d.output_norm = output_norm_;
+    for (const LayerWeights& l : layers_)
+        d.layers.push_back({l.wq, l.wk, l.wv, l.wo, l.gate, l.up, l.down, l.attn_norm,
+                            l.attn_sub_norm, l.ffn_norm, l.ffn_sub_norm});
+    return d;
+}
+
 std::uint64_t Transformer::weight_bytes_per_token() const {
     std::uint64_t total = static_cast<std::uint64_t>(output_.rows) * output_.row_bytes();
     for (const LayerWeights& l : layers_)

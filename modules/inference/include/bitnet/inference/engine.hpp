@@ -14,6 +14,7 @@
 
 #include "bitnet/inference/sampler.hpp"
 #include "bitnet/kernels/backend.hpp"
+#include "bitnet/kernels/gpu_model.hpp"
 #include "bitnet/models/transformer.hpp"
 #include "bitnet/tokenizers/tokenizer.hpp"
 
@@ -83,6 +84,9 @@ class Engine {
     std::int64_t context() const { return cache_->context(); }
     double load_ms() const { return load_ms_; }
     const EngineOptions& options() const { return options_; }
+    // The device-resident GPU forward pass, when the engine runs on CUDA and the model fits it
+    // (else null: products still run on the GPU through the CUDA backend).
+    kernels::GpuModel* gpu_model() const { return gpu_.get(); }
     // The prompt's tokens; throws InvalidArgument when it is empty or does not fit the context.
     // Thread-safe (the server tokenizes on its request threads).
     std::vector<std::int32_t> tokenize_prompt(const GenerationRequest& request) const;
@@ -92,12 +96,16 @@ class Engine {
     // Brings the cache to exactly `tokens` (reusing the common prefix) and returns the logits of
     // the last one. Returns the number of tokens actually run.
     std::int64_t sync_cache(const std::vector<std::int32_t>& tokens, std::vector<float>& logits);
+    // Runs tokens at positions start.. on the GPU path or the CPU transformer.
+    void run(std::span<const std::int32_t> tokens, std::int64_t start, models::LogitsFor which,
+             std::vector<float>& logits);
 
     std::shared_ptr<const models::GgufFile> file_;
     std::unique_ptr<models::Transformer> model_;
     std::unique_ptr<tokenizers::Tokenizer> tokenizer_;
     std::unique_ptr<kernels::Backend> backend_;
     std::unique_ptr<models::KvCache> cache_;
+    std::unique_ptr<kernels::GpuModel> gpu_;      // with it, the KV cache lives on the GPU
     std::vector<std::int32_t> cached_tokens_;     // what the KV cache holds, in order
     std::vector<std::uint8_t> requantized_head_;  // --head q8_0: the output matrix as Q8_0
     EngineOptions options_;

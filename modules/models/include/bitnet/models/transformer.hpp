@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "bitnet/kernels/backend.hpp"
+#include "bitnet/kernels/gpu_model.hpp"
 #include "bitnet/kernels/weight_view.hpp"
 #include "bitnet/models/gguf_file.hpp"
 #include "bitnet/models/kv_cache.hpp"
@@ -54,6 +55,8 @@ class Transformer {
     // Replaces the output projection (e.g. a Q8_0 re-quantization of the tied head); the
     // caller keeps the bytes alive.
     void set_output_weight(const kernels::WeightView& w) { output_ = w; }
+    // The weights and shapes for the device-resident GPU forward pass (kernels::GpuModel).
+    kernels::GpuModelDesc gpu_description() const;
     // Bytes of weights read per generated token (all projections + output matrix).
     std::uint64_t weight_bytes_per_token() const;
 

@@ -1,0 +1,54 @@
+// GpuModel — the whole BitNet b1.58 forward pass resident on an NVIDIA GPU (gpu preset):
+// weights uploaded once (ternary 2-bit), the KV cache (F16) on the device, every step of the
+// forward pass a device kernel, one host copy of the logits per call. The layer description
+// comes from models::Transformer (plain pointers and shapes; no CUDA type crosses this header).
+// One sequence per GpuModel; positions must follow each other as in a KV cache.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "bitnet/kernels/weight_view.hpp"
+
+namespace bitnet::kernels {
+
+struct GpuLayer {
+    WeightView wq, wk, wv, wo, gate, up, down;
+    const float* attn_norm;
+    const float* attn_sub_norm;
+    const float* ffn_norm;
+    const float* ffn_sub_norm;
+};
+
+struct GpuModelDesc {
+    int hidden = 0, ffn = 0, heads = 0, kv_heads = 0, head_dim = 0, rope_dim = 0;
+    float rope_base = 10000.0f, rms_eps = 1e-5f;
+    WeightView embedding;  // F16, rows = vocabulary
+    WeightView output;     // F16 head (the embedding when tied)
+    const float* output_norm = nullptr;
+    std::vector<GpuLayer> layers;
+};
+
+class GpuModel {
+  public:
+    virtual ~GpuModel() = default;
+    // Runs tokens at positions start .. start + n - 1 and writes vocab-sized logits of the last
+    // position (or of every position) to host memory.
+    virtual void forward(const std::int32_t* tokens, int n, int start, bool all_logits,
+                         float* logits) = 0;
+    virtual int context() const = 0;
+    virtual std::uint64_t device_bytes() const = 0;  // weights + KV cache + working memory
+    // Device memory bandwidth (GB/s, bytes read + written by a large device-to-device copy):
+    // the floor `bitnet bench --device cuda` compares with.
+    virtual double measure_bandwidth_gbs() = 0;
+};
+
+// Whether `desc` can run on the GPU path (I2_S projections, F16 embedding/head, shapes the
+// kernels take); `why` says what does not fit.
+bool gpu_model_supported(const GpuModelDesc& desc, std::string& why);
+// Throws bitnet::Error (Unsupported without CUDA or device, OutOfMemory with the sizes).
+std::unique_ptr<GpuModel> make_gpu_model(const GpuModelDesc& desc, int device, int context);
+
+}  // namespace bitnet::kernels
