@@ -63,7 +63,32 @@ __global__ void i2s_matmul(const unsigned* __restrict__ w, int rows, int words,
     for (int t0 = 0; t0 < n_tokens; t0 += kTokensPerPass) {
         const int nt = min(kTokensPerPass, n_tokens - t0);
         int acc[kTokensPerPass] = {0, 0, 0, 0, 0, 0, 0, 0};
-        for (int i = lane; i < words; i += kWarp) {
+        // Four words (64 codes, 16 bytes) per lane and step: a warp reads 512 contiguous bytes.
+        const int quads =
+            (words % 4 == 0 && (reinterpret_cast<std::size_t>(wr) % 16) == 0) ? words / 4 : 0;
+        for (int g = lane; g < quads; g += kWarp) {
+            const uint4 four = reinterpret_cast<const uint4*>(wr)[g];
+            const unsigned ws[4] = {four.x, four.y, four.z, four.w};
+#pragma unroll
+            for (int k = 0; k < 4; ++k) {
+                const unsigned word = ws[k];
+                const int w0 = expand4(word & 0xffu), w1 = expand4((word >> 8) & 0xffu),
+                          w2 = expand4((word >> 16) & 0xffu), w3 = expand4(word >> 24);
+                const int i = g * 4 + k;
+#pragma unroll
+                for (int t = 0; t < kTokensPerPass; ++t) {
+                    if (t >= nt) break;
+                    const int4 a = *reinterpret_cast<const int4*>(
+                        q + static_cast<std::size_t>(t0 + t) * padded +
+                        static_cast<std::size_t>(i) * 16);
+                    acc[t] = __dp4a(w0, a.x, acc[t]);
+                    acc[t] = __dp4a(w1, a.y, acc[t]);
+                    acc[t] = __dp4a(w2, a.z, acc[t]);
+                    acc[t] = __dp4a(w3, a.w, acc[t]);
+                }
+            }
+        }
+        for (int i = quads * 4 + lane; i < words; i += kWarp) {
             const unsigned word = wr[i];
             const int w0 = expand4(word & 0xffu), w1 = expand4((word >> 8) & 0xffu),
                       w2 = expand4((word >> 16) & 0xffu), w3 = expand4(word >> 24);

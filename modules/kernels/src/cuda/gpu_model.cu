@@ -9,6 +9,7 @@
 #include <cuda_runtime.h>
 
 #include <cmath>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -68,11 +69,12 @@ __global__ void rmsnorm_rows(const float* x, const float* w, int cols, float eps
 // NeoX RoPE of q and k for token rows t (position start + t), then k and v into the F16 cache.
 // cos/sin come from tables the host computed exactly as the CPU does (same float angles, same
 // libm), so the rotation is bit-identical to the CPU backend's.
-__global__ void rope_and_store(float* q, const float* k, const float* v, int start, int heads,
-                               int kv_heads, int hd, int rope_dim, const float* cos_table,
-                               const float* sin_table, __half* k_cache, __half* v_cache) {
+__global__ void rope_and_store(float* q, const float* k, const float* v, const int* start_ptr,
+                               int heads, int kv_heads, int hd, int rope_dim,
+                               const float* cos_table, const float* sin_table, __half* k_cache,
+                               __half* v_cache) {
     const int t = blockIdx.x;
-    const int pos = start + t;
+    const int pos = *start_ptr + t;
     const int half_dim = rope_dim / 2;
     const int q_dim = heads * hd, kv_dim = kv_heads * hd;
     __half* kc = k_cache + static_cast<std::size_t>(pos) * kv_dim;
@@ -107,11 +109,12 @@ __global__ void rope_and_store(float* q, const float* k, const float* v, int sta
 // in the CPU backend's order of operations (8-lane dot products reduced pairwise, products and
 // sums rounded separately, V accumulated position by position), so the result matches it
 // except where exp() itself rounds differently (computed in double here, then rounded).
-__global__ void attention(const float* q, const __half* k_cache, const __half* v_cache, int start,
-                          int heads, int kv_heads, int hd, float scale, float* out) {
+__global__ void attention(const float* q, const __half* k_cache, const __half* v_cache,
+                          const int* start_ptr, int heads, int kv_heads, int hd, float scale,
+                          float* out) {
     extern __shared__ float smem[];  // hd (query) + positions (scores) floats
     const int h = blockIdx.x, t = blockIdx.y;
-    const int n_pos = start + t + 1;
+    const int n_pos = *start_ptr + t + 1;
     const int kvh = h / (heads / kv_heads);
     const int kv_dim = kv_heads * hd;
     float* qh = smem;
@@ -287,12 +290,20 @@ class CudaModel final : public GpuModel {
                 theta *= theta_scale;
             }
         }
+        start_dev_.allocate(1, "the position", bytes_);
+        // Shared memory sized for the whole context lets one captured graph serve every step.
+        const std::size_t smem = (static_cast<std::size_t>(d.head_dim) + context) * sizeof(float);
+        if (smem <= 48 * 1024) fixed_attention_smem_ = smem;
         cos_table_.allocate(cos_t.size(), "RoPE tables", bytes_);
         cos_table_.upload(cos_t.data(), cos_t.size());
         sin_table_.allocate(sin_t.size(), "RoPE tables", bytes_);
         sin_table_.upload(sin_t.data(), sin_t.size());
     }
-    ~CudaModel() override { cudaStreamDestroy(stream_); }
+    ~CudaModel() override {
+        if (graph_ != nullptr) cudaGraphExecDestroy(graph_);
+        cudaFreeHost(staging_);
+        cudaStreamDestroy(stream_);
+    }
 
     int context() const override { return context_; }
 
@@ -329,14 +340,56 @@ class CudaModel final : public GpuModel {
                  "positions " + std::to_string(start) + ".." + std::to_string(start + n - 1) +
                      " do not fit the GPU context of " + std::to_string(context_));
         ensure_work(n);
+        cudaStream_t s = stream_;
+        // Token ids and the start position go through pinned memory, so a single-token step is
+        // two small copies, one graph launch and the copy of the logits.
+        if (n > staging_size_) {
+            cudaFreeHost(staging_);
+            staging_ = nullptr;
+            GPU_CHECK(cudaMallocHost(&staging_, (n + 1) * sizeof(int)));
+            staging_size_ = n;
+        }
+        GPU_CHECK(cudaStreamSynchronize(s));  // the staging area is free again
+        staging_[0] = start;
+        std::memcpy(staging_ + 1, tokens, n * sizeof(int));
+        GPU_CHECK(
+            cudaMemcpyAsync(start_dev_.get(), staging_, sizeof(int), cudaMemcpyHostToDevice, s));
+        GPU_CHECK(cudaMemcpyAsync(tokens_.get(), staging_ + 1, n * sizeof(int),
+                                  cudaMemcpyHostToDevice, s));
+        const bool graphable = n == 1 && !all_logits && fixed_attention_smem_ > 0;
+        if (graphable) {
+            if (graph_ == nullptr) {
+                GPU_CHECK(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
+                enqueue(1, false, start);
+                cudaGraph_t graph = nullptr;
+                GPU_CHECK(cudaStreamEndCapture(s, &graph));
+                const cudaError_t status = cudaGraphInstantiate(&graph_, graph, 0);
+                cudaGraphDestroy(graph);
+                GPU_CHECK(status);
+            }
+            GPU_CHECK(cudaGraphLaunch(graph_, s));
+        } else {
+            enqueue(n, all_logits, start);
+        }
+        const int rows = all_logits ? n : 1;
+        const int vocab = static_cast<int>(d_.output.rows);
+        GPU_CHECK(cudaMemcpyAsync(logits, logits_.get(),
+                                  static_cast<std::size_t>(rows) * vocab * sizeof(float),
+                                  cudaMemcpyDeviceToHost, s));
+        GPU_CHECK(cudaStreamSynchronize(s));
+    }
+
+  private:
+    // Every kernel of one forward pass over n rows, on the stream (captured as a graph for n=1:
+    // positions are read from start_dev_, so the same graph serves every step).
+    void enqueue(int n, bool all_logits, int start) {
         const int h = d_.hidden, ffn = d_.ffn, hd = d_.head_dim;
         const int q_dim = d_.heads * hd;
         cudaStream_t s = stream_;
-        GPU_CHECK(
-            cudaMemcpyAsync(tokens_.get(), tokens, n * sizeof(int), cudaMemcpyHostToDevice, s));
         embed_rows<<<n, kThreads, 0, s>>>(embedding_.get(), tokens_.get(), h, x_.get());
         const float attn_scale = 1.0f / sqrtf(static_cast<float>(hd));
-        const std::size_t attn_smem = (hd + start + n) * sizeof(float);
+        const std::size_t attn_smem =
+            fixed_attention_smem_ > 0 ? fixed_attention_smem_ : (hd + start + n) * sizeof(float);
         for (const auto& l : layers_) {
             rmsnorm_rows<<<n, kThreads, 0, s>>>(x_.get(), l->attn_norm.get(), h, d_.rms_eps,
                                                 xn_.get());
@@ -344,12 +397,13 @@ class CudaModel final : public GpuModel {
             matmul(l->wq, n, q_.get());
             matmul(l->wk, n, k_.get());
             matmul(l->wv, n, v_.get());
-            rope_and_store<<<n, kThreads, 0, s>>>(
-                q_.get(), k_.get(), v_.get(), start, d_.heads, d_.kv_heads, hd, d_.rope_dim,
-                cos_table_.get(), sin_table_.get(), l->k_cache.get(), l->v_cache.get());
+            rope_and_store<<<n, kThreads, 0, s>>>(q_.get(), k_.get(), v_.get(), start_dev_.get(),
+                                                  d_.heads, d_.kv_heads, hd, d_.rope_dim,
+                                                  cos_table_.get(), sin_table_.get(),
+                                                  l->k_cache.get(), l->v_cache.get());
             attention<<<dim3(d_.heads, n), 128, attn_smem, s>>>(
-                q_.get(), l->k_cache.get(), l->v_cache.get(), start, d_.heads, d_.kv_heads, hd,
-                attn_scale, att_.get());
+                q_.get(), l->k_cache.get(), l->v_cache.get(), start_dev_.get(), d_.heads,
+                d_.kv_heads, hd, attn_scale, att_.get());
             rmsnorm_rows<<<n, kThreads, 0, s>>>(att_.get(), l->attn_sub_norm.get(), q_dim,
                                                 d_.rms_eps, att_.get());
             quantize(att_.get(), n, q_dim);
@@ -375,18 +429,12 @@ class CudaModel final : public GpuModel {
                                                output_norm_.get(), h, d_.rms_eps, xn_.get());
         cuda::launch_to_half(xn_.get(), static_cast<std::size_t>(rows) * h,
                              reinterpret_cast<std::uint16_t*>(xh_.get()), s);
-        const int vocab = static_cast<int>(d_.output.rows);
-        cuda::launch_f16_matmul(reinterpret_cast<const std::uint16_t*>(head_), vocab, h,
-                                reinterpret_cast<const std::uint16_t*>(xh_.get()), rows,
-                                logits_.get(), s);
+        cuda::launch_f16_matmul(
+            reinterpret_cast<const std::uint16_t*>(head_), static_cast<int>(d_.output.rows), h,
+            reinterpret_cast<const std::uint16_t*>(xh_.get()), rows, logits_.get(), s);
         GPU_CHECK(cudaGetLastError());
-        GPU_CHECK(cudaMemcpyAsync(logits, logits_.get(),
-                                  static_cast<std::size_t>(rows) * vocab * sizeof(float),
-                                  cudaMemcpyDeviceToHost, s));
-        GPU_CHECK(cudaStreamSynchronize(s));
     }
 
-  private:
     void upload_ternary(const WeightView& w, TernaryWeight& out) {
         const std::int64_t words = w.cols / 16;
         std::vector<unsigned> packed(static_cast<std::size_t>(w.rows * words), 0u);
@@ -416,6 +464,10 @@ class CudaModel final : public GpuModel {
     // Working buffers for up to n token rows (grown on demand; a prefill may need more).
     void ensure_work(int n) {
         if (n <= work_rows_) return;
+        if (graph_ != nullptr) {  // it points at the buffers about to be replaced
+            cudaGraphExecDestroy(graph_);
+            graph_ = nullptr;
+        }
         const std::size_t rows = static_cast<std::size_t>(n);
         const std::size_t h = d_.hidden, ffn = d_.ffn, q_dim = d_.heads * d_.head_dim,
                           kv_dim = d_.kv_heads * d_.head_dim, vocab = d_.output.rows;
@@ -447,7 +499,11 @@ class CudaModel final : public GpuModel {
     const __half* head_ = nullptr;
     Buffer<float> output_norm_, cos_table_, sin_table_;
     int work_rows_ = 0, padded_ = 0;
-    Buffer<int> tokens_;
+    Buffer<int> tokens_, start_dev_;
+    int* staging_ = nullptr;  // pinned: start position, then token ids
+    int staging_size_ = 0;
+    cudaGraphExec_t graph_ = nullptr;
+    std::size_t fixed_attention_smem_ = 0;  // attention's shared memory for any position
     Buffer<float> x_, xn_, q_, k_, v_, att_, proj_, g_, u_, act_scales_, logits_;
     Buffer<__half> xh_;
     Buffer<std::int8_t> q8_;
