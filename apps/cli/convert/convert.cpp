@@ -60,6 +60,28 @@ std::vector<std::uint8_t> encode(const std::vector<float>& values, TypeId type,
     return out;
 }
 
+// Adds a tensor whose bytes are ready; they are freed as soon as the writer has copied them.
+void add_encoded(models::GgufWriter& writer, const std::string& name, TypeId type,
+                 const std::vector<std::uint64_t>& ne, std::vector<std::uint8_t> encoded) {
+    auto bytes = std::make_shared<std::vector<std::uint8_t>>(std::move(encoded));
+    writer.add_tensor_sized(name, static_cast<std::uint32_t>(type), ne, bytes->size(),
+                            [bytes](std::uint8_t* out, std::uint64_t size) {
+                                std::copy_n(bytes->data(), size, out);
+                                bytes->clear();
+                                bytes->shrink_to_fit();
+                            });
+}
+
+// Writes the GGUF with a progress bar and fills in the summary's size and time.
+void write_output(const models::GgufWriter& writer, const ConvertOptions& o, Timer& timer,
+                  ConvertSummary& summary) {
+    ProgressBar bar("writing " + o.output, writer.total_bytes(), o.progress);
+    writer.write(o.output, [&bar](std::uint64_t done, std::uint64_t) { bar.update(done); });
+    bar.finish();
+    summary.bytes = writer.total_bytes();
+    summary.seconds = timer.seconds();
+}
+
 // ---- Hugging Face checkpoints ---------------------------------------------------------------
 
 struct Checkpoint {
@@ -291,22 +313,12 @@ ConvertSummary convert_checkpoint(const ConvertOptions& o, Timer& timer) {
             ternarize(*values, exact);
             ++(exact ? summary.ternary_exact : summary.ternary_absmean);
         }
-        auto bytes = std::make_shared<std::vector<std::uint8_t>>(
-            encode(*values, type, p.tensor->name, p.expected.ne[0]));
+        add_encoded(writer, p.expected.name, type, p.expected.ne,
+                    encode(*values, type, p.tensor->name, p.expected.ne[0]));
         values.reset();
-        writer.add_tensor_sized(p.expected.name, static_cast<std::uint32_t>(type), p.expected.ne,
-                                bytes->size(), [bytes](std::uint8_t* out, std::uint64_t size) {
-                                    std::copy_n(bytes->data(), size, out);
-                                    bytes->clear();
-                                    bytes->shrink_to_fit();
-                                });
         ++summary.tensors;
     }
-    ProgressBar bar("writing " + o.output, writer.total_bytes(), o.progress);
-    writer.write(o.output, [&bar](std::uint64_t done, std::uint64_t) { bar.update(done); });
-    bar.finish();
-    summary.bytes = writer.total_bytes();
-    summary.seconds = timer.seconds();
+    write_output(writer, o, timer, summary);
     return summary;
 }
 
@@ -363,21 +375,10 @@ ConvertSummary requantize_gguf(const ConvertOptions& o, Timer& timer) {
                     "with absmean",
                     o.input, t.name, t.traits.name);
         }
-        auto bytes =
-            std::make_shared<std::vector<std::uint8_t>>(encode(values, to, t.name, t.ne[0]));
-        writer.add_tensor_sized(t.name, static_cast<std::uint32_t>(to), ne, bytes->size(),
-                                [bytes](std::uint8_t* out, std::uint64_t size) {
-                                    std::copy_n(bytes->data(), size, out);
-                                    bytes->clear();
-                                    bytes->shrink_to_fit();
-                                });
+        add_encoded(writer, t.name, to, ne, encode(values, to, t.name, t.ne[0]));
         ++summary.requantized;
     }
-    ProgressBar bar("writing " + o.output, writer.total_bytes(), o.progress);
-    writer.write(o.output, [&bar](std::uint64_t done, std::uint64_t) { bar.update(done); });
-    bar.finish();
-    summary.bytes = writer.total_bytes();
-    summary.seconds = timer.seconds();
+    write_output(writer, o, timer, summary);
     return summary;
 }
 

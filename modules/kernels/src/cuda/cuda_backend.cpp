@@ -13,19 +13,12 @@
 #include "bitnet/kernels/cuda_backend.hpp"
 #include "bitnet/quantization/formats.hpp"
 #include "cuda_kernels.hpp"
+#include "cuda_memory.hpp"
 
 namespace bitnet::kernels {
 namespace {
 
-void check(cudaError_t status, const char* call, const char* file, int line) {
-    if (status == cudaSuccess) return;
-    fail(status == cudaErrorMemoryAllocation ? ErrorCode::OutOfMemory : ErrorCode::Internal,
-         std::string("CUDA: ") + call + " failed: " + cudaGetErrorString(status) + " (" + file +
-             ":" + std::to_string(line) + ")");
-}
-#define BITNET_CUDA_CHECK(call) check((call), #call, __FILE__, __LINE__)
-
-// Device memory that says how much it wanted and how much there was when it cannot have it.
+// Device memory, grown on demand (allocation failures name the sizes: cuda_memory.hpp).
 class DeviceBuffer {
   public:
     DeviceBuffer() = default;
@@ -42,17 +35,7 @@ class DeviceBuffer {
         cudaFree(ptr_);
         ptr_ = nullptr;
         size_ = 0;
-        const cudaError_t status = cudaMalloc(&ptr_, bytes);
-        if (status == cudaErrorMemoryAllocation) {
-            cudaGetLastError();  // clear the sticky-free error state
-            std::size_t free_bytes = 0, total = 0;
-            cudaMemGetInfo(&free_bytes, &total);
-            fail(ErrorCode::OutOfMemory,
-                 std::string("CUDA: out of device memory for ") + what + ": needs " +
-                     std::to_string(bytes) + " bytes, " + std::to_string(free_bytes) + " free of " +
-                     std::to_string(total) + "; use a smaller context or --device cpu");
-        }
-        BITNET_CUDA_CHECK(status);
+        ptr_ = cuda::device_alloc(bytes, what);
         size_ = bytes;
     }
     template <typename T>

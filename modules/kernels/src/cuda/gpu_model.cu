@@ -17,17 +17,10 @@
 #include "bitnet/kernels/gpu_model.hpp"
 #include "bitnet/quantization/formats.hpp"
 #include "cuda_kernels.hpp"
+#include "cuda_memory.hpp"
 
 namespace bitnet::kernels {
 namespace {
-
-void check(cudaError_t status, const char* call, int line) {
-    if (status == cudaSuccess) return;
-    fail(status == cudaErrorMemoryAllocation ? ErrorCode::OutOfMemory : ErrorCode::Internal,
-         std::string("CUDA: ") + call + " failed: " + cudaGetErrorString(status) +
-             " (gpu_model.cu:" + std::to_string(line) + ")");
-}
-#define GPU_CHECK(call) check((call), #call, __LINE__)
 
 constexpr int kThreads = 256;
 
@@ -64,6 +57,36 @@ __global__ void rmsnorm_rows(const float* x, const float* w, int cols, float eps
     const float scale = __fdiv_rn(1.0f, sqrtf(__fadd_rn(mean, eps)));
     for (int i = threadIdx.x; i < cols; i += blockDim.x)
         o[i] = __fmul_rn(__fmul_rn(xr[i], scale), w[i]);
+}
+
+// rmsnorm followed by the int8 quantization of its output, in one pass over the row (the
+// normalized values are recomputed, identically, instead of stored): the same q and scale as
+// rmsnorm_rows + quantize_rows, one launch and no f32 round trip through memory.
+__global__ void rmsnorm_quantize(const float* x, const float* w, int cols, float eps,
+                                 std::int8_t* q, float* scales) {
+    __shared__ double shared[32];
+    __shared__ float reduce[32];
+    const float* xr = x + static_cast<std::size_t>(blockIdx.x) * cols;
+    double s = 0;
+    for (int i = threadIdx.x; i < cols; i += blockDim.x) s += static_cast<double>(xr[i]) * xr[i];
+    const double total = block_sum(s, shared);
+    const float mean = static_cast<float>(total / cols);
+    const float scale = __fdiv_rn(1.0f, sqrtf(__fadd_rn(mean, eps)));
+    float m = 0.0f;
+    for (int i = threadIdx.x; i < cols; i += blockDim.x)
+        m = fmaxf(m, fabsf(__fmul_rn(__fmul_rn(xr[i], scale), w[i])));
+    for (int off = 16; off > 0; off /= 2) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, off));
+    if ((threadIdx.x & 31) == 0) reduce[threadIdx.x / 32] = m;
+    __syncthreads();
+    m = 0.0f;
+    for (int k = 0; k < static_cast<int>(blockDim.x / 32); ++k) m = fmaxf(m, reduce[k]);
+    const float a = static_cast<float>(127.0 / fmax(static_cast<double>(m), 1e-5));
+    if (threadIdx.x == 0) scales[blockIdx.x] = a;
+    std::int8_t* qr = q + static_cast<std::size_t>(blockIdx.x) * cols;
+    for (int i = threadIdx.x; i < cols; i += blockDim.x) {
+        const float v = __fmul_rn(__fmul_rn(xr[i], scale), w[i]);
+        qr[i] = static_cast<std::int8_t>(max(-128, min(127, __float2int_rn(__fmul_rn(v, a)))));
+    }
 }
 
 // NeoX RoPE of q and k for token rows t (position start + t), then k and v into the F16 cache.
@@ -199,22 +222,12 @@ class Buffer {
         ptr_ = nullptr;
         total -= bytes_;
         bytes_ = 0;
-        const cudaError_t status = cudaMalloc(&ptr_, bytes);
-        if (status == cudaErrorMemoryAllocation) {
-            cudaGetLastError();
-            std::size_t free_bytes = 0, all = 0;
-            cudaMemGetInfo(&free_bytes, &all);
-            fail(ErrorCode::OutOfMemory,
-                 std::string("CUDA: out of device memory for ") + what + ": needs " +
-                     std::to_string(bytes) + " bytes, " + std::to_string(free_bytes) + " free of " +
-                     std::to_string(all) + "; use a smaller -c or --device cpu");
-        }
-        GPU_CHECK(status);
+        ptr_ = static_cast<T*>(cuda::device_alloc(bytes, what));
         total += bytes;
         bytes_ = bytes;
     }
     void upload(const void* host, std::size_t count) {
-        GPU_CHECK(cudaMemcpy(ptr_, host, count * sizeof(T), cudaMemcpyHostToDevice));
+        BITNET_CUDA_CHECK(cudaMemcpy(ptr_, host, count * sizeof(T), cudaMemcpyHostToDevice));
     }
     T* get() const { return ptr_; }
 
@@ -239,12 +252,12 @@ class CudaModel final : public GpuModel {
   public:
     CudaModel(const GpuModelDesc& d, int device, int context) : d_(d), context_(context) {
         int count = 0;
-        GPU_CHECK(cudaGetDeviceCount(&count));
+        BITNET_CUDA_CHECK(cudaGetDeviceCount(&count));
         if (device < 0 || device >= count)
             fail(ErrorCode::Unsupported, "cuda:" + std::to_string(device) + " does not exist (" +
                                              std::to_string(count) + " device(s))");
-        GPU_CHECK(cudaSetDevice(device));
-        GPU_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+        BITNET_CUDA_CHECK(cudaSetDevice(device));
+        BITNET_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
         const int q_dim = d.heads * d.head_dim, kv_dim = d.kv_heads * d.head_dim;
         for (const GpuLayer& l : d.layers) {
             auto layer = std::make_unique<LayerOnDevice>();
@@ -313,20 +326,21 @@ class CudaModel final : public GpuModel {
         Buffer<char> a, b;
         a.allocate(bytes, "the bandwidth test", scratch);
         b.allocate(bytes, "the bandwidth test", scratch);
-        GPU_CHECK(cudaMemsetAsync(a.get(), 1, bytes, stream_));
+        BITNET_CUDA_CHECK(cudaMemsetAsync(a.get(), 1, bytes, stream_));
         cudaEvent_t begin, end;
-        GPU_CHECK(cudaEventCreate(&begin));
-        GPU_CHECK(cudaEventCreate(&end));
-        GPU_CHECK(cudaMemcpyAsync(b.get(), a.get(), bytes, cudaMemcpyDeviceToDevice, stream_));
+        BITNET_CUDA_CHECK(cudaEventCreate(&begin));
+        BITNET_CUDA_CHECK(cudaEventCreate(&end));
+        BITNET_CUDA_CHECK(
+            cudaMemcpyAsync(b.get(), a.get(), bytes, cudaMemcpyDeviceToDevice, stream_));
         constexpr int kRepeats = 20;
-        GPU_CHECK(cudaEventRecord(begin, stream_));
+        BITNET_CUDA_CHECK(cudaEventRecord(begin, stream_));
         for (int i = 0; i < kRepeats; ++i)
-            GPU_CHECK(cudaMemcpyAsync(i % 2 ? a.get() : b.get(), i % 2 ? b.get() : a.get(), bytes,
-                                      cudaMemcpyDeviceToDevice, stream_));
-        GPU_CHECK(cudaEventRecord(end, stream_));
-        GPU_CHECK(cudaEventSynchronize(end));
+            BITNET_CUDA_CHECK(cudaMemcpyAsync(i % 2 ? a.get() : b.get(), i % 2 ? b.get() : a.get(),
+                                              bytes, cudaMemcpyDeviceToDevice, stream_));
+        BITNET_CUDA_CHECK(cudaEventRecord(end, stream_));
+        BITNET_CUDA_CHECK(cudaEventSynchronize(end));
         float ms = 0;
-        GPU_CHECK(cudaEventElapsedTime(&ms, begin, end));
+        BITNET_CUDA_CHECK(cudaEventElapsedTime(&ms, begin, end));
         cudaEventDestroy(begin);
         cudaEventDestroy(end);
         return 2.0 * static_cast<double>(bytes) * kRepeats / (ms * 1e-3) / 1e9;
@@ -346,37 +360,37 @@ class CudaModel final : public GpuModel {
         if (n > staging_size_) {
             cudaFreeHost(staging_);
             staging_ = nullptr;
-            GPU_CHECK(cudaMallocHost(&staging_, (n + 1) * sizeof(int)));
+            BITNET_CUDA_CHECK(cudaMallocHost(&staging_, (n + 1) * sizeof(int)));
             staging_size_ = n;
         }
-        GPU_CHECK(cudaStreamSynchronize(s));  // the staging area is free again
+        BITNET_CUDA_CHECK(cudaStreamSynchronize(s));  // the staging area is free again
         staging_[0] = start;
         std::memcpy(staging_ + 1, tokens, n * sizeof(int));
-        GPU_CHECK(
+        BITNET_CUDA_CHECK(
             cudaMemcpyAsync(start_dev_.get(), staging_, sizeof(int), cudaMemcpyHostToDevice, s));
-        GPU_CHECK(cudaMemcpyAsync(tokens_.get(), staging_ + 1, n * sizeof(int),
-                                  cudaMemcpyHostToDevice, s));
+        BITNET_CUDA_CHECK(cudaMemcpyAsync(tokens_.get(), staging_ + 1, n * sizeof(int),
+                                          cudaMemcpyHostToDevice, s));
         const bool graphable = n == 1 && !all_logits && fixed_attention_smem_ > 0;
         if (graphable) {
             if (graph_ == nullptr) {
-                GPU_CHECK(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
+                BITNET_CUDA_CHECK(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
                 enqueue(1, false, start);
                 cudaGraph_t graph = nullptr;
-                GPU_CHECK(cudaStreamEndCapture(s, &graph));
+                BITNET_CUDA_CHECK(cudaStreamEndCapture(s, &graph));
                 const cudaError_t status = cudaGraphInstantiate(&graph_, graph, 0);
                 cudaGraphDestroy(graph);
-                GPU_CHECK(status);
+                BITNET_CUDA_CHECK(status);
             }
-            GPU_CHECK(cudaGraphLaunch(graph_, s));
+            BITNET_CUDA_CHECK(cudaGraphLaunch(graph_, s));
         } else {
             enqueue(n, all_logits, start);
         }
         const int rows = all_logits ? n : 1;
         const int vocab = static_cast<int>(d_.output.rows);
-        GPU_CHECK(cudaMemcpyAsync(logits, logits_.get(),
-                                  static_cast<std::size_t>(rows) * vocab * sizeof(float),
-                                  cudaMemcpyDeviceToHost, s));
-        GPU_CHECK(cudaStreamSynchronize(s));
+        BITNET_CUDA_CHECK(cudaMemcpyAsync(logits, logits_.get(),
+                                          static_cast<std::size_t>(rows) * vocab * sizeof(float),
+                                          cudaMemcpyDeviceToHost, s));
+        BITNET_CUDA_CHECK(cudaStreamSynchronize(s));
     }
 
   private:
@@ -391,9 +405,7 @@ class CudaModel final : public GpuModel {
         const std::size_t attn_smem =
             fixed_attention_smem_ > 0 ? fixed_attention_smem_ : (hd + start + n) * sizeof(float);
         for (const auto& l : layers_) {
-            rmsnorm_rows<<<n, kThreads, 0, s>>>(x_.get(), l->attn_norm.get(), h, d_.rms_eps,
-                                                xn_.get());
-            quantize(xn_.get(), n, h);
+            norm_quantize(x_.get(), l->attn_norm.get(), n, h);
             matmul(l->wq, n, q_.get());
             matmul(l->wk, n, k_.get());
             matmul(l->wv, n, v_.get());
@@ -404,22 +416,16 @@ class CudaModel final : public GpuModel {
             attention<<<dim3(d_.heads, n), 128, attn_smem, s>>>(
                 q_.get(), l->k_cache.get(), l->v_cache.get(), start_dev_.get(), d_.heads,
                 d_.kv_heads, hd, attn_scale, att_.get());
-            rmsnorm_rows<<<n, kThreads, 0, s>>>(att_.get(), l->attn_sub_norm.get(), q_dim,
-                                                d_.rms_eps, att_.get());
-            quantize(att_.get(), n, q_dim);
+            norm_quantize(att_.get(), l->attn_sub_norm.get(), n, q_dim);
             matmul(l->wo, n, proj_.get());
             add_into<<<64, kThreads, 0, s>>>(x_.get(), proj_.get(),
                                              static_cast<std::size_t>(n) * h);
-            rmsnorm_rows<<<n, kThreads, 0, s>>>(x_.get(), l->ffn_norm.get(), h, d_.rms_eps,
-                                                xn_.get());
-            quantize(xn_.get(), n, h);
+            norm_quantize(x_.get(), l->ffn_norm.get(), n, h);
             matmul(l->gate, n, g_.get());
             matmul(l->up, n, u_.get());
             relu2_mul<<<128, kThreads, 0, s>>>(g_.get(), u_.get(),
                                                static_cast<std::size_t>(n) * ffn);
-            rmsnorm_rows<<<n, kThreads, 0, s>>>(g_.get(), l->ffn_sub_norm.get(), ffn, d_.rms_eps,
-                                                g_.get());
-            quantize(g_.get(), n, ffn);
+            norm_quantize(g_.get(), l->ffn_sub_norm.get(), n, ffn);
             matmul(l->down, n, proj_.get());
             add_into<<<64, kThreads, 0, s>>>(x_.get(), proj_.get(),
                                              static_cast<std::size_t>(n) * h);
@@ -432,7 +438,7 @@ class CudaModel final : public GpuModel {
         cuda::launch_f16_matmul(
             reinterpret_cast<const std::uint16_t*>(head_), static_cast<int>(d_.output.rows), h,
             reinterpret_cast<const std::uint16_t*>(xh_.get()), rows, logits_.get(), s);
-        GPU_CHECK(cudaGetLastError());
+        BITNET_CUDA_CHECK(cudaGetLastError());
     }
 
     void upload_ternary(const WeightView& w, TernaryWeight& out) {
@@ -453,8 +459,9 @@ class CudaModel final : public GpuModel {
         out.allocate(static_cast<std::size_t>(count), "norm weights", bytes_);
         out.upload(host, static_cast<std::size_t>(count));
     }
-    void quantize(const float* x, int n, int cols) {
-        cuda::launch_quantize_rows(x, n, cols, cols, q8_.get(), act_scales_.get(), stream_);
+    void norm_quantize(const float* x, const float* weight, int n, int cols) {
+        rmsnorm_quantize<<<n, 1024, 0, stream_>>>(x, weight, cols, d_.rms_eps, q8_.get(),
+                                                  act_scales_.get());
         padded_ = cols;
     }
     void matmul(const TernaryWeight& w, int n, float* y) {
