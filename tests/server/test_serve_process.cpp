@@ -6,8 +6,8 @@
 
 #include <catch2/catch.hpp>
 
+#include <cstdlib>
 #include <fstream>
-#include <regex>
 #include <thread>
 
 #include "model_files.hpp"
@@ -38,12 +38,12 @@ class ServeProcess {
         REQUIRE(posix_spawn(&pid_, bin.c_str(), &actions, nullptr, argv.data(), environ) == 0);
         posix_spawn_file_actions_destroy(&actions);
         // The port is in the first line: "listening on http://127.0.0.1:PORT ...".
-        const std::regex listening("listening on http://127\\.0\\.0\\.1:(\\d+)");
+        const std::string marker = "listening on http://127.0.0.1:";
         for (int i = 0; i < 1000 && port_ == 0; ++i) {
-            std::smatch m;
             const std::string text = test::read_text(log_);
-            if (std::regex_search(text, m, listening))
-                port_ = std::stoi(m[1]);
+            const auto at = text.find(marker);
+            if (at != std::string::npos && text.find(' ', at + marker.size()) != std::string::npos)
+                port_ = std::atoi(text.c_str() + at + marker.size());
             else
                 std::this_thread::sleep_for(std::chrono::milliseconds(10));
         }
