@@ -2,6 +2,7 @@
 
 #include <filesystem>
 
+#include "demo_checkpoint.hpp"
 #include "run_command.hpp"
 #include "test_support.hpp"
 
@@ -10,7 +11,7 @@ using namespace bitnet;
 TEST_CASE("bitnet convert: checkpoint to GGUF and back through tq1_0, with a summary") {
     test::TempDir dir("cli-convert");
     const std::string bin = BITNET_CLI_PATH;
-    const std::string ckpt = std::string(BITNET_SOURCE_DIR) + "/assets/demo-model/checkpoint";
+    const std::string ckpt = test::demo_checkpoint(dir).string();
     const std::string out = dir.file("demo.gguf");
     const auto r = test::run_command(bin + " convert " + test::quoted(ckpt) + " " + out + " -q");
     INFO(r.err);

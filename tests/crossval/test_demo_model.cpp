@@ -1,5 +1,6 @@
-// The demo model end to end against PyTorch: the committed Hugging Face checkpoint
-// (assets/demo-model/checkpoint, trained by tools/train-demo/train.py) is converted with
+// The demo model end to end against PyTorch: the Hugging Face checkpoint trained by
+// tools/train-demo/train.py (rebuilt from the committed GGUF and proven identical to PyTorch's
+// export by its committed per-tensor SHA-256 manifest — see demo_checkpoint.hpp) is converted with
 // `bitnet convert`'s code and must give the committed GGUF byte for byte; the engine's logits
 // and greedy tokens on that GGUF must match PyTorch's float32 evaluation of the checkpoint
 // (reference.json, written by train.py), and so must its perplexity on held-out text.
@@ -7,20 +8,24 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "bitnet/common/error.hpp"
+#include "bitnet/common/sha256.hpp"
 #include "bitnet/crossval/logit_metrics.hpp"
 #include "bitnet/inference/engine.hpp"
 #include "bitnet/inference/perplexity.hpp"
 #include "bitnet/models/file_checks.hpp"
+#include "bitnet/models/safetensors_file.hpp"
 #include "bitnet/models/synthetic_model.hpp"
 #include "bitnet/quantization/formats.hpp"
 #include "bitnet/tokenizers/tokenizer_data.hpp"
 #include "convert.hpp"
+#include "demo_checkpoint.hpp"
 #include "test_support.hpp"
 
 using namespace bitnet;
@@ -67,9 +72,33 @@ std::string run_convert(const fs::path& input, const fs::path& output,
 
 }  // namespace
 
-TEST_CASE("demo model: converting the committed checkpoint reproduces the committed GGUF") {
+TEST_CASE("demo model: the rebuilt checkpoint is PyTorch's export, tensor for tensor") {
+    test::TempDir dir("demo-manifest");
+    const auto ckpt = test::demo_checkpoint(dir);
+    const auto manifest =
+        nlohmann::json::parse(read_file(kDemo / "checkpoint/model.safetensors.manifest.json"));
+    const auto file = models::SafetensorsFile::open((ckpt / "model.safetensors").string());
+    REQUIRE(file->tensors().size() == manifest["tensors"].size());
+    for (const auto& [name, expected] : manifest["tensors"].items()) {
+        INFO(name);
+        const auto& t = file->tensor(name);
+        CHECK(t.dtype == expected["dtype"]);
+        CHECK(t.shape == expected["shape"].get<std::vector<std::int64_t>>());
+        // I2_S keeps no sign of zero: ternary zeros come back +0 (PyTorch wrote some as -0).
+        std::vector<std::uint16_t> values(t.bytes / 2);
+        std::memcpy(values.data(), t.data, t.bytes);
+        const bool has_negative_zero =
+            std::find(values.begin(), values.end(), 0x8000) != values.end();
+        CHECK_FALSE(has_negative_zero);
+        Sha256 h;
+        h.update(values.data(), t.bytes);
+        CHECK(Sha256::hex(h.finish()) == expected["sha256_zero_sign_normalized"]);
+    }
+}
+
+TEST_CASE("demo model: converting the checkpoint reproduces the committed GGUF") {
     test::TempDir dir("demo-convert");
-    const std::string ours = run_convert(kDemo / "checkpoint", dir.file("demo.gguf"));
+    const std::string ours = run_convert(test::demo_checkpoint(dir), dir.file("demo.gguf"));
     const std::string committed = read_file(kDemo / "bitnet-demo-kjv-i2_s.gguf");
     CHECK(ours.size() == committed.size());
     CHECK(ours == committed);
@@ -210,10 +239,7 @@ TEST_CASE("convert: i2_s -> tq2_0 / tq1_0 / f16 -> i2_s is lossless") {
 TEST_CASE("convert: bad checkpoints are clear errors and leave no output file") {
     test::TempDir dir("demo-bad");
     auto copy_checkpoint = [&](const std::string& name) {
-        const fs::path d = dir.file(name);
-        fs::create_directories(d);
-        for (const auto& f : fs::directory_iterator(kDemo / "checkpoint"))
-            fs::copy_file(f.path(), d / f.path().filename());
+        const fs::path d = test::demo_checkpoint(dir, name);
         fs::permissions(d / "model.safetensors", fs::perms::owner_write, fs::perm_options::add);
         return d;
     };

@@ -4,12 +4,14 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <memory>
 #include <optional>
 
+#include "bitnet/common/atomic_file.hpp"
 #include "bitnet/common/error.hpp"
 #include "bitnet/common/log.hpp"
 #include "bitnet/common/progress.hpp"
@@ -404,6 +406,64 @@ float ternarize(std::vector<float>& w, bool& already_ternary) {
         v = code * gamma;
     }
     return gamma;
+}
+
+void write_hf_weights(const std::string& gguf_path, const std::string& path,
+                      const std::string& exact_from) {
+    const auto file = models::GgufFile::open(gguf_path);
+    std::unique_ptr<models::SafetensorsFile> exact;
+    if (!exact_from.empty()) exact = models::SafetensorsFile::open(exact_from);
+    const models::ModelConfig config = models::read_model_config(*file);
+    struct Entry {
+        std::string name;
+        std::vector<std::int64_t> shape;
+        std::vector<std::uint16_t> bf16;
+    };
+    std::vector<Entry> entries;
+    for (const models::ExpectedTensor& e : models::expected_tensors(config)) {
+        const models::GgufTensorInfo* t = file->find_tensor(e.name);
+        if (t == nullptr) continue;  // optional (tied output, scales)
+        if (!t->traits.dequantize)
+            fail(ErrorCode::Unsupported, gguf_path + ": tensor '" + t->name + "' cannot be read");
+        Entry entry{hf_name(e.name), {}, std::vector<std::uint16_t>(t->n_elements)};
+        for (auto it = e.ne.rbegin(); it != e.ne.rend(); ++it)
+            entry.shape.push_back(static_cast<std::int64_t>(*it));
+        if (const models::SafetensorsTensor* x = exact ? exact->find(entry.name) : nullptr) {
+            if (x->dtype != "BF16" || x->shape != entry.shape)
+                fail(ErrorCode::InvalidFormat,
+                     exact_from + ": tensor '" + entry.name + "' is not BF16 of the GGUF's shape");
+            std::memcpy(entry.bf16.data(), x->data, x->bytes);
+            entries.push_back(std::move(entry));
+            continue;
+        }
+        std::vector<float> values(t->n_elements);
+        t->traits.dequantize(t->data, static_cast<std::int64_t>(t->n_elements), values.data());
+        for (std::size_t i = 0; i < values.size(); ++i) {
+            std::uint32_t bits;
+            std::memcpy(&bits, &values[i], 4);
+            if ((bits & 0xffffu) != 0)
+                fail(ErrorCode::InvalidFormat, gguf_path + ": tensor '" + t->name +
+                                                   "' has values that BF16 cannot hold exactly");
+            entry.bf16[i] = static_cast<std::uint16_t>(bits >> 16);
+        }
+        entries.push_back(std::move(entry));
+    }
+    json header = {{"__metadata__", {{"format", "pt"}}}};
+    std::uint64_t offset = 0;
+    for (const Entry& e : entries) {
+        const std::uint64_t bytes = e.bf16.size() * 2;
+        header[e.name] = {
+            {"dtype", "BF16"}, {"shape", e.shape}, {"data_offsets", {offset, offset + bytes}}};
+        offset += bytes;
+    }
+    std::string text = header.dump();
+    text.resize((text.size() + 7) / 8 * 8, ' ');  // the data starts 8-byte aligned
+    AtomicFileWriter out(path);
+    const std::uint64_t length = text.size();
+    out.write(&length, 8);
+    out.write(text.data(), text.size());
+    for (const Entry& e : entries) out.write(e.bf16.data(), e.bf16.size() * 2);
+    out.commit();
 }
 
 ConvertSummary convert_model(const ConvertOptions& o) {

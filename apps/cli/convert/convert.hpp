@@ -38,4 +38,13 @@ ConvertSummary convert_model(const ConvertOptions& options);
 // Weights that are already ternary (every |w| is 0 or max|W|) are kept and max|W| returned.
 float ternarize(std::vector<float>& weights, bool& already_ternary);
 
+// The inverse direction for the weights only: writes `path` (a Hugging Face model.safetensors,
+// BF16, BitNet names) from a bitnet-b1.58 GGUF whose values are all exact in BF16 (throws
+// InvalidFormat naming the first tensor that is not). Tensors present in `exact_from` (a BF16
+// safetensors file) are copied from it byte for byte instead — for values the GGUF cannot hold
+// exactly (an F16 embedding loses BF16 values below F16's normal range). The demo model rebuilds
+// its checkpoint this way in tests instead of carrying a 22 MB file (docs/demo-model.md).
+void write_hf_weights(const std::string& gguf_path, const std::string& path,
+                      const std::string& exact_from = "");
+
 }  // namespace bitnet::convert
