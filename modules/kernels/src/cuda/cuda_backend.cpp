@@ -154,14 +154,7 @@ class CudaBackend final : public Backend {
         dw->rows = w.rows;
         dw->cols = w.cols;
         if (i2s) {
-            // Repack: 16 codes per word, code j of the word in bits 2j..2j+1, rows contiguous.
-            const std::int64_t words = w.cols / 16;
-            std::vector<unsigned> packed(static_cast<std::size_t>(w.rows * words), 0u);
-            for (std::int64_t r = 0; r < w.rows; ++r)
-                for (std::int64_t k = 0; k < w.cols; ++k) {
-                    const unsigned code = quant::i2s_code_at(w.data, r * w.cols + k);
-                    packed[static_cast<std::size_t>(r * words + k / 16)] |= code << (2 * (k % 16));
-                }
+            const std::vector<unsigned> packed = cuda::pack_i2s_rows(w);
             dw->scale = w.scale;
             dw->data.reserve(packed.size() * 4, "ternary weights");
             BITNET_CUDA_CHECK(cudaMemcpy(dw->data.as<void>(), packed.data(), packed.size() * 4,

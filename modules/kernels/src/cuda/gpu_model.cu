@@ -462,13 +462,7 @@ class CudaModel final : public GpuModel {
     }
 
     void upload_ternary(const WeightView& w, TernaryWeight& out) {
-        const std::int64_t words = w.cols / 16;
-        std::vector<unsigned> packed(static_cast<std::size_t>(w.rows * words), 0u);
-        for (std::int64_t r = 0; r < w.rows; ++r)
-            for (std::int64_t k = 0; k < w.cols; ++k) {
-                const unsigned code = quant::i2s_code_at(w.data, r * w.cols + k);
-                packed[static_cast<std::size_t>(r * words + k / 16)] |= code << (2 * (k % 16));
-            }
+        const std::vector<unsigned> packed = cuda::pack_i2s_rows(w);
         out.words.allocate(packed.size(), "ternary weights", bytes_);
         out.words.upload(packed.data(), packed.size());
         out.rows = static_cast<int>(w.rows);
