@@ -5,8 +5,10 @@
 
 #include <cmath>
 #include <cstdio>
+#include <map>
 
 #include "bitnet/crossval/logit_metrics.hpp"
+#include "bitnet/inference/batch_generator.hpp"
 #include "bitnet/inference/engine.hpp"
 #include "bitnet/kernels/cuda_info.hpp"
 #include "model_files.hpp"
@@ -59,5 +61,47 @@ TEST_CASE("cuda and cpu give the same greedy tokens and logits on whole models")
             "prefill cpu %.1f, cuda %.1f tok/s\n",
             preset, worst, x.metrics.decode_tokens_per_s, y.metrics.decode_tokens_per_s,
             x.metrics.prefill_tokens_per_s, y.metrics.prefill_tokens_per_s);
+    }
+}
+
+TEST_CASE("batched decode on the GPU gives every sequence what it gets alone") {
+    const auto info = kernels::cuda_info();
+    if (info.device_count == 0) {
+        WARN("GPU batching skipped: " << (info.compiled ? info.reason : "not a gpu build"));
+        return;
+    }
+    test::TempDir dir("cuda-batch");
+    const std::string path = test::write_synthetic_model(dir, "small", 5);
+    auto gpu = load(path, "cuda:0");
+    REQUIRE(gpu->gpu_model() != nullptr);
+    const std::vector<std::string> prompts = {"the quick brown fox", "hello", "a b c d e f g",
+                                              "once upon a time", "zzz"};
+    std::vector<std::vector<std::int32_t>> alone;
+    auto request = [](const std::string& prompt, int n) {
+        inference::GenerationRequest r;
+        r.prompt = prompt;
+        r.n_predict = n;
+        r.sampling.greedy = true;
+        return r;
+    };
+    for (std::size_t i = 0; i < prompts.size(); ++i)
+        alone.push_back(gpu->generate(request(prompts[i], 20 + static_cast<int>(i))).tokens);
+    // 3 slots for 5 requests: sequences join as others finish.
+    inference::BatchGenerator batch(*gpu, 3);
+    std::map<std::size_t, std::vector<std::int32_t>> together;
+    std::size_t next = 0;
+    int widest = 0;
+    while (together.size() < prompts.size()) {
+        while (next < prompts.size() && batch.has_free_slot()) {
+            const std::size_t i = next++;
+            batch.add(request(prompts[i], 20 + static_cast<int>(i)), nullptr,
+                      [&together, i](inference::GenerationResult&& r) { together[i] = r.tokens; });
+        }
+        widest = std::max(widest, batch.step());
+    }
+    CHECK(widest == 3);
+    for (std::size_t i = 0; i < prompts.size(); ++i) {
+        INFO(prompts[i]);
+        CHECK(together[i] == alone[i]);
     }
 }

@@ -8,7 +8,8 @@
 namespace bitnet::inference {
 
 struct BatchGenerator::Slot {
-    std::unique_ptr<models::KvCache> cache;
+    int index = 0;                           // the sequence's KV slot on the GPU
+    std::unique_ptr<models::KvCache> cache;  // on the CPU (null when the GPU holds the caches)
     std::unique_ptr<DecodeState> state;  // null: the slot is free
     DoneCallback on_done;
     std::shared_ptr<const std::atomic<bool>> cancel;
@@ -26,11 +27,15 @@ BatchGenerator::BatchGenerator(Engine& engine, int slots, std::int64_t context)
     if (slots < 1 || slots > 1024)
         fail(ErrorCode::InvalidArgument, "the number of parallel sequences must be 1..1024 (got " +
                                              std::to_string(slots) + ")");
+    kernels::GpuModel* gpu = engine.gpu_model();
+    if (gpu != nullptr) gpu->reserve_sequences(slots, static_cast<int>(context_));
     for (int i = 0; i < slots; ++i) {
         auto slot = std::make_unique<Slot>();
+        slot->index = i;
         // Reserved, not touched: a slot's memory becomes resident only as its sequence grows.
-        slot->cache = std::make_unique<models::KvCache>(engine.model().config(), context_,
-                                                        engine.options().kv_type);
+        if (gpu == nullptr)
+            slot->cache = std::make_unique<models::KvCache>(engine.model().config(), context_,
+                                                            engine.options().kv_type);
         slots_.push_back(std::move(slot));
     }
 }
@@ -94,8 +99,19 @@ int BatchGenerator::step() {
             continue;
         }
         const std::vector<std::int32_t>& prompt = slot.state->result().prompt_tokens;
-        model.forward(prompt, 0, *slot.cache, engine_.backend(), models::LogitsFor::LastPosition,
-                      logits_);
+        if (slot.cache != nullptr) {
+            model.forward(prompt, 0, *slot.cache, engine_.backend(),
+                          models::LogitsFor::LastPosition, logits_);
+        } else {
+            gpu_positions_.resize(prompt.size());
+            gpu_seqs_.assign(prompt.size(), slot.index);
+            for (std::size_t i = 0; i < prompt.size(); ++i)
+                gpu_positions_[i] = static_cast<int>(i);
+            logits_.resize(static_cast<std::size_t>(model.output_weight().rows));
+            engine_.gpu_model()->forward_sequences(prompt.data(), gpu_positions_.data(),
+                                                   gpu_seqs_.data(), static_cast<int>(prompt.size()),
+                                                   true, logits_.data());
+        }
         slot.prefilled = true;
         slot.length = static_cast<std::int64_t>(prompt.size());
         slot.prefill_ms = slot.timer.milliseconds();
@@ -122,7 +138,21 @@ int BatchGenerator::step() {
         batch_slots_.push_back(&slot);
     }
     if (batch_.empty()) return 0;
-    model.forward_batch(batch_, engine_.backend(), logits_);
+    if (kernels::GpuModel* gpu = engine_.gpu_model(); gpu != nullptr) {
+        gpu_tokens_.clear();
+        gpu_positions_.clear();
+        gpu_seqs_.clear();
+        for (std::size_t i = 0; i < batch_.size(); ++i) {
+            gpu_tokens_.push_back(batch_[i].token);
+            gpu_positions_.push_back(static_cast<int>(batch_[i].position));
+            gpu_seqs_.push_back(batch_slots_[i]->index);
+        }
+        logits_.resize(batch_.size() * static_cast<std::size_t>(model.output_weight().rows));
+        gpu->forward_sequences(gpu_tokens_.data(), gpu_positions_.data(), gpu_seqs_.data(),
+                               static_cast<int>(batch_.size()), false, logits_.data());
+    } else {
+        model.forward_batch(batch_, engine_.backend(), logits_);
+    }
     const std::size_t vocab = logits_.size() / batch_.size();
     for (std::size_t i = 0; i < batch_slots_.size(); ++i) {
         Slot& slot = *batch_slots_[i];

@@ -34,12 +34,53 @@ std::vector<std::int32_t> bench_tokens(int n, std::int64_t vocab) {
 
 // `batch` sequences with different prompts (a prefill each, untimed), then gen_tokens timed
 // steps that each run one forward pass over one token of every sequence.
+BatchedThroughput batched_result(int batch, const std::vector<double>& runs) {
+    BatchedThroughput t;
+    t.batch = batch;
+    t.aggregate = summarize(runs);
+    t.steps_per_s = t.aggregate.mean / batch;
+    return t;
+}
+
+// The same measurement on the GPU forward pass: `batch` device KV slots, one pass per step.
+BatchedThroughput run_batched_gpu(kernels::GpuModel& gpu, const BenchmarkOptions& o, int batch,
+                                  std::int64_t prompt, std::int64_t vocab) {
+    gpu.reserve_sequences(batch, static_cast<int>(prompt + o.gen_tokens + 1));
+    std::vector<float> logits(static_cast<std::size_t>(batch * vocab));
+    for (int s = 0; s < batch; ++s) {
+        auto tokens = bench_tokens(static_cast<int>(prompt) + s, vocab);
+        tokens.erase(tokens.begin(), tokens.begin() + s);  // a different prompt per sequence
+        std::vector<int> positions(tokens.size()), seqs(tokens.size(), s);
+        for (std::size_t i = 0; i < tokens.size(); ++i) positions[i] = static_cast<int>(i);
+        gpu.forward_sequences(tokens.data(), positions.data(), seqs.data(),
+                              static_cast<int>(tokens.size()), true, logits.data());
+    }
+    const auto next = bench_tokens(o.gen_tokens * batch, vocab);
+    std::vector<int> positions(static_cast<std::size_t>(batch)), seqs(positions.size());
+    std::vector<double> runs;
+    for (int rep = 0; rep < o.repeats; ++rep) {
+        Timer timer;
+        for (int i = 0; i < o.gen_tokens; ++i) {
+            for (int s = 0; s < batch; ++s) {
+                positions[static_cast<std::size_t>(s)] = static_cast<int>(prompt + i);
+                seqs[static_cast<std::size_t>(s)] = s;
+            }
+            gpu.forward_sequences(next.data() + static_cast<std::size_t>(i) * batch,
+                                  positions.data(), seqs.data(), batch, false, logits.data());
+        }
+        runs.push_back(static_cast<double>(o.gen_tokens) * batch / timer.seconds());
+    }
+    return batched_result(batch, runs);
+}
+
 BatchedThroughput run_batched(Engine& engine, const BenchmarkOptions& o, int batch) {
     const auto& model = engine.model();
     const std::int64_t vocab = model.config().vocab_size;
     const std::int64_t prompt = std::max(1, o.prompt_tokens);
     std::vector<std::unique_ptr<models::KvCache>> caches;
     std::vector<float> logits;
+    if (kernels::GpuModel* gpu = engine.gpu_model(); gpu != nullptr)
+        return run_batched_gpu(*gpu, o, batch, prompt, vocab);
     for (int s = 0; s < batch; ++s) {
         caches.push_back(std::make_unique<models::KvCache>(
             model.config(), prompt + o.gen_tokens + 1, models::KvType::F16));
@@ -62,11 +103,7 @@ BatchedThroughput run_batched(Engine& engine, const BenchmarkOptions& o, int bat
         }
         runs.push_back(static_cast<double>(o.gen_tokens) * batch / timer.seconds());
     }
-    BatchedThroughput t;
-    t.batch = batch;
-    t.aggregate = summarize(runs);
-    t.steps_per_s = t.aggregate.mean / batch;
-    return t;
+    return batched_result(batch, runs);
 }
 
 }  // namespace
@@ -103,7 +140,9 @@ BenchmarkResult run_benchmark(Engine& engine, const BenchmarkOptions& o) {
         gpu->forward(tokens.data(), static_cast<int>(tokens.size()), static_cast<int>(start), false,
                      logits.data());
     };
-    // Warm-up: fault the memory-mapped weights in and settle the caches.
+    // Warm-up: fault the memory-mapped weights in and settle the caches (on the GPU also the
+    // working buffers for the prompt and the captured single-token graph).
+    if (gpu != nullptr && o.prompt_tokens > 0) forward(bench_tokens(o.prompt_tokens, vocab), 0);
     const std::int32_t first[1] = {1};
     forward(first, 0);
 

@@ -87,7 +87,8 @@ TEST_CASE("cuda backend: I2_S products are bit-identical to the reference backen
     std::vector<Weights> alive;  // the backend keys device copies by host address
     for (const std::int64_t rows : {1, 3, 17, 640, 2560})
         for (const std::int64_t cols : {128, 384, 2560, 6912})
-            for (const std::int64_t n : {1, 3, 9, 17}) {
+            // 1..8 tokens: the split-K decode kernel; 9..32: 32-token tiles; 33+: the GEMM.
+            for (const std::int64_t n : {1, 3, 9, 17, 33, 70}) {
                 if (rows * cols * n > 40'000'000) continue;
                 INFO(rows << " x " << cols << ", " << n << " token(s)");
                 alive.push_back(i2s_weights(rows, cols, rng));

@@ -14,6 +14,7 @@
 #include "bitnet/quantization/formats.hpp"
 #include "cuda_kernels.hpp"
 #include "cuda_memory.hpp"
+#include "ternary_mma.hpp"
 
 namespace bitnet::kernels {
 namespace {
@@ -52,6 +53,7 @@ struct DeviceWeight {
     quant::TypeId type;
     std::int64_t rows, cols;
     float scale = 1.0f;
+    int blocks = 0, padded_cols = 0;  // I2_S: the tensor-core layout (ternary_mma.hpp)
     DeviceBuffer data;
 };
 
@@ -97,17 +99,19 @@ class CudaBackend final : public Backend {
         BITNET_CUDA_CHECK(
             cudaMemcpyAsync(x_.as<void>(), x, in_bytes, cudaMemcpyHostToDevice, stream_));
         if (dw->type == quant::TypeId::I2_S) {
-            const int words = static_cast<int>(dw->cols / 16);
-            const int padded = words * 16;
+            const int padded = dw->padded_cols;
             q_.reserve(static_cast<std::size_t>(n) * padded, "quantized activations");
             scales_.reserve(static_cast<std::size_t>(n) * sizeof(float), "activation scales");
+            sums_.reserve(static_cast<std::size_t>(n) * sizeof(int), "activation sums");
             cuda::launch_quantize_rows(x_.as<float>(), static_cast<int>(n),
                                        static_cast<int>(w.cols), padded, q_.as<std::int8_t>(),
-                                       scales_.as<float>(), stream_);
+                                       scales_.as<float>(), sums_.as<int>(), stream_);
             BITNET_CUDA_CHECK(cudaGetLastError());
-            cuda::launch_i2s_matmul(dw->data.as<unsigned>(), static_cast<int>(dw->rows), words,
-                                    q_.as<std::int8_t>(), padded, scales_.as<float>(),
-                                    static_cast<int>(n), dw->scale, y_.as<float>(), stream_);
+            cuda::MmaEpilogue epilogue;
+            epilogue.seg[0] = {0, static_cast<int>(dw->rows), dw->scale, y_.as<float>()};
+            cuda::launch_ternary_mma(dw->data.as<unsigned>(), dw->blocks, padded,
+                                     q_.as<std::int8_t>(), scales_.as<float>(), sums_.as<int>(),
+                                     static_cast<int>(n), epilogue, stream_);
         } else {  // F16
             const std::size_t count = static_cast<std::size_t>(n * w.cols);
             half_.reserve(count * 2, "half activations");
@@ -129,7 +133,8 @@ class CudaBackend final : public Backend {
     std::string name() const override { return "cuda"; }
     std::vector<std::string> kernel_names() const override {
         return {
-            "i2_s dp4a (cuda:" + std::to_string(device_) + " " + device_name_ + ", sm_" + sm_ + ")",
+            "i2_s int8 tensor cores (cuda:" + std::to_string(device_) + " " + device_name_ +
+                ", sm_" + sm_ + ")",
             "f16 fp32-accumulate (cuda)", "other types: " + cpu_->name()};
     }
 
@@ -139,7 +144,7 @@ class CudaBackend final : public Backend {
         std::lock_guard<std::mutex> lock(mutex_);
         const Key key{w.data, w.type, w.rows, w.cols};
         if (auto it = weights_.find(key); it != weights_.end()) return it->second.get();
-        const bool i2s = w.type == quant::TypeId::I2_S && w.cols % 16 == 0;
+        const bool i2s = w.type == quant::TypeId::I2_S;
         const bool f16 = w.type == quant::TypeId::F16 && w.cols % 2 == 0;
         if (!i2s && !f16) {
             if (warned_.insert(static_cast<int>(w.type)).second)
@@ -154,10 +159,13 @@ class CudaBackend final : public Backend {
         dw->rows = w.rows;
         dw->cols = w.cols;
         if (i2s) {
-            const std::vector<unsigned> packed = cuda::pack_i2s_rows(w);
+            const cuda::MmaPacked packed = cuda::pack_mma_stacked({&w});
             dw->scale = w.scale;
-            dw->data.reserve(packed.size() * 4, "ternary weights");
-            BITNET_CUDA_CHECK(cudaMemcpy(dw->data.as<void>(), packed.data(), packed.size() * 4,
+            dw->blocks = packed.blocks;
+            dw->padded_cols = packed.padded_cols;
+            const std::size_t bytes = packed.words.size() * 4;
+            dw->data.reserve(bytes, "ternary weights");
+            BITNET_CUDA_CHECK(cudaMemcpy(dw->data.as<void>(), packed.words.data(), bytes,
                                          cudaMemcpyHostToDevice));
         } else {
             const std::size_t bytes = static_cast<std::size_t>(w.rows * w.cols) * 2;
@@ -191,7 +199,7 @@ class CudaBackend final : public Backend {
     };
     mutable std::unordered_map<Key, std::unique_ptr<DeviceWeight>, KeyHash> weights_;
     mutable std::unordered_set<int> warned_;
-    mutable DeviceBuffer x_, y_, q_, scales_, half_;
+    mutable DeviceBuffer x_, y_, q_, scales_, sums_, half_;
 };
 
 }  // namespace

@@ -1,9 +1,7 @@
 // CUDA kernels of the GPU backend (launched from cuda_backend.cpp through cuda_kernels.hpp):
 //  - quantize_rows: per token row, absmax -> a = (float)(127 / max(amax, 1e-5)) computed in
 //    double, q = clamp(round-half-even(x * a)) — the CPU rule, so the int8 inputs are identical;
-//  - i2s_matmul: one warp per weight row, 16 codes per 32-bit word expanded to signed int8x4
-//    (code - 1) and dotted with __dp4a against up to 8 token rows at once (each weight word is
-//    read once per 8 tokens); y = (float)D / a * s, the CPU's rounding;
+//    with the row sum of q, which the tensor-core ternary kernels (ternary_mma.cu) need;
 //  - f16_matmul: one warp per row, half2 weights, activations rounded to half, f32 accumulation.
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -14,11 +12,12 @@ namespace bitnet::kernels::cuda {
 namespace {
 
 constexpr int kWarp = 32;
-constexpr int kTokensPerPass = 8;  // token rows sharing each weight word
+constexpr int kTokensPerPass = 8;  // token rows sharing each weight row
 constexpr int kRowsPerBlock = 4;   // warps per block, one weight row each
 
 __global__ void quantize_rows(const float* __restrict__ x, int cols, int padded,
-                              std::int8_t* __restrict__ q, float* __restrict__ scales) {
+                              std::int8_t* __restrict__ q, float* __restrict__ scales,
+                              int* __restrict__ sums) {
     const int row = blockIdx.x;
     const float* xr = x + static_cast<std::size_t>(row) * cols;
     __shared__ float partial[32];
@@ -38,81 +37,21 @@ __global__ void quantize_rows(const float* __restrict__ x, int cols, int padded,
     const float a = static_cast<float>(127.0 / amax);
     if (threadIdx.x == 0) scales[row] = a;
     std::int8_t* qr = q + static_cast<std::size_t>(row) * padded;
+    int sum = 0;
     for (int k = threadIdx.x; k < padded; k += blockDim.x) {
         int v = 0;
         if (k < cols) v = max(-128, min(127, __float2int_rn(__fmul_rn(xr[k], a))));
         qr[k] = static_cast<std::int8_t>(v);
+        sum += v;
     }
-}
-
-// 4 codes (one byte) -> 4 signed int8 (code - 1), packed in an int.
-__device__ __forceinline__ int expand4(unsigned byte) {
-    const unsigned spread =
-        (byte & 3u) | ((byte >> 2) & 3u) << 8 | ((byte >> 4) & 3u) << 16 | ((byte >> 6) & 3u) << 24;
-    return static_cast<int>(__vsub4(spread, 0x01010101u));
-}
-
-__global__ void i2s_matmul(const unsigned* __restrict__ w, int rows, int words,
-                           const std::int8_t* __restrict__ q, int padded,
-                           const float* __restrict__ act_scales, int n_tokens, float w_scale,
-                           float* __restrict__ y) {
-    const int row = blockIdx.x * kRowsPerBlock + threadIdx.x / kWarp;
-    const int lane = threadIdx.x % kWarp;
-    if (row >= rows) return;
-    const unsigned* wr = w + static_cast<std::size_t>(row) * words;
-    for (int t0 = 0; t0 < n_tokens; t0 += kTokensPerPass) {
-        const int nt = min(kTokensPerPass, n_tokens - t0);
-        int acc[kTokensPerPass] = {0, 0, 0, 0, 0, 0, 0, 0};
-        // Four words (64 codes, 16 bytes) per lane and step: a warp reads 512 contiguous bytes.
-        const int quads =
-            (words % 4 == 0 && (reinterpret_cast<std::size_t>(wr) % 16) == 0) ? words / 4 : 0;
-        for (int g = lane; g < quads; g += kWarp) {
-            const uint4 four = reinterpret_cast<const uint4*>(wr)[g];
-            const unsigned ws[4] = {four.x, four.y, four.z, four.w};
-#pragma unroll
-            for (int k = 0; k < 4; ++k) {
-                const unsigned word = ws[k];
-                const int w0 = expand4(word & 0xffu), w1 = expand4((word >> 8) & 0xffu),
-                          w2 = expand4((word >> 16) & 0xffu), w3 = expand4(word >> 24);
-                const int i = g * 4 + k;
-#pragma unroll
-                for (int t = 0; t < kTokensPerPass; ++t) {
-                    if (t >= nt) break;
-                    const int4 a = *reinterpret_cast<const int4*>(
-                        q + static_cast<std::size_t>(t0 + t) * padded +
-                        static_cast<std::size_t>(i) * 16);
-                    acc[t] = __dp4a(w0, a.x, acc[t]);
-                    acc[t] = __dp4a(w1, a.y, acc[t]);
-                    acc[t] = __dp4a(w2, a.z, acc[t]);
-                    acc[t] = __dp4a(w3, a.w, acc[t]);
-                }
-            }
-        }
-        for (int i = quads * 4 + lane; i < words; i += kWarp) {
-            const unsigned word = wr[i];
-            const int w0 = expand4(word & 0xffu), w1 = expand4((word >> 8) & 0xffu),
-                      w2 = expand4((word >> 16) & 0xffu), w3 = expand4(word >> 24);
-#pragma unroll
-            for (int t = 0; t < kTokensPerPass; ++t) {
-                if (t >= nt) break;
-                const int4 a =
-                    *reinterpret_cast<const int4*>(q + static_cast<std::size_t>(t0 + t) * padded +
-                                                   static_cast<std::size_t>(i) * 16);
-                acc[t] = __dp4a(w0, a.x, acc[t]);
-                acc[t] = __dp4a(w1, a.y, acc[t]);
-                acc[t] = __dp4a(w2, a.z, acc[t]);
-                acc[t] = __dp4a(w3, a.w, acc[t]);
-            }
-        }
-#pragma unroll
-        for (int t = 0; t < kTokensPerPass; ++t) {
-            if (t >= nt) break;
-            int v = acc[t];
-            for (int off = 16; off > 0; off /= 2) v += __shfl_xor_sync(0xffffffffu, v, off);
-            if (lane == 0)
-                y[static_cast<std::size_t>(t0 + t) * rows + row] =
-                    __fmul_rn(__fdiv_rn(static_cast<float>(v), act_scales[t0 + t]), w_scale);
-        }
+    for (int off = 16; off > 0; off /= 2) sum += __shfl_xor_sync(0xffffffffu, sum, off);
+    __shared__ int sum_partial[32];
+    if ((threadIdx.x & 31) == 0) sum_partial[threadIdx.x / 32] = sum;
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        int total = 0;
+        for (int w = 0; w < static_cast<int>(blockDim.x / 32); ++w) total += sum_partial[w];
+        sums[row] = total;
     }
 }
 
@@ -154,16 +93,9 @@ __global__ void f16_matmul(const __half2* __restrict__ w, int rows, int pairs,
 }  // namespace
 
 void launch_quantize_rows(const float* x, int n, int cols, int padded, std::int8_t* q,
-                          float* scales, void* stream) {
+                          float* scales, int* sums, void* stream) {
     quantize_rows<<<static_cast<unsigned>(n), 256, 0, static_cast<cudaStream_t>(stream)>>>(
-        x, cols, padded, q, scales);
-}
-
-void launch_i2s_matmul(const unsigned* w, int rows, int words, const std::int8_t* q, int padded,
-                       const float* act_scales, int n, float w_scale, float* y, void* stream) {
-    const int blocks = (rows + kRowsPerBlock - 1) / kRowsPerBlock;
-    i2s_matmul<<<blocks, kRowsPerBlock * kWarp, 0, static_cast<cudaStream_t>(stream)>>>(
-        w, rows, words, q, padded, act_scales, n, w_scale, y);
+        x, cols, padded, q, scales, sums);
 }
 
 void launch_to_half(const float* x, std::size_t count, std::uint16_t* out, void* stream) {

@@ -8,12 +8,10 @@
 
 namespace bitnet::kernels::cuda {
 
-// n token rows of `cols` floats -> int8 rows of `padded` (>= cols, zero-filled) + scales a.
+// n token rows of `cols` floats -> int8 rows of `padded` (>= cols, zero-filled), scales a and
+// the row sums of the int8 values.
 void launch_quantize_rows(const float* x, int n, int cols, int padded, std::int8_t* q,
-                          float* scales, void* stream);
-// y[t][r] = (sum_k (code[r][k] - 1) * q[t][k]) / a[t] * w_scale; w is rows x words of 16 codes.
-void launch_i2s_matmul(const unsigned* w, int rows, int words, const std::int8_t* q, int padded,
-                       const float* act_scales, int n, float w_scale, float* y, void* stream);
+                          float* scales, int* sums, void* stream);
 void launch_to_half(const float* x, std::size_t count, std::uint16_t* out, void* stream);
 // y[t][r] = sum_k w[r][k] * x[t][k], F16 inputs, f32 accumulation; cols even.
 void launch_f16_matmul(const std::uint16_t* w, int rows, int cols, const std::uint16_t* x, int n,

@@ -5,7 +5,6 @@
 #include <string>
 
 #include "bitnet/common/error.hpp"
-#include "bitnet/quantization/formats.hpp"
 
 namespace bitnet::kernels::cuda {
 
@@ -31,17 +30,6 @@ void* device_alloc(std::size_t bytes, const char* what) {
     }
     check(status, "cudaMalloc", __FILE__, __LINE__);
     return ptr;
-}
-
-std::vector<unsigned> pack_i2s_rows(const WeightView& w) {
-    const std::int64_t words = w.cols / 16;
-    std::vector<unsigned> packed(static_cast<std::size_t>(w.rows * words), 0u);
-    for (std::int64_t r = 0; r < w.rows; ++r)
-        for (std::int64_t k = 0; k < w.cols; ++k) {
-            const unsigned code = quant::i2s_code_at(w.data, r * w.cols + k);
-            packed[static_cast<std::size_t>(r * words + k / 16)] |= code << (2 * (k % 16));
-        }
-    return packed;
 }
 
 }  // namespace bitnet::kernels::cuda

@@ -4,9 +4,6 @@
 #pragma once
 
 #include <cstddef>
-#include <vector>
-
-#include "bitnet/kernels/weight_view.hpp"
 
 namespace bitnet::kernels::cuda {
 
@@ -14,9 +11,6 @@ namespace bitnet::kernels::cuda {
 void check(int status, const char* call, const char* file, int line);
 // cudaMalloc of `bytes` for `what`; throws OutOfMemory with the sizes needed and available.
 void* device_alloc(std::size_t bytes, const char* what);
-// An I2_S matrix in the GPU kernels' layout: 16 codes per 32-bit word, code j of a word in bits
-// 2j..2j+1, rows contiguous (w.cols must be a multiple of 16).
-std::vector<unsigned> pack_i2s_rows(const WeightView& w);
 
 }  // namespace bitnet::kernels::cuda
 

@@ -1,232 +1,33 @@
-// GpuModel (gpu_model.hpp): the device-resident forward pass. Per layer: rmsnorm -> int8
-// quantization -> Q/K/V (dp4a) -> RoPE + KV cache write -> attention -> sub-norm -> quantize ->
-// output projection -> residual; rmsnorm -> quantize -> gate/up -> relu(g)^2 * u -> sub-norm ->
-// quantize -> down -> residual. Then the final norm and the F16 head. The CPU's rules are kept
-// where they decide rounding (rmsnorm sums in double, RoPE angles by repeated multiplication,
-// the query rounded to F16 against the F16 cache, the W1.58A8 output rule), so results track
-// the CPU backend closely (tests/gpu checks greedy tokens and logits).
-#include <cuda_fp16.h>
+// GpuModel (gpu_model.hpp): the device-resident forward pass. Per layer, ten kernels:
+//   rmsnorm+quantize -> Q|K|V (one tensor-core launch) -> RoPE + KV write -> attention ->
+//   sub-norm+quantize -> output projection added to the residual -> rmsnorm+quantize ->
+//   gate|up with relu(gate)^2 * up in the epilogue -> sub-norm+quantize -> down added to the
+//   residual;
+// then the final norm (rounded to F16) and the F16 head. The matrix products are ternary_mma.cu,
+// the rest gpu_layer_kernels.cu. Every token row has its own position and KV slot, so the same
+// pass prefills a prompt, decodes one token, or decodes the next token of many sequences; for
+// up to kMaxGraphRows rows the pass is captured once as a CUDA graph and replayed (positions,
+// slots and tokens are read from device memory, copied in with one transfer per step).
 #include <cuda_runtime.h>
 
 #include <cmath>
 #include <cstring>
+#include <map>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "bitnet/common/error.hpp"
 #include "bitnet/kernels/gpu_model.hpp"
 #include "bitnet/quantization/formats.hpp"
-#include "cuda_kernels.hpp"
 #include "cuda_memory.hpp"
+#include "gpu_layer_kernels.hpp"
+#include "ternary_mma.hpp"
 
 namespace bitnet::kernels {
 namespace {
 
-constexpr int kThreads = 256;
-
-__device__ double block_sum(double v, double* shared) {
-    for (int off = 16; off > 0; off /= 2) v += __shfl_xor_sync(0xffffffffu, v, off);
-    if ((threadIdx.x & 31) == 0) shared[threadIdx.x / 32] = v;
-    __syncthreads();
-    if (threadIdx.x < 32) {
-        v = threadIdx.x < blockDim.x / 32 ? shared[threadIdx.x] : 0.0;
-        for (int off = 16; off > 0; off /= 2) v += __shfl_xor_sync(0xffffffffu, v, off);
-        if (threadIdx.x == 0) shared[0] = v;
-    }
-    __syncthreads();
-    const double total = shared[0];
-    __syncthreads();
-    return total;
-}
-
-__global__ void embed_rows(const __half* emb, const int* tokens, int hidden, float* x) {
-    const __half* row = emb + static_cast<std::size_t>(tokens[blockIdx.x]) * hidden;
-    for (int i = threadIdx.x; i < hidden; i += blockDim.x)
-        x[static_cast<std::size_t>(blockIdx.x) * hidden + i] = __half2float(row[i]);
-}
-
-// out = x / sqrt(mean(x^2) + eps) * w, one block per row (out may be x).
-__global__ void rmsnorm_rows(const float* x, const float* w, int cols, float eps, float* out) {
-    __shared__ double shared[32];
-    const float* xr = x + static_cast<std::size_t>(blockIdx.x) * cols;
-    float* o = out + static_cast<std::size_t>(blockIdx.x) * cols;
-    double s = 0;
-    for (int i = threadIdx.x; i < cols; i += blockDim.x) s += static_cast<double>(xr[i]) * xr[i];
-    const double total = block_sum(s, shared);
-    const float mean = static_cast<float>(total / cols);
-    const float scale = __fdiv_rn(1.0f, sqrtf(__fadd_rn(mean, eps)));
-    for (int i = threadIdx.x; i < cols; i += blockDim.x)
-        o[i] = __fmul_rn(__fmul_rn(xr[i], scale), w[i]);
-}
-
-// rmsnorm followed by the int8 quantization of its output, in one pass over the row (the
-// normalized values are recomputed, identically, instead of stored): the same q and scale as
-// rmsnorm_rows + quantize_rows, one launch and no f32 round trip through memory.
-__global__ void rmsnorm_quantize(const float* x, const float* w, int cols, float eps,
-                                 std::int8_t* q, float* scales) {
-    __shared__ double shared[32];
-    __shared__ float reduce[32];
-    const float* xr = x + static_cast<std::size_t>(blockIdx.x) * cols;
-    double s = 0;
-    for (int i = threadIdx.x; i < cols; i += blockDim.x) s += static_cast<double>(xr[i]) * xr[i];
-    const double total = block_sum(s, shared);
-    const float mean = static_cast<float>(total / cols);
-    const float scale = __fdiv_rn(1.0f, sqrtf(__fadd_rn(mean, eps)));
-    float m = 0.0f;
-    for (int i = threadIdx.x; i < cols; i += blockDim.x)
-        m = fmaxf(m, fabsf(__fmul_rn(__fmul_rn(xr[i], scale), w[i])));
-    for (int off = 16; off > 0; off /= 2) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, off));
-    if ((threadIdx.x & 31) == 0) reduce[threadIdx.x / 32] = m;
-    __syncthreads();
-    m = 0.0f;
-    for (int k = 0; k < static_cast<int>(blockDim.x / 32); ++k) m = fmaxf(m, reduce[k]);
-    const float a = static_cast<float>(127.0 / fmax(static_cast<double>(m), 1e-5));
-    if (threadIdx.x == 0) scales[blockIdx.x] = a;
-    std::int8_t* qr = q + static_cast<std::size_t>(blockIdx.x) * cols;
-    for (int i = threadIdx.x; i < cols; i += blockDim.x) {
-        const float v = __fmul_rn(__fmul_rn(xr[i], scale), w[i]);
-        qr[i] = static_cast<std::int8_t>(max(-128, min(127, __float2int_rn(__fmul_rn(v, a)))));
-    }
-}
-
-// NeoX RoPE of q and k for token rows t (position start + t), then k and v into the F16 cache.
-// cos/sin come from tables the host computed exactly as the CPU does (same float angles, same
-// libm), so the rotation is bit-identical to the CPU backend's.
-__global__ void rope_and_store(float* q, const float* k, const float* v, const int* start_ptr,
-                               int heads, int kv_heads, int hd, int rope_dim,
-                               const float* cos_table, const float* sin_table, __half* k_cache,
-                               __half* v_cache) {
-    const int t = blockIdx.x;
-    const int pos = *start_ptr + t;
-    const int half_dim = rope_dim / 2;
-    const int q_dim = heads * hd, kv_dim = kv_heads * hd;
-    __half* kc = k_cache + static_cast<std::size_t>(pos) * kv_dim;
-    __half* vc = v_cache + static_cast<std::size_t>(pos) * kv_dim;
-    for (int j = threadIdx.x; j < (heads + kv_heads) * half_dim; j += blockDim.x) {
-        const int head = j / half_dim, i = j % half_dim;
-        const float c = cos_table[static_cast<std::size_t>(pos) * half_dim + i];
-        const float s = sin_table[static_cast<std::size_t>(pos) * half_dim + i];
-        if (head < heads) {
-            float* h = q + static_cast<std::size_t>(t) * q_dim + head * hd;
-            const float x0 = h[i], x1 = h[i + half_dim];
-            h[i] = __fsub_rn(__fmul_rn(x0, c), __fmul_rn(x1, s));
-            h[i + half_dim] = __fadd_rn(__fmul_rn(x0, s), __fmul_rn(x1, c));
-        } else {
-            const int kh = head - heads;
-            const float* h = k + static_cast<std::size_t>(t) * kv_dim + kh * hd;
-            const float x0 = h[i], x1 = h[i + half_dim];
-            kc[kh * hd + i] = __float2half_rn(__fsub_rn(__fmul_rn(x0, c), __fmul_rn(x1, s)));
-            kc[kh * hd + i + half_dim] =
-                __float2half_rn(__fadd_rn(__fmul_rn(x0, s), __fmul_rn(x1, c)));
-        }
-    }
-    // Dimensions past rope_dim, and all of v, are stored as they are.
-    for (int j = threadIdx.x; j < kv_dim; j += blockDim.x) {
-        const int i = j % hd;
-        if (i >= rope_dim) kc[j] = __float2half_rn(k[static_cast<std::size_t>(t) * kv_dim + j]);
-        vc[j] = __float2half_rn(v[static_cast<std::size_t>(t) * kv_dim + j]);
-    }
-}
-
-// One block per (query head, token): scores over positions 0..start+t, softmax, sum of V —
-// in the CPU backend's order of operations (8-lane dot products reduced pairwise, products and
-// sums rounded separately, V accumulated position by position), so the result matches it
-// except where exp() itself rounds differently (computed in double here, then rounded).
-__global__ void attention(const float* q, const __half* k_cache, const __half* v_cache,
-                          const int* start_ptr, int heads, int kv_heads, int hd, float scale,
-                          float* out) {
-    extern __shared__ float smem[];  // hd (query) + positions (scores) floats
-    const int h = blockIdx.x, t = blockIdx.y;
-    const int n_pos = *start_ptr + t + 1;
-    const int kvh = h / (heads / kv_heads);
-    const int kv_dim = kv_heads * hd;
-    float* qh = smem;
-    float* scores = smem + hd;
-    const float* qs = q + (static_cast<std::size_t>(t) * heads + h) * hd;
-    for (int i = threadIdx.x; i < hd; i += blockDim.x)
-        qh[i] = __half2float(__float2half_rn(qs[i]));  // as ggml: the query meets F16 keys as F16
-    __syncthreads();
-    for (int p = threadIdx.x; p < n_pos; p += blockDim.x) {
-        const __half* kp = k_cache + static_cast<std::size_t>(p) * kv_dim + kvh * hd;
-        float lanes[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-        int i = 0;
-        if (hd % 8 == 0 && (kvh * hd) % 8 == 0) {
-            // 16-byte loads of 8 keys; the sums stay in the CPU's 8-lane order.
-            for (; i + 8 <= hd; i += 8) {
-                const uint4 raw = *reinterpret_cast<const uint4*>(kp + i);
-                const __half* k8 = reinterpret_cast<const __half*>(&raw);
-#pragma unroll
-                for (int j = 0; j < 8; ++j)
-                    lanes[j] = __fadd_rn(lanes[j], __fmul_rn(__half2float(k8[j]), qh[i + j]));
-            }
-        }
-        for (; i + 8 <= hd; i += 8)
-#pragma unroll
-            for (int j = 0; j < 8; ++j)
-                lanes[j] = __fadd_rn(lanes[j], __fmul_rn(__half2float(kp[i + j]), qh[i + j]));
-        for (int j = 0; i < hd; ++i, ++j)
-            lanes[j] = __fadd_rn(lanes[j], __fmul_rn(__half2float(kp[i]), qh[i]));
-        const float dot =
-            __fadd_rn(__fadd_rn(__fadd_rn(lanes[0], lanes[1]), __fadd_rn(lanes[2], lanes[3])),
-                      __fadd_rn(__fadd_rn(lanes[4], lanes[5]), __fadd_rn(lanes[6], lanes[7])));
-        scores[p] = __fmul_rn(dot, scale);
-    }
-    __syncthreads();
-    __shared__ float reduce[32];
-    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, warps = blockDim.x / 32;
-    float m = -INFINITY;
-    for (int p = threadIdx.x; p < n_pos; p += blockDim.x) m = fmaxf(m, scores[p]);
-    for (int off = 16; off > 0; off /= 2) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, off));
-    if (lane == 0) reduce[warp] = m;
-    __syncthreads();
-    m = reduce[0];
-    for (int w = 1; w < warps; ++w) m = fmaxf(m, reduce[w]);
-    __syncthreads();
-    double sum = 0;
-    for (int p = threadIdx.x; p < n_pos; p += blockDim.x) {
-        const float e = static_cast<float>(exp(static_cast<double>(__fsub_rn(scores[p], m))));
-        scores[p] = e;
-        sum += e;
-    }
-    __shared__ double dshared[32];
-    const double total = block_sum(sum, dshared);
-    const float inv = static_cast<float>(1.0 / total);
-    for (int p = threadIdx.x; p < n_pos; p += blockDim.x) scores[p] = __fmul_rn(scores[p], inv);
-    __syncthreads();
-    for (int i = threadIdx.x; i < hd; i += blockDim.x) {
-        // Position by position as the CPU adds them; the loads of 8 positions are issued
-        // together so their latency overlaps.
-        const __half* vi = v_cache + kvh * hd + i;
-        float acc = 0;
-        int p = 0;
-        for (; p + 8 <= n_pos; p += 8) {
-            float vv[8];
-#pragma unroll
-            for (int j = 0; j < 8; ++j)
-                vv[j] = __half2float(vi[static_cast<std::size_t>(p + j) * kv_dim]);
-#pragma unroll
-            for (int j = 0; j < 8; ++j) acc = __fadd_rn(acc, __fmul_rn(scores[p + j], vv[j]));
-        }
-        for (; p < n_pos; ++p)
-            acc = __fadd_rn(
-                acc, __fmul_rn(scores[p], __half2float(vi[static_cast<std::size_t>(p) * kv_dim])));
-        out[(static_cast<std::size_t>(t) * heads + h) * hd + i] = acc;
-    }
-}
-
-__global__ void relu2_mul(float* g, const float* u, std::size_t n) {
-    for (std::size_t i = blockIdx.x * static_cast<std::size_t>(blockDim.x) + threadIdx.x; i < n;
-         i += static_cast<std::size_t>(gridDim.x) * blockDim.x) {
-        const float r = fmaxf(g[i], 0.0f);
-        g[i] = __fmul_rn(__fmul_rn(r, r), u[i]);
-    }
-}
-
-__global__ void add_into(float* x, const float* y, std::size_t n) {
-    for (std::size_t i = blockIdx.x * static_cast<std::size_t>(blockDim.x) + threadIdx.x; i < n;
-         i += static_cast<std::size_t>(gridDim.x) * blockDim.x)
-        x[i] = __fadd_rn(x[i], y[i]);
-}
+constexpr int kMaxGraphRows = 64;
 
 template <typename T>
 class Buffer {
@@ -237,14 +38,17 @@ class Buffer {
     Buffer& operator=(const Buffer&) = delete;
     // (Re)allocates for `count` elements; `total` tracks the bytes held across buffers.
     void allocate(std::size_t count, const char* what, std::uint64_t& total) {
+        release(total);
         const std::size_t bytes = count * sizeof(T);
+        ptr_ = static_cast<T*>(cuda::device_alloc(bytes, what));
+        total += bytes;
+        bytes_ = bytes;
+    }
+    void release(std::uint64_t& total) {
         cudaFree(ptr_);
         ptr_ = nullptr;
         total -= bytes_;
         bytes_ = 0;
-        ptr_ = static_cast<T*>(cuda::device_alloc(bytes, what));
-        total += bytes;
-        bytes_ = bytes;
     }
     void upload(const void* host, std::size_t count) {
         BITNET_CUDA_CHECK(cudaMemcpy(ptr_, host, count * sizeof(T), cudaMemcpyHostToDevice));
@@ -256,16 +60,24 @@ class Buffer {
     std::size_t bytes_ = 0;
 };
 
-struct TernaryWeight {
+struct PackedWeight {
     Buffer<unsigned> words;
-    int rows = 0, cols = 0;
-    float scale = 1;
+    int blocks = 0, padded_cols = 0;
+    std::vector<int> first_block;
 };
 
 struct LayerOnDevice {
-    TernaryWeight wq, wk, wv, wo, gate, up, down;
+    PackedWeight qkv, wo, gate_up, down;
+    float scale_q = 1, scale_k = 1, scale_v = 1, scale_o = 1, scale_gate = 1, scale_up = 1,
+          scale_down = 1;
     Buffer<float> attn_norm, attn_sub_norm, ffn_norm, ffn_sub_norm;
-    Buffer<__half> k_cache, v_cache;
+};
+
+// KV caches of `seqs` sequences x `context` positions for every layer, in one allocation.
+struct KvPool {
+    Buffer<std::uint16_t> k, v;
+    int seqs = 0, context = 0;
+    std::size_t layer_stride = 0;  // elements per layer (seqs * context * kv_dim)
 };
 
 class CudaModel final : public GpuModel {
@@ -278,26 +90,31 @@ class CudaModel final : public GpuModel {
                                              std::to_string(count) + " device(s))");
         BITNET_CUDA_CHECK(cudaSetDevice(device));
         BITNET_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
-        const int q_dim = d.heads * d.head_dim, kv_dim = d.kv_heads * d.head_dim;
+        shape_.heads = d.heads;
+        shape_.kv_heads = d.kv_heads;
+        shape_.head_dim = d.head_dim;
+        shape_.rope_dim = d.rope_dim;
+        shape_.scale = 1.0f / std::sqrt(static_cast<float>(d.head_dim));
         for (const GpuLayer& l : d.layers) {
             auto layer = std::make_unique<LayerOnDevice>();
-            upload_ternary(l.wq, layer->wq);
-            upload_ternary(l.wk, layer->wk);
-            upload_ternary(l.wv, layer->wv);
-            upload_ternary(l.wo, layer->wo);
-            upload_ternary(l.gate, layer->gate);
-            upload_ternary(l.up, layer->up);
-            upload_ternary(l.down, layer->down);
+            upload(cuda::pack_mma_stacked({&l.wq, &l.wk, &l.wv}), layer->qkv);
+            upload(cuda::pack_mma_stacked({&l.wo}), layer->wo);
+            upload(cuda::pack_mma_paired(l.gate, l.up), layer->gate_up);
+            upload(cuda::pack_mma_stacked({&l.down}), layer->down);
+            layer->scale_q = l.wq.scale;
+            layer->scale_k = l.wk.scale;
+            layer->scale_v = l.wv.scale;
+            layer->scale_o = l.wo.scale;
+            layer->scale_gate = l.gate.scale;
+            layer->scale_up = l.up.scale;
+            layer->scale_down = l.down.scale;
             upload_floats(l.attn_norm, d.hidden, layer->attn_norm);
-            upload_floats(l.attn_sub_norm, q_dim, layer->attn_sub_norm);
+            upload_floats(l.attn_sub_norm, d.heads * d.head_dim, layer->attn_sub_norm);
             upload_floats(l.ffn_norm, d.hidden, layer->ffn_norm);
             upload_floats(l.ffn_sub_norm, d.ffn, layer->ffn_sub_norm);
-            layer->k_cache.allocate(static_cast<std::size_t>(context) * kv_dim, "the KV cache",
-                                    bytes_);
-            layer->v_cache.allocate(static_cast<std::size_t>(context) * kv_dim, "the KV cache",
-                                    bytes_);
             layers_.push_back(std::move(layer));
         }
+        allocate_pool(main_, 1, context);
         const std::size_t vocab = static_cast<std::size_t>(d.output.rows);
         embedding_.allocate(static_cast<std::size_t>(d.embedding.rows) * d.hidden, "embedding",
                             bytes_);
@@ -323,22 +140,20 @@ class CudaModel final : public GpuModel {
                 theta *= theta_scale;
             }
         }
-        start_dev_.allocate(1, "the position", bytes_);
-        // Shared memory sized for the whole context lets one captured graph serve every step.
-        const std::size_t smem = (static_cast<std::size_t>(d.head_dim) + context) * sizeof(float);
-        if (smem <= 48 * 1024) fixed_attention_smem_ = smem;
         cos_table_.allocate(cos_t.size(), "RoPE tables", bytes_);
         cos_table_.upload(cos_t.data(), cos_t.size());
         sin_table_.allocate(sin_t.size(), "RoPE tables", bytes_);
         sin_table_.upload(sin_t.data(), sin_t.size());
+        cuda::prepare_attention(context, d.head_dim);
     }
     ~CudaModel() override {
-        if (graph_ != nullptr) cudaGraphExecDestroy(graph_);
+        drop_graphs();
         cudaFreeHost(staging_);
         cudaStreamDestroy(stream_);
     }
 
     int context() const override { return context_; }
+    std::uint64_t device_bytes() const override { return bytes_; }
 
     double measure_bandwidth_gbs() override {
         const std::size_t bytes = 512ull << 20;
@@ -365,7 +180,6 @@ class CudaModel final : public GpuModel {
         cudaEventDestroy(end);
         return 2.0 * static_cast<double>(bytes) * kRepeats / (ms * 1e-3) / 1e9;
     }
-    std::uint64_t device_bytes() const override { return bytes_; }
 
     void forward(const std::int32_t* tokens, int n, int start, bool all_logits,
                  float* logits) override {
@@ -373,160 +187,219 @@ class CudaModel final : public GpuModel {
             fail(ErrorCode::InvalidArgument,
                  "positions " + std::to_string(start) + ".." + std::to_string(start + n - 1) +
                      " do not fit the GPU context of " + std::to_string(context_));
-        ensure_work(n);
-        cudaStream_t s = stream_;
-        // Token ids and the start position go through pinned memory, so a single-token step is
-        // two small copies, one graph launch and the copy of the logits.
-        if (n > staging_size_) {
-            cudaFreeHost(staging_);
-            staging_ = nullptr;
-            BITNET_CUDA_CHECK(cudaMallocHost(&staging_, (n + 1) * sizeof(int)));
-            staging_size_ = n;
+        stage(n);
+        for (int i = 0; i < n; ++i) {
+            staging_[i] = tokens[i];
+            staging_[n + i] = start + i;
+            staging_[2 * n + i] = 0;
         }
-        BITNET_CUDA_CHECK(cudaStreamSynchronize(s));  // the staging area is free again
-        staging_[0] = start;
-        std::memcpy(staging_ + 1, tokens, n * sizeof(int));
-        BITNET_CUDA_CHECK(
-            cudaMemcpyAsync(start_dev_.get(), staging_, sizeof(int), cudaMemcpyHostToDevice, s));
-        BITNET_CUDA_CHECK(cudaMemcpyAsync(tokens_.get(), staging_ + 1, n * sizeof(int),
-                                          cudaMemcpyHostToDevice, s));
-        const bool graphable = n == 1 && !all_logits && fixed_attention_smem_ > 0;
-        if (graphable) {
-            if (graph_ == nullptr) {
-                BITNET_CUDA_CHECK(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
-                enqueue(1, false, start);
-                cudaGraph_t graph = nullptr;
-                BITNET_CUDA_CHECK(cudaStreamEndCapture(s, &graph));
-                const cudaError_t status = cudaGraphInstantiate(&graph_, graph, 0);
-                cudaGraphDestroy(graph);
-                BITNET_CUDA_CHECK(status);
-            }
-            BITNET_CUDA_CHECK(cudaGraphLaunch(graph_, s));
-        } else {
-            enqueue(n, all_logits, start);
+        run(n, main_, all_logits ? 0 : n - 1, logits);
+    }
+
+    void reserve_sequences(int count, int context) override {
+        if (count < 1 || context < 1 || context > context_)
+            fail(ErrorCode::InvalidArgument,
+                 "GPU sequences: " + std::to_string(count) + " x " + std::to_string(context) +
+                     " positions (the context is at most " + std::to_string(context_) + ")");
+        allocate_pool(batch_, count, context);
+    }
+
+    void forward_sequences(const std::int32_t* tokens, const int* positions, const int* seqs,
+                           int n, bool last_row_only, float* logits) override {
+        if (n <= 0) fail(ErrorCode::InvalidArgument, "forward_sequences() needs a row");
+        for (int i = 0; i < n; ++i)
+            if (seqs[i] < 0 || seqs[i] >= batch_.seqs || positions[i] < 0 ||
+                positions[i] >= batch_.context)
+                fail(ErrorCode::InvalidArgument,
+                     "row " + std::to_string(i) + ": sequence " + std::to_string(seqs[i]) +
+                         " position " + std::to_string(positions[i]) + " is outside the " +
+                         std::to_string(batch_.seqs) + " x " + std::to_string(batch_.context) +
+                         " reserved on the GPU");
+        stage(n);
+        for (int i = 0; i < n; ++i) {
+            staging_[i] = tokens[i];
+            staging_[n + i] = positions[i];
+            staging_[2 * n + i] = seqs[i];
         }
-        const int rows = all_logits ? n : 1;
-        const int vocab = static_cast<int>(d_.output.rows);
-        BITNET_CUDA_CHECK(cudaMemcpyAsync(logits, logits_.get(),
-                                          static_cast<std::size_t>(rows) * vocab * sizeof(float),
-                                          cudaMemcpyDeviceToHost, s));
-        BITNET_CUDA_CHECK(cudaStreamSynchronize(s));
+        run(n, batch_, last_row_only ? n - 1 : 0, logits);
     }
 
   private:
-    // Every kernel of one forward pass over n rows, on the stream (captured as a graph for n=1:
-    // positions are read from start_dev_, so the same graph serves every step).
-    void enqueue(int n, bool all_logits, int start) {
-        const int h = d_.hidden, ffn = d_.ffn, hd = d_.head_dim;
-        const int q_dim = d_.heads * hd;
-        cudaStream_t s = stream_;
-        embed_rows<<<n, kThreads, 0, s>>>(embedding_.get(), tokens_.get(), h, x_.get());
-        const float attn_scale = 1.0f / sqrtf(static_cast<float>(hd));
-        const std::size_t attn_smem =
-            fixed_attention_smem_ > 0 ? fixed_attention_smem_ : (hd + start + n) * sizeof(float);
-        for (const auto& l : layers_) {
-            norm_quantize(x_.get(), l->attn_norm.get(), n, h);
-            matmul(l->wq, n, q_.get());
-            matmul(l->wk, n, k_.get());
-            matmul(l->wv, n, v_.get());
-            rope_and_store<<<n, kThreads, 0, s>>>(q_.get(), k_.get(), v_.get(), start_dev_.get(),
-                                                  d_.heads, d_.kv_heads, hd, d_.rope_dim,
-                                                  cos_table_.get(), sin_table_.get(),
-                                                  l->k_cache.get(), l->v_cache.get());
-            attention<<<dim3(d_.heads, n), 256, attn_smem, s>>>(
-                q_.get(), l->k_cache.get(), l->v_cache.get(), start_dev_.get(), d_.heads,
-                d_.kv_heads, hd, attn_scale, att_.get());
-            norm_quantize(att_.get(), l->attn_sub_norm.get(), n, q_dim);
-            matmul(l->wo, n, proj_.get());
-            add_into<<<64, kThreads, 0, s>>>(x_.get(), proj_.get(),
-                                             static_cast<std::size_t>(n) * h);
-            norm_quantize(x_.get(), l->ffn_norm.get(), n, h);
-            matmul(l->gate, n, g_.get());
-            matmul(l->up, n, u_.get());
-            relu2_mul<<<128, kThreads, 0, s>>>(g_.get(), u_.get(),
-                                               static_cast<std::size_t>(n) * ffn);
-            norm_quantize(g_.get(), l->ffn_sub_norm.get(), n, ffn);
-            matmul(l->down, n, proj_.get());
-            add_into<<<64, kThreads, 0, s>>>(x_.get(), proj_.get(),
-                                             static_cast<std::size_t>(n) * h);
-        }
-        const int first = all_logits ? 0 : n - 1, rows = n - first;
-        rmsnorm_rows<<<rows, kThreads, 0, s>>>(x_.get() + static_cast<std::size_t>(first) * h,
-                                               output_norm_.get(), h, d_.rms_eps, xn_.get());
-        cuda::launch_to_half(xn_.get(), static_cast<std::size_t>(rows) * h,
-                             reinterpret_cast<std::uint16_t*>(xh_.get()), s);
-        cuda::launch_f16_matmul(
-            reinterpret_cast<const std::uint16_t*>(head_), static_cast<int>(d_.output.rows), h,
-            reinterpret_cast<const std::uint16_t*>(xh_.get()), rows, logits_.get(), s);
-        BITNET_CUDA_CHECK(cudaGetLastError());
-    }
-
-    void upload_ternary(const WeightView& w, TernaryWeight& out) {
-        const std::vector<unsigned> packed = cuda::pack_i2s_rows(w);
-        out.words.allocate(packed.size(), "ternary weights", bytes_);
-        out.words.upload(packed.data(), packed.size());
-        out.rows = static_cast<int>(w.rows);
-        out.cols = static_cast<int>(w.cols);
-        out.scale = w.scale;
+    void upload(const cuda::MmaPacked& packed, PackedWeight& out) {
+        out.words.allocate(packed.words.size(), "ternary weights", bytes_);
+        out.words.upload(packed.words.data(), packed.words.size());
+        out.blocks = packed.blocks;
+        out.padded_cols = packed.padded_cols;
+        out.first_block = packed.first_block;
     }
     void upload_floats(const float* host, int count, Buffer<float>& out) {
         out.allocate(static_cast<std::size_t>(count), "norm weights", bytes_);
         out.upload(host, static_cast<std::size_t>(count));
     }
-    void norm_quantize(const float* x, const float* weight, int n, int cols) {
-        rmsnorm_quantize<<<n, 1024, 0, stream_>>>(x, weight, cols, d_.rms_eps, q8_.get(),
-                                                  act_scales_.get());
-        padded_ = cols;
+    void allocate_pool(KvPool& pool, int seqs, int context) {
+        drop_graphs();  // captured graphs point at the old caches
+        const std::size_t kv_dim = static_cast<std::size_t>(d_.kv_heads) * d_.head_dim;
+        pool.k.release(bytes_);
+        pool.v.release(bytes_);
+        pool.layer_stride = static_cast<std::size_t>(seqs) * context * kv_dim;
+        pool.k.allocate(pool.layer_stride * layers_.size(), "the KV cache", bytes_);
+        pool.v.allocate(pool.layer_stride * layers_.size(), "the KV cache", bytes_);
+        pool.seqs = seqs;
+        pool.context = context;
     }
-    void matmul(const TernaryWeight& w, int n, float* y) {
-        cuda::launch_i2s_matmul(w.words.get(), w.rows, w.cols / 16, q8_.get(), padded_,
-                                act_scales_.get(), n, w.scale, y, stream_);
+    cuda::KvLayer kv_layer(const KvPool& pool, std::size_t layer) const {
+        const std::size_t kv_dim = static_cast<std::size_t>(d_.kv_heads) * d_.head_dim;
+        return {pool.k.get() + layer * pool.layer_stride, pool.v.get() + layer * pool.layer_stride,
+                static_cast<std::size_t>(pool.context) * kv_dim};
     }
+
+    // Pinned host memory for tokens, positions and slots (3n ints) and device room for n rows.
+    void stage(int n) {
+        BITNET_CUDA_CHECK(cudaStreamSynchronize(stream_));  // the staging area is free again
+        if (n > staging_rows_) {
+            cudaFreeHost(staging_);
+            staging_ = nullptr;
+            BITNET_CUDA_CHECK(cudaMallocHost(&staging_, 3 * static_cast<std::size_t>(n) * 4));
+            staging_rows_ = n;
+        }
+        ensure_work(n);
+    }
+
+    void run(int n, const KvPool& pool, int first_logits, float* logits) {
+        cudaStream_t s = stream_;
+        BITNET_CUDA_CHECK(cudaMemcpyAsync(rows_.get(), staging_, 3 * static_cast<std::size_t>(n) * 4,
+                                          cudaMemcpyHostToDevice, s));
+        if (n <= kMaxGraphRows) {
+            const auto key = std::make_tuple(n, &pool == &main_ ? 0 : 1, first_logits);
+            auto it = graphs_.find(key);
+            if (it == graphs_.end()) {
+                BITNET_CUDA_CHECK(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
+                enqueue(n, pool, first_logits);
+                cudaGraph_t graph = nullptr;
+                BITNET_CUDA_CHECK(cudaStreamEndCapture(s, &graph));
+                cudaGraphExec_t exec = nullptr;
+                const cudaError_t status = cudaGraphInstantiate(&exec, graph, 0);
+                cudaGraphDestroy(graph);
+                BITNET_CUDA_CHECK(status);
+                it = graphs_.emplace(key, exec).first;
+            }
+            BITNET_CUDA_CHECK(cudaGraphLaunch(it->second, s));
+        } else {
+            enqueue(n, pool, first_logits);
+        }
+        const std::size_t vocab = static_cast<std::size_t>(d_.output.rows);
+        BITNET_CUDA_CHECK(cudaMemcpyAsync(logits, logits_.get(),
+                                          static_cast<std::size_t>(n - first_logits) * vocab * 4,
+                                          cudaMemcpyDeviceToHost, s));
+        BITNET_CUDA_CHECK(cudaStreamSynchronize(s));
+    }
+
+    // Every kernel of one forward pass over n rows, on the stream.
+    void enqueue(int n, const KvPool& pool, int first_logits) {
+        const int h = d_.hidden, ffn = d_.ffn;
+        const int q_dim = d_.heads * d_.head_dim;
+        const float eps = d_.rms_eps;
+        void* s = stream_;
+        const int* tokens = rows_.get();
+        const cuda::RowPlaces places{rows_.get() + n, rows_.get() + 2 * n};
+        cuda::launch_embed_rows(reinterpret_cast<const std::uint16_t*>(embedding_.get()), tokens,
+                                n, h, x_.get(), s);
+        for (std::size_t i = 0; i < layers_.size(); ++i) {
+            const LayerOnDevice& l = *layers_[i];
+            const cuda::KvLayer kv = kv_layer(pool, i);
+            quantize(x_.get(), l.attn_norm.get(), n, h, l.qkv.padded_cols);
+            cuda::MmaEpilogue qkv;
+            qkv.count = 3;
+            qkv.seg[0] = {l.qkv.first_block[0], q_dim, l.scale_q, q_.get()};
+            qkv.seg[1] = {l.qkv.first_block[1], d_.kv_heads * d_.head_dim, l.scale_k, k_.get()};
+            qkv.seg[2] = {l.qkv.first_block[2], d_.kv_heads * d_.head_dim, l.scale_v, v_.get()};
+            product(l.qkv, n, qkv);
+            cuda::launch_rope_and_store(q_.get(), k_.get(), v_.get(), n, places, shape_,
+                                        cos_table_.get(), sin_table_.get(), kv, s);
+            cuda::launch_attention(q_.get(), n, places, shape_, kv, context_, att_.get(), s);
+            quantize(att_.get(), l.attn_sub_norm.get(), n, q_dim, l.wo.padded_cols);
+            cuda::MmaEpilogue add_o;
+            add_o.kind = cuda::MmaOutput::AddInto;
+            add_o.seg[0] = {0, h, l.scale_o, x_.get()};
+            product(l.wo, n, add_o);
+            quantize(x_.get(), l.ffn_norm.get(), n, h, l.gate_up.padded_cols);
+            cuda::MmaEpilogue gate_up;
+            gate_up.kind = cuda::MmaOutput::ReluSquaredPair;
+            gate_up.count = 2;
+            gate_up.seg[0] = {0, ffn, l.scale_gate, g_.get()};
+            gate_up.seg[1] = {1, ffn, l.scale_up, nullptr};
+            product(l.gate_up, n, gate_up);
+            quantize(g_.get(), l.ffn_sub_norm.get(), n, ffn, l.down.padded_cols);
+            cuda::MmaEpilogue add_down;
+            add_down.kind = cuda::MmaOutput::AddInto;
+            add_down.seg[0] = {0, h, l.scale_down, x_.get()};
+            product(l.down, n, add_down);
+        }
+        const int rows = n - first_logits;
+        cuda::launch_rmsnorm_half(x_.get() + static_cast<std::size_t>(first_logits) * h,
+                                  output_norm_.get(), rows, h, eps, xh_.get(), s);
+        cuda::launch_f16_gemv(reinterpret_cast<const std::uint16_t*>(head_),
+                              static_cast<int>(d_.output.rows), h, xh_.get(), rows, logits_.get(),
+                              s);
+        BITNET_CUDA_CHECK(cudaGetLastError());
+    }
+
+    void quantize(const float* x, const float* weight, int n, int cols, int padded) {
+        cuda::launch_rmsnorm_quantize(x, weight, n, cols, padded, d_.rms_eps, q8_.get(),
+                                      act_scales_.get(), act_sums_.get(), stream_);
+    }
+    void product(const PackedWeight& w, int n, const cuda::MmaEpilogue& epilogue) {
+        cuda::launch_ternary_mma(w.words.get(), w.blocks, w.padded_cols, q8_.get(),
+                                 act_scales_.get(), act_sums_.get(), n, epilogue, stream_);
+    }
+
+    void drop_graphs() {
+        for (auto& [key, exec] : graphs_) cudaGraphExecDestroy(exec);
+        graphs_.clear();
+    }
+
     // Working buffers for up to n token rows (grown on demand; a prefill may need more).
     void ensure_work(int n) {
         if (n <= work_rows_) return;
-        if (graph_ != nullptr) {  // it points at the buffers about to be replaced
-            cudaGraphExecDestroy(graph_);
-            graph_ = nullptr;
-        }
+        drop_graphs();  // they point at the buffers about to be replaced
         const std::size_t rows = static_cast<std::size_t>(n);
         const std::size_t h = d_.hidden, ffn = d_.ffn, q_dim = d_.heads * d_.head_dim,
                           kv_dim = d_.kv_heads * d_.head_dim, vocab = d_.output.rows;
-        const std::size_t widest = std::max(std::max(h, ffn), q_dim);
+        const std::size_t widest = cuda::mma_padded_cols(std::max(std::max(h, ffn), q_dim));
         std::uint64_t& b = bytes_;
-        tokens_.allocate(rows, "token ids", b);
+        rows_.allocate(3 * rows, "token ids and positions", b);
         x_.allocate(rows * h, "activations", b);
-        xn_.allocate(rows * widest, "activations", b);
         xh_.allocate(rows * h, "activations", b);
         q_.allocate(rows * q_dim, "activations", b);
         k_.allocate(rows * kv_dim, "activations", b);
         v_.allocate(rows * kv_dim, "activations", b);
         att_.allocate(rows * q_dim, "activations", b);
-        proj_.allocate(rows * h, "activations", b);
         g_.allocate(rows * ffn, "activations", b);
-        u_.allocate(rows * ffn, "activations", b);
         q8_.allocate(rows * widest, "quantized activations", b);
         act_scales_.allocate(rows, "activation scales", b);
+        act_sums_.allocate(rows, "activation sums", b);
         logits_.allocate(rows * vocab, "logits", b);
         work_rows_ = n;
     }
 
     GpuModelDesc d_;
     int context_;
+    cuda::HeadShape shape_;
     cudaStream_t stream_ = nullptr;
     std::uint64_t bytes_ = 0;
     std::vector<std::unique_ptr<LayerOnDevice>> layers_;
-    Buffer<__half> embedding_, own_head_;
-    const __half* head_ = nullptr;
+    KvPool main_, batch_;
+    Buffer<std::uint16_t> embedding_, own_head_;
+    const std::uint16_t* head_ = nullptr;
     Buffer<float> output_norm_, cos_table_, sin_table_;
-    int work_rows_ = 0, padded_ = 0;
-    Buffer<int> tokens_, start_dev_;
-    int* staging_ = nullptr;  // pinned: start position, then token ids
-    int staging_size_ = 0;
-    cudaGraphExec_t graph_ = nullptr;
-    std::size_t fixed_attention_smem_ = 0;  // attention's shared memory for any position
-    Buffer<float> x_, xn_, q_, k_, v_, att_, proj_, g_, u_, act_scales_, logits_;
-    Buffer<__half> xh_;
+    int work_rows_ = 0;
+    Buffer<int> rows_;        // tokens, positions, slots of the current rows
+    int* staging_ = nullptr;  // pinned: the same, on the host
+    int staging_rows_ = 0;
+    std::map<std::tuple<int, int, int>, cudaGraphExec_t> graphs_;  // (rows, pool, first logits)
+    Buffer<float> x_, q_, k_, v_, att_, g_, act_scales_, logits_;
+    Buffer<std::uint16_t> xh_;
+    Buffer<int> act_sums_;
     Buffer<std::int8_t> q8_;
 };
 
@@ -539,12 +412,17 @@ bool gpu_model_supported(const GpuModelDesc& d, std::string& why) {
     }
     for (const GpuLayer& l : d.layers)
         for (const WeightView* w : {&l.wq, &l.wk, &l.wv, &l.wo, &l.gate, &l.up, &l.down})
-            if (w->type != quant::TypeId::I2_S || w->cols % 16 != 0) {
-                why = "the projections must be I2_S with rows a multiple of 16";
+            if (w->type != quant::TypeId::I2_S) {
+                why = "the projections must be I2_S";
                 return false;
             }
-    if (d.hidden % 2 != 0 || d.head_dim > 256 || d.heads % d.kv_heads != 0) {
-        why = "unsupported head shape";
+    if (d.extra_scales) {
+        why = "per-projection scale tensors are not on the GPU path yet";
+        return false;
+    }
+    if (d.hidden % 8 != 0 || d.head_dim % 8 != 0 || d.head_dim > 256 ||
+        d.heads % d.kv_heads != 0 || d.rope_dim > d.head_dim) {
+        why = "unsupported shape (hidden and head_dim must be multiples of 8, head_dim <= 256)";
         return false;
     }
     return true;

@@ -1,5 +1,5 @@
 // BatchGenerator — continuous batching: up to `slots` independent sequences, each with its own
-// KV cache, decoded together. Every step() prefills the sequences added since the last step and
+// KV cache (on the GPU when the engine runs the GPU forward pass), decoded together. Every step() prefills the sequences added since the last step and
 // then runs ONE forward pass with the next token of every running sequence, so the weights are
 // streamed from memory once per step however many sequences there are. Sequences join and leave
 // between steps. Not thread-safe: one thread drives it (see Scheduler for the thread-safe front).
@@ -58,6 +58,8 @@ class BatchGenerator {
     std::vector<models::BatchToken> batch_;
     std::vector<Slot*> batch_slots_;
     std::vector<float> logits_;
+    std::vector<std::int32_t> gpu_tokens_;  // rows of a GPU pass
+    std::vector<int> gpu_positions_, gpu_seqs_;
 };
 
 }  // namespace bitnet::inference

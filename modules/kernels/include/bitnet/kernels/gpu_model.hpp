@@ -2,7 +2,8 @@
 // weights uploaded once (ternary 2-bit), the KV cache (F16) on the device, every step of the
 // forward pass a device kernel, one host copy of the logits per call. The layer description
 // comes from models::Transformer (plain pointers and shapes; no CUDA type crosses this header).
-// One sequence per GpuModel; positions must follow each other as in a KV cache.
+// forward() runs the model's own sequence; reserve_sequences() + forward_sequences() decode many
+// independent sequences together (continuous batching), each with its own device KV cache slot.
 #pragma once
 
 #include <cstdint>
@@ -29,6 +30,7 @@ struct GpuModelDesc {
     WeightView output;     // F16 head (the embedding when tied)
     const float* output_norm = nullptr;
     std::vector<GpuLayer> layers;
+    bool extra_scales = false;  // per-projection scale tensors != 1 (not on the GPU path yet)
 };
 
 class GpuModel {
@@ -38,6 +40,15 @@ class GpuModel {
     // position (or of every position) to host memory.
     virtual void forward(const std::int32_t* tokens, int n, int start, bool all_logits,
                          float* logits) = 0;
+    // Device KV caches for `count` further sequences of `context` positions each (replacing
+    // any earlier reservation; their contents are lost).
+    virtual void reserve_sequences(int count, int context) = 0;
+    // Row i: token tokens[i] at position positions[i] of reserved sequence seqs[i]. Rows of one
+    // sequence in one call must be consecutive positions in order (a prompt); a row attends to
+    // positions 0..positions[i] of its sequence. Writes vocab-sized logits of every row, or of
+    // the last row only when `last_row_only`.
+    virtual void forward_sequences(const std::int32_t* tokens, const int* positions,
+                                   const int* seqs, int n, bool last_row_only, float* logits) = 0;
     virtual int context() const = 0;
     virtual std::uint64_t device_bytes() const = 0;  // weights + KV cache + working memory
     // Device memory bandwidth (GB/s, bytes read + written by a large device-to-device copy):

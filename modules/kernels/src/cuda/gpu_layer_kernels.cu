@@ -1,0 +1,308 @@
+// Kernels of gpu_layer_kernels.hpp. Where the CPU's order of operations decides rounding it is
+// kept (rmsnorm sums in double, products and sums rounded separately, 8-lane attention dots
+// reduced pairwise, V accumulated position by position), so the GPU follows the CPU backend's
+// numbers closely: random ternary models amplify any rounding difference through the int8
+// activation quantization (tests/gpu checks greedy tokens and logits against the CPU).
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include "cuda_memory.hpp"
+#include "gpu_layer_kernels.hpp"
+
+namespace bitnet::kernels::cuda {
+namespace {
+
+constexpr int kThreads = 256;
+constexpr int kNormThreads = 1024;
+constexpr int kVTile = 32;         // V positions staged in shared memory at a time
+constexpr int kMaxHeadDim = 256;
+
+__device__ double block_sum(double v, double* shared) {
+    for (int off = 16; off > 0; off /= 2) v += __shfl_xor_sync(0xffffffffu, v, off);
+    if ((threadIdx.x & 31) == 0) shared[threadIdx.x / 32] = v;
+    __syncthreads();
+    if (threadIdx.x < 32) {
+        v = threadIdx.x < blockDim.x / 32 ? shared[threadIdx.x] : 0.0;
+        for (int off = 16; off > 0; off /= 2) v += __shfl_xor_sync(0xffffffffu, v, off);
+        if (threadIdx.x == 0) shared[0] = v;
+    }
+    __syncthreads();
+    const double total = shared[0];
+    __syncthreads();
+    return total;
+}
+
+// 1 / sqrt(mean(x^2) + eps) as the CPU computes it (sum of squares in double).
+__device__ float rms_scale(const float* xr, int cols, float eps, double* shared) {
+    double s = 0;
+    for (int i = threadIdx.x; i < cols; i += blockDim.x) s += static_cast<double>(xr[i]) * xr[i];
+    const double total = block_sum(s, shared);
+    const float mean = static_cast<float>(total / cols);
+    return __fdiv_rn(1.0f, sqrtf(__fadd_rn(mean, eps)));
+}
+
+__global__ void embed_rows(const __half* emb, const int* tokens, int hidden, float* x) {
+    const __half* row = emb + static_cast<std::size_t>(tokens[blockIdx.x]) * hidden;
+    for (int i = threadIdx.x; i < hidden; i += blockDim.x)
+        x[static_cast<std::size_t>(blockIdx.x) * hidden + i] = __half2float(row[i]);
+}
+
+// One block per row; the normalized values are recomputed (identically) for the max and for the
+// quantization instead of being stored.
+__global__ void rmsnorm_quantize(const float* x, const float* w, int cols, int padded, float eps,
+                                 std::int8_t* q, float* scales, int* sums) {
+    __shared__ double shared[32];
+    __shared__ float reduce[32];
+    __shared__ int sum_reduce[32];
+    const float* xr = x + static_cast<std::size_t>(blockIdx.x) * cols;
+    const float scale = rms_scale(xr, cols, eps, shared);
+    float m = 0.0f;
+    for (int i = threadIdx.x; i < cols; i += blockDim.x)
+        m = fmaxf(m, fabsf(__fmul_rn(__fmul_rn(xr[i], scale), w[i])));
+    for (int off = 16; off > 0; off /= 2) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, off));
+    if ((threadIdx.x & 31) == 0) reduce[threadIdx.x / 32] = m;
+    __syncthreads();
+    m = 0.0f;
+    for (int k = 0; k < static_cast<int>(blockDim.x / 32); ++k) m = fmaxf(m, reduce[k]);
+    const float a = static_cast<float>(127.0 / fmax(static_cast<double>(m), 1e-5));
+    if (threadIdx.x == 0) scales[blockIdx.x] = a;
+    std::int8_t* qr = q + static_cast<std::size_t>(blockIdx.x) * padded;
+    int sum = 0;
+    for (int i = threadIdx.x; i < padded; i += blockDim.x) {
+        int v = 0;
+        if (i < cols) {
+            const float y = __fmul_rn(__fmul_rn(xr[i], scale), w[i]);
+            v = max(-128, min(127, __float2int_rn(__fmul_rn(y, a))));
+        }
+        qr[i] = static_cast<std::int8_t>(v);
+        sum += v;
+    }
+    for (int off = 16; off > 0; off /= 2) sum += __shfl_xor_sync(0xffffffffu, sum, off);
+    if ((threadIdx.x & 31) == 0) sum_reduce[threadIdx.x / 32] = sum;
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        int total = 0;
+        for (int k = 0; k < static_cast<int>(blockDim.x / 32); ++k) total += sum_reduce[k];
+        sums[blockIdx.x] = total;
+    }
+}
+
+__global__ void rmsnorm_half(const float* x, const float* w, int cols, float eps, __half* out) {
+    __shared__ double shared[32];
+    const float* xr = x + static_cast<std::size_t>(blockIdx.x) * cols;
+    const float scale = rms_scale(xr, cols, eps, shared);
+    __half* o = out + static_cast<std::size_t>(blockIdx.x) * cols;
+    for (int i = threadIdx.x; i < cols; i += blockDim.x)
+        o[i] = __float2half_rn(__fmul_rn(__fmul_rn(xr[i], scale), w[i]));
+}
+
+// cos/sin tables computed by the host exactly as the CPU does (same float angles, same libm), so
+// the rotation is bit-identical to the CPU backend's.
+__global__ void rope_and_store(float* q, const float* k, const float* v, RowPlaces rows,
+                               HeadShape shape, const float* cos_table, const float* sin_table,
+                               KvLayer kv) {
+    const int t = blockIdx.x;
+    const int pos = rows.positions[t];
+    const int hd = shape.head_dim, half_dim = shape.rope_dim / 2;
+    const int q_dim = shape.heads * hd, kv_dim = shape.kv_heads * hd;
+    const std::size_t at = static_cast<std::size_t>(rows.seqs[t]) * kv.seq_stride +
+                           static_cast<std::size_t>(pos) * kv_dim;
+    __half* kc = reinterpret_cast<__half*>(kv.k) + at;
+    __half* vc = reinterpret_cast<__half*>(kv.v) + at;
+    for (int j = threadIdx.x; j < (shape.heads + shape.kv_heads) * half_dim; j += blockDim.x) {
+        const int head = j / half_dim, i = j % half_dim;
+        const float c = cos_table[static_cast<std::size_t>(pos) * half_dim + i];
+        const float s = sin_table[static_cast<std::size_t>(pos) * half_dim + i];
+        if (head < shape.heads) {
+            float* h = q + static_cast<std::size_t>(t) * q_dim + head * hd;
+            const float x0 = h[i], x1 = h[i + half_dim];
+            h[i] = __fsub_rn(__fmul_rn(x0, c), __fmul_rn(x1, s));
+            h[i + half_dim] = __fadd_rn(__fmul_rn(x0, s), __fmul_rn(x1, c));
+        } else {
+            const int kh = head - shape.heads;
+            const float* h = k + static_cast<std::size_t>(t) * kv_dim + kh * hd;
+            const float x0 = h[i], x1 = h[i + half_dim];
+            kc[kh * hd + i] = __float2half_rn(__fsub_rn(__fmul_rn(x0, c), __fmul_rn(x1, s)));
+            kc[kh * hd + i + half_dim] =
+                __float2half_rn(__fadd_rn(__fmul_rn(x0, s), __fmul_rn(x1, c)));
+        }
+    }
+    // Dimensions past rope_dim, and all of v, are stored as they are.
+    for (int j = threadIdx.x; j < kv_dim; j += blockDim.x) {
+        if (j % hd >= shape.rope_dim)
+            kc[j] = __float2half_rn(k[static_cast<std::size_t>(t) * kv_dim + j]);
+        vc[j] = __float2half_rn(v[static_cast<std::size_t>(t) * kv_dim + j]);
+    }
+}
+
+// One block per (query head, token row). Scores: one position per thread, 16-byte key loads,
+// 8 lanes reduced pairwise as the CPU does. Softmax with the sum in double. V: tiles of 32
+// positions staged in shared memory with 16-byte loads by the whole block, then each thread adds
+// its dimension position by position — the CPU's order, without a memory round trip per step.
+__global__ void attention(const float* q, RowPlaces rows, HeadShape shape, KvLayer kv,
+                          float* out) {
+    extern __shared__ float smem[];  // head_dim (query) + positions (scores)
+    __shared__ __align__(16) __half v_tile[kVTile * kMaxHeadDim];
+    __shared__ float reduce[32];
+    __shared__ double dshared[32];
+    const int h = blockIdx.x, t = blockIdx.y;
+    const int hd = shape.head_dim;
+    const int n_pos = rows.positions[t] + 1;
+    const int kvh = h / (shape.heads / shape.kv_heads);
+    const int kv_dim = shape.kv_heads * hd;
+    const std::size_t base = static_cast<std::size_t>(rows.seqs[t]) * kv.seq_stride + kvh * hd;
+    const __half* keys = reinterpret_cast<const __half*>(kv.k) + base;
+    const __half* values = reinterpret_cast<const __half*>(kv.v) + base;
+    float* qh = smem;
+    float* scores = smem + hd;
+    const float* qs = q + (static_cast<std::size_t>(t) * shape.heads + h) * hd;
+    for (int i = threadIdx.x; i < hd; i += blockDim.x)
+        qh[i] = __half2float(__float2half_rn(qs[i]));  // as ggml: the query meets F16 keys as F16
+    __syncthreads();
+    for (int p = threadIdx.x; p < n_pos; p += blockDim.x) {
+        const __half* kp = keys + static_cast<std::size_t>(p) * kv_dim;
+        float lanes[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+        for (int i = 0; i < hd; i += 8) {  // head_dim % 8 == 0 (gpu_model_supported)
+            const uint4 raw = __ldg(reinterpret_cast<const uint4*>(kp + i));
+            const __half* k8 = reinterpret_cast<const __half*>(&raw);
+#pragma unroll
+            for (int j = 0; j < 8; ++j)
+                lanes[j] = __fadd_rn(lanes[j], __fmul_rn(__half2float(k8[j]), qh[i + j]));
+        }
+        const float dot =
+            __fadd_rn(__fadd_rn(__fadd_rn(lanes[0], lanes[1]), __fadd_rn(lanes[2], lanes[3])),
+                      __fadd_rn(__fadd_rn(lanes[4], lanes[5]), __fadd_rn(lanes[6], lanes[7])));
+        scores[p] = __fmul_rn(dot, shape.scale);
+    }
+    __syncthreads();
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, warps = blockDim.x / 32;
+    float m = -INFINITY;
+    for (int p = threadIdx.x; p < n_pos; p += blockDim.x) m = fmaxf(m, scores[p]);
+    for (int off = 16; off > 0; off /= 2) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, off));
+    if (lane == 0) reduce[warp] = m;
+    __syncthreads();
+    m = reduce[0];
+    for (int w = 1; w < warps; ++w) m = fmaxf(m, reduce[w]);
+    double sum = 0;
+    for (int p = threadIdx.x; p < n_pos; p += blockDim.x) {
+        const float e = static_cast<float>(exp(static_cast<double>(__fsub_rn(scores[p], m))));
+        scores[p] = e;
+        sum += e;
+    }
+    const double total = block_sum(sum, dshared);
+    const float inv = static_cast<float>(1.0 / total);
+    for (int p = threadIdx.x; p < n_pos; p += blockDim.x) scores[p] = __fmul_rn(scores[p], inv);
+    float acc = 0;
+    const int vectors = hd / 8;  // 16-byte pieces per position
+    for (int p0 = 0; p0 < n_pos; p0 += kVTile) {
+        const int count = min(kVTile, n_pos - p0);
+        __syncthreads();  // scores written / the previous tile consumed
+        for (int e = threadIdx.x; e < count * vectors; e += blockDim.x) {
+            const int p = e / vectors, piece = e % vectors;
+            reinterpret_cast<uint4*>(v_tile)[p * vectors + piece] = __ldg(
+                reinterpret_cast<const uint4*>(values + static_cast<std::size_t>(p0 + p) * kv_dim) +
+                piece);
+        }
+        __syncthreads();
+        if (threadIdx.x < hd)
+            for (int p = 0; p < count; ++p)
+                acc = __fadd_rn(acc, __fmul_rn(scores[p0 + p],
+                                               __half2float(v_tile[p * hd + threadIdx.x])));
+    }
+    if (threadIdx.x < hd) out[(static_cast<std::size_t>(t) * shape.heads + h) * hd + threadIdx.x] = acc;
+}
+
+// One warp per weight row, 16-byte loads (8 halves), up to 4 token rows per pass.
+constexpr int kGemvWarps = 4;
+constexpr int kGemvTokens = 4;
+
+__global__ void f16_gemv(const uint4* __restrict__ w, int rows, int pieces,
+                         const uint4* __restrict__ x, int n, float* __restrict__ y) {
+    const int row = blockIdx.x * kGemvWarps + threadIdx.x / 32;
+    const int lane = threadIdx.x % 32;
+    if (row >= rows) return;
+    const uint4* wr = w + static_cast<std::size_t>(row) * pieces;
+    for (int t0 = 0; t0 < n; t0 += kGemvTokens) {
+        const int nt = min(kGemvTokens, n - t0);
+        float acc[kGemvTokens] = {0, 0, 0, 0};
+#pragma unroll 4
+        for (int i = lane; i < pieces; i += 32) {
+            const uint4 wv = __ldg(wr + i);
+            const __half2* wh = reinterpret_cast<const __half2*>(&wv);
+            float2 wf[4];
+#pragma unroll
+            for (int j = 0; j < 4; ++j) wf[j] = __half22float2(wh[j]);
+#pragma unroll
+            for (int tt = 0; tt < kGemvTokens; ++tt) {
+                if (tt >= nt) break;
+                const uint4 xv = __ldg(x + static_cast<std::size_t>(t0 + tt) * pieces + i);
+                const __half2* xh = reinterpret_cast<const __half2*>(&xv);
+#pragma unroll
+                for (int j = 0; j < 4; ++j) {
+                    const float2 xf = __half22float2(xh[j]);
+                    acc[tt] = fmaf(wf[j].x, xf.x, acc[tt]);
+                    acc[tt] = fmaf(wf[j].y, xf.y, acc[tt]);
+                }
+            }
+        }
+#pragma unroll
+        for (int tt = 0; tt < kGemvTokens; ++tt) {
+            if (tt >= nt) break;
+            float v = acc[tt];
+            for (int off = 16; off > 0; off /= 2) v += __shfl_xor_sync(0xffffffffu, v, off);
+            if (lane == 0) y[static_cast<std::size_t>(t0 + tt) * rows + row] = v;
+        }
+    }
+}
+
+std::size_t attention_smem(int max_positions, int head_dim) {
+    return (static_cast<std::size_t>(head_dim) + max_positions) * sizeof(float);
+}
+
+}  // namespace
+
+void launch_embed_rows(const std::uint16_t* embedding, const int* tokens, int n, int hidden,
+                       float* x, void* stream) {
+    embed_rows<<<n, kThreads, 0, static_cast<cudaStream_t>(stream)>>>(
+        reinterpret_cast<const __half*>(embedding), tokens, hidden, x);
+}
+
+void launch_rmsnorm_quantize(const float* x, const float* weight, int n, int cols, int padded,
+                             float eps, std::int8_t* q, float* scales, int* sums, void* stream) {
+    rmsnorm_quantize<<<n, kNormThreads, 0, static_cast<cudaStream_t>(stream)>>>(
+        x, weight, cols, padded, eps, q, scales, sums);
+}
+
+void launch_rmsnorm_half(const float* x, const float* weight, int n, int cols, float eps,
+                         std::uint16_t* out, void* stream) {
+    rmsnorm_half<<<n, kNormThreads, 0, static_cast<cudaStream_t>(stream)>>>(
+        x, weight, cols, eps, reinterpret_cast<__half*>(out));
+}
+
+void launch_rope_and_store(float* q, const float* k, const float* v, int n, RowPlaces rows,
+                           const HeadShape& shape, const float* cos_table, const float* sin_table,
+                           KvLayer kv, void* stream) {
+    rope_and_store<<<n, kThreads, 0, static_cast<cudaStream_t>(stream)>>>(
+        q, k, v, rows, shape, cos_table, sin_table, kv);
+}
+
+void prepare_attention(int max_positions, int head_dim) {
+    BITNET_CUDA_CHECK(cudaFuncSetAttribute(attention, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                           static_cast<int>(attention_smem(max_positions, head_dim))));
+}
+
+void launch_attention(const float* q, int n, RowPlaces rows, const HeadShape& shape, KvLayer kv,
+                      int max_positions, float* out, void* stream) {
+    attention<<<dim3(shape.heads, n), kThreads, attention_smem(max_positions, shape.head_dim),
+                static_cast<cudaStream_t>(stream)>>>(q, rows, shape, kv, out);
+}
+
+void launch_f16_gemv(const std::uint16_t* w, int rows, int cols, const std::uint16_t* x, int n,
+                     float* y, void* stream) {
+    f16_gemv<<<(rows + kGemvWarps - 1) / kGemvWarps, kGemvWarps * 32, 0,
+               static_cast<cudaStream_t>(stream)>>>(reinterpret_cast<const uint4*>(w), rows,
+                                                    cols / 8, reinterpret_cast<const uint4*>(x), n,
+                                                    y);
+}
+
+}  // namespace bitnet::kernels::cuda
