@@ -8,6 +8,7 @@
 
 #include "cuda_memory.hpp"
 #include "gpu_layer_kernels.hpp"
+#include "launch_control.cuh"
 
 namespace bitnet::kernels::cuda {
 namespace {
@@ -42,22 +43,49 @@ __device__ float rms_scale(const float* xr, int cols, float eps, double* shared)
 }
 
 __global__ void embed_rows(const __half* emb, const int* tokens, int hidden, float* x) {
+    pdl_wait();
+    pdl_trigger();
     const __half* row = emb + static_cast<std::size_t>(tokens[blockIdx.x]) * hidden;
     for (int i = threadIdx.x; i < hidden; i += blockDim.x)
         x[static_cast<std::size_t>(blockIdx.x) * hidden + i] = __half2float(row[i]);
 }
 
-// One block per row; the normalized values are recomputed (identically) for the max and for the
-// quantization instead of being stored.
-__global__ void rmsnorm_quantize(const float* x, const float* w, int cols, int padded, float eps,
-                                 std::int8_t* q, float* scales, int* sums) {
+// One block per row, one pass over memory: each thread keeps its first kNormPer values in
+// registers (rows up to kNormPer * 1024 wide; wider rows re-read the rest).
+constexpr int kNormPer = 8;
+
+__global__ void __launch_bounds__(kNormThreads)
+    rmsnorm_quantize(const float* x, const float* w, int cols, int padded, float eps,
+                     std::int8_t* q, float* scales, int* sums) {
+    pdl_wait();
+    pdl_trigger();
     __shared__ double shared[32];
     __shared__ float reduce[32];
     __shared__ int sum_reduce[32];
     const float* xr = x + static_cast<std::size_t>(blockIdx.x) * cols;
-    const float scale = rms_scale(xr, cols, eps, shared);
+    const int stride = blockDim.x, held = kNormPer * stride;
+    float v[kNormPer];
+    double s = 0;
+#pragma unroll
+    for (int j = 0; j < kNormPer; ++j) {
+        const int i = threadIdx.x + j * stride;
+        v[j] = i < cols ? xr[i] : 0.0f;
+        s += static_cast<double>(v[j]) * v[j];
+    }
+    for (int i = held + threadIdx.x; i < cols; i += stride) s += static_cast<double>(xr[i]) * xr[i];
+    const double total = block_sum(s, shared);
+    const float mean = static_cast<float>(total / cols);
+    const float scale = __fdiv_rn(1.0f, sqrtf(__fadd_rn(mean, eps)));
     float m = 0.0f;
-    for (int i = threadIdx.x; i < cols; i += blockDim.x)
+#pragma unroll
+    for (int j = 0; j < kNormPer; ++j) {
+        const int i = threadIdx.x + j * stride;
+        if (i < cols) {
+            v[j] = __fmul_rn(__fmul_rn(v[j], scale), w[i]);
+            m = fmaxf(m, fabsf(v[j]));
+        }
+    }
+    for (int i = held + threadIdx.x; i < cols; i += stride)
         m = fmaxf(m, fabsf(__fmul_rn(__fmul_rn(xr[i], scale), w[i])));
     for (int off = 16; off > 0; off /= 2) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, off));
     if ((threadIdx.x & 31) == 0) reduce[threadIdx.x / 32] = m;
@@ -67,27 +95,35 @@ __global__ void rmsnorm_quantize(const float* x, const float* w, int cols, int p
     const float a = static_cast<float>(127.0 / fmax(static_cast<double>(m), 1e-5));
     if (threadIdx.x == 0) scales[blockIdx.x] = a;
     std::int8_t* qr = q + static_cast<std::size_t>(blockIdx.x) * padded;
+    auto quantized = [a](float y) { return max(-128, min(127, __float2int_rn(__fmul_rn(y, a)))); };
     int sum = 0;
-    for (int i = threadIdx.x; i < padded; i += blockDim.x) {
-        int v = 0;
-        if (i < cols) {
-            const float y = __fmul_rn(__fmul_rn(xr[i], scale), w[i]);
-            v = max(-128, min(127, __float2int_rn(__fmul_rn(y, a))));
+#pragma unroll
+    for (int j = 0; j < kNormPer; ++j) {
+        const int i = threadIdx.x + j * stride;
+        if (i < padded) {
+            const int c = i < cols ? quantized(v[j]) : 0;
+            qr[i] = static_cast<std::int8_t>(c);
+            sum += c;
         }
-        qr[i] = static_cast<std::int8_t>(v);
-        sum += v;
+    }
+    for (int i = held + threadIdx.x; i < padded; i += stride) {
+        const int c = i < cols ? quantized(__fmul_rn(__fmul_rn(xr[i], scale), w[i])) : 0;
+        qr[i] = static_cast<std::int8_t>(c);
+        sum += c;
     }
     for (int off = 16; off > 0; off /= 2) sum += __shfl_xor_sync(0xffffffffu, sum, off);
     if ((threadIdx.x & 31) == 0) sum_reduce[threadIdx.x / 32] = sum;
     __syncthreads();
     if (threadIdx.x == 0) {
-        int total = 0;
-        for (int k = 0; k < static_cast<int>(blockDim.x / 32); ++k) total += sum_reduce[k];
-        sums[blockIdx.x] = total;
+        int all = 0;
+        for (int k = 0; k < static_cast<int>(blockDim.x / 32); ++k) all += sum_reduce[k];
+        sums[blockIdx.x] = all;
     }
 }
 
 __global__ void rmsnorm_half(const float* x, const float* w, int cols, float eps, __half* out) {
+    pdl_wait();
+    pdl_trigger();
     __shared__ double shared[32];
     const float* xr = x + static_cast<std::size_t>(blockIdx.x) * cols;
     const float scale = rms_scale(xr, cols, eps, shared);
@@ -101,6 +137,8 @@ __global__ void rmsnorm_half(const float* x, const float* w, int cols, float eps
 __global__ void rope_and_store(float* q, const float* k, const float* v, RowPlaces rows,
                                HeadShape shape, const float* cos_table, const float* sin_table,
                                KvLayer kv) {
+    pdl_wait();
+    pdl_trigger();
     const int t = blockIdx.x;
     const int pos = rows.positions[t];
     const int hd = shape.head_dim, half_dim = shape.rope_dim / 2;
@@ -135,14 +173,18 @@ __global__ void rope_and_store(float* q, const float* k, const float* v, RowPlac
     }
 }
 
-// One block per (query head, token row). Scores: one position per thread, 16-byte key loads,
-// 8 lanes reduced pairwise as the CPU does. Softmax with the sum in double. V: tiles of 32
-// positions staged in shared memory with 16-byte loads by the whole block, then each thread adds
-// its dimension position by position — the CPU's order, without a memory round trip per step.
-__global__ void attention(const float* q, RowPlaces rows, HeadShape shape, KvLayer kv,
-                          float* out) {
+// One block per (query head, token row). Scores: one position per thread, all of its key's
+// 16-byte loads issued before any is used, 8 lanes reduced pairwise as the CPU does. Softmax
+// with the sum in double. V: tiles of 32 positions staged in shared memory (the next tile's
+// loads in flight while the current one is summed), each thread adding its dimension position
+// by position — the CPU's order, without a memory round trip per step.
+template <int MAXHD>
+__global__ void __launch_bounds__(kThreads)
+    attention(const float* q, RowPlaces rows, HeadShape shape, KvLayer kv, float* out) {
+    pdl_wait();
+    pdl_trigger();
     extern __shared__ float smem[];  // head_dim (query) + positions (scores)
-    __shared__ __align__(16) __half v_tile[kVTile * kMaxHeadDim];
+    __shared__ __align__(16) __half v_tile[kVTile * MAXHD];
     __shared__ float reduce[32];
     __shared__ double dshared[32];
     const int h = blockIdx.x, t = blockIdx.y;
@@ -159,15 +201,21 @@ __global__ void attention(const float* q, RowPlaces rows, HeadShape shape, KvLay
     for (int i = threadIdx.x; i < hd; i += blockDim.x)
         qh[i] = __half2float(__float2half_rn(qs[i]));  // as ggml: the query meets F16 keys as F16
     __syncthreads();
+    const int vectors = hd / 8;  // 16-byte pieces per position (head_dim % 8 == 0)
     for (int p = threadIdx.x; p < n_pos; p += blockDim.x) {
-        const __half* kp = keys + static_cast<std::size_t>(p) * kv_dim;
+        const uint4* kp = reinterpret_cast<const uint4*>(keys + static_cast<std::size_t>(p) * kv_dim);
+        uint4 raw[MAXHD / 8];
+#pragma unroll
+        for (int v = 0; v < MAXHD / 8; ++v)
+            if (v < vectors) raw[v] = __ldg(kp + v);
         float lanes[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-        for (int i = 0; i < hd; i += 8) {  // head_dim % 8 == 0 (gpu_model_supported)
-            const uint4 raw = __ldg(reinterpret_cast<const uint4*>(kp + i));
-            const __half* k8 = reinterpret_cast<const __half*>(&raw);
+#pragma unroll
+        for (int v = 0; v < MAXHD / 8; ++v) {
+            if (v >= vectors) break;
+            const __half* k8 = reinterpret_cast<const __half*>(&raw[v]);
 #pragma unroll
             for (int j = 0; j < 8; ++j)
-                lanes[j] = __fadd_rn(lanes[j], __fmul_rn(__half2float(k8[j]), qh[i + j]));
+                lanes[j] = __fadd_rn(lanes[j], __fmul_rn(__half2float(k8[j]), qh[v * 8 + j]));
         }
         const float dot =
             __fadd_rn(__fadd_rn(__fadd_rn(lanes[0], lanes[1]), __fadd_rn(lanes[2], lanes[3])),
@@ -192,24 +240,39 @@ __global__ void attention(const float* q, RowPlaces rows, HeadShape shape, KvLay
     const double total = block_sum(sum, dshared);
     const float inv = static_cast<float>(1.0 / total);
     for (int p = threadIdx.x; p < n_pos; p += blockDim.x) scores[p] = __fmul_rn(scores[p], inv);
+    // Each thread moves up to kPieces 16-byte pieces of a tile.
+    constexpr int kPieces = (kVTile * MAXHD / 8 + kThreads - 1) / kThreads;
+    uint4 staged[kPieces];
+    auto fetch = [&](int p0) {
+        const int count = min(kVTile, n_pos - p0);
+#pragma unroll
+        for (int j = 0; j < kPieces; ++j) {
+            const int e = threadIdx.x + j * kThreads;
+            if (e < count * vectors)
+                staged[j] = __ldg(reinterpret_cast<const uint4*>(
+                                      values + static_cast<std::size_t>(p0 + e / vectors) * kv_dim) +
+                                  e % vectors);
+        }
+    };
     float acc = 0;
-    const int vectors = hd / 8;  // 16-byte pieces per position
+    fetch(0);
     for (int p0 = 0; p0 < n_pos; p0 += kVTile) {
         const int count = min(kVTile, n_pos - p0);
         __syncthreads();  // scores written / the previous tile consumed
-        for (int e = threadIdx.x; e < count * vectors; e += blockDim.x) {
-            const int p = e / vectors, piece = e % vectors;
-            reinterpret_cast<uint4*>(v_tile)[p * vectors + piece] = __ldg(
-                reinterpret_cast<const uint4*>(values + static_cast<std::size_t>(p0 + p) * kv_dim) +
-                piece);
+#pragma unroll
+        for (int j = 0; j < kPieces; ++j) {
+            const int e = threadIdx.x + j * kThreads;
+            if (e < count * vectors) reinterpret_cast<uint4*>(v_tile)[e] = staged[j];
         }
         __syncthreads();
+        if (p0 + kVTile < n_pos) fetch(p0 + kVTile);
         if (threadIdx.x < hd)
             for (int p = 0; p < count; ++p)
                 acc = __fadd_rn(acc, __fmul_rn(scores[p0 + p],
                                                __half2float(v_tile[p * hd + threadIdx.x])));
     }
-    if (threadIdx.x < hd) out[(static_cast<std::size_t>(t) * shape.heads + h) * hd + threadIdx.x] = acc;
+    if (threadIdx.x < hd)
+        out[(static_cast<std::size_t>(t) * shape.heads + h) * hd + threadIdx.x] = acc;
 }
 
 // One warp per weight row, 16-byte loads (8 halves), up to 4 token rows per pass.
@@ -218,6 +281,8 @@ constexpr int kGemvTokens = 4;
 
 __global__ void f16_gemv(const uint4* __restrict__ w, int rows, int pieces,
                          const uint4* __restrict__ x, int n, float* __restrict__ y) {
+    pdl_wait();
+    pdl_trigger();
     const int row = blockIdx.x * kGemvWarps + threadIdx.x / 32;
     const int lane = threadIdx.x % 32;
     if (row >= rows) return;
@@ -255,6 +320,56 @@ __global__ void f16_gemv(const uint4* __restrict__ w, int rows, int pieces,
     }
 }
 
+// Several token rows: F16 tensor cores (mma m16n8k16, f32 accumulation). A warp owns 16 rows
+// and 32 tokens; per 32 columns a thread loads 16 bytes of row g, of row g + 8 and of each of its
+// tokens, used as the fragments of two k-steps (the same column permutation on both sides:
+// fragment pair kk = 2t, 2t+1 is column 8t, 8t+1 of the step's first half, and so on).
+constexpr int kHeadWarps = 4;
+constexpr int kHeadTiles = 4;  // 8-token tiles per warp
+
+__device__ __forceinline__ void mma_f16(float (&d)[4], unsigned a0, unsigned a1, unsigned a2,
+                                        unsigned a3, unsigned b0, unsigned b1) {
+    asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+        "{%8,%9}, {%0,%1,%2,%3};"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+}
+
+__global__ void __launch_bounds__(kHeadWarps * 32)
+    f16_mma_rows(const uint4* __restrict__ w, int rows, int pieces, const uint4* __restrict__ x,
+                 int n, float* __restrict__ y) {
+    pdl_wait();
+    pdl_trigger();
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
+    const int row0 = (blockIdx.x * kHeadWarps + warp) * 16;
+    const int tok0 = blockIdx.y * kHeadTiles * 8;
+    if (row0 >= rows) return;
+    const int r_lo = min(row0 + g, rows - 1), r_hi = min(row0 + g + 8, rows - 1);
+    const uint4* w_lo = w + static_cast<std::size_t>(r_lo) * pieces;
+    const uint4* w_hi = w + static_cast<std::size_t>(r_hi) * pieces;
+    float acc[kHeadTiles][4] = {};
+#pragma unroll 4
+    for (int c = t; c < pieces; c += 4) {  // 4 threads of a group cover 32 columns
+        const uint4 lo = __ldg(w_lo + c), hi = __ldg(w_hi + c);
+#pragma unroll
+        for (int nt = 0; nt < kHeadTiles; ++nt) {
+            const int tok = tok0 + nt * 8 + g;
+            const uint4 xv = tok < n ? __ldg(x + static_cast<std::size_t>(tok) * pieces + c)
+                                     : make_uint4(0, 0, 0, 0);
+            mma_f16(acc[nt], lo.x, hi.x, lo.y, hi.y, xv.x, xv.y);
+            mma_f16(acc[nt], lo.z, hi.z, lo.w, hi.w, xv.z, xv.w);
+        }
+    }
+#pragma unroll
+    for (int nt = 0; nt < kHeadTiles; ++nt)
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+            const int row = row0 + g + (i >= 2 ? 8 : 0);
+            const int tok = tok0 + nt * 8 + t * 2 + (i & 1);
+            if (row < rows && tok < n) y[static_cast<std::size_t>(tok) * rows + row] = acc[nt][i];
+        }
+}
+
 std::size_t attention_smem(int max_positions, int head_dim) {
     return (static_cast<std::size_t>(head_dim) + max_positions) * sizeof(float);
 }
@@ -263,46 +378,60 @@ std::size_t attention_smem(int max_positions, int head_dim) {
 
 void launch_embed_rows(const std::uint16_t* embedding, const int* tokens, int n, int hidden,
                        float* x, void* stream) {
-    embed_rows<<<n, kThreads, 0, static_cast<cudaStream_t>(stream)>>>(
-        reinterpret_cast<const __half*>(embedding), tokens, hidden, x);
+    launch(embed_rows, n, kThreads, 0, stream, reinterpret_cast<const __half*>(embedding), tokens,
+           hidden, x);
 }
 
 void launch_rmsnorm_quantize(const float* x, const float* weight, int n, int cols, int padded,
                              float eps, std::int8_t* q, float* scales, int* sums, void* stream) {
-    rmsnorm_quantize<<<n, kNormThreads, 0, static_cast<cudaStream_t>(stream)>>>(
-        x, weight, cols, padded, eps, q, scales, sums);
+    launch(rmsnorm_quantize, n, kNormThreads, 0, stream, x, weight, cols, padded, eps, q, scales,
+           sums);
 }
 
 void launch_rmsnorm_half(const float* x, const float* weight, int n, int cols, float eps,
                          std::uint16_t* out, void* stream) {
-    rmsnorm_half<<<n, kNormThreads, 0, static_cast<cudaStream_t>(stream)>>>(
-        x, weight, cols, eps, reinterpret_cast<__half*>(out));
+    launch(rmsnorm_half, n, kNormThreads, 0, stream, x, weight, cols, eps,
+           reinterpret_cast<__half*>(out));
 }
 
 void launch_rope_and_store(float* q, const float* k, const float* v, int n, RowPlaces rows,
                            const HeadShape& shape, const float* cos_table, const float* sin_table,
                            KvLayer kv, void* stream) {
-    rope_and_store<<<n, kThreads, 0, static_cast<cudaStream_t>(stream)>>>(
-        q, k, v, rows, shape, cos_table, sin_table, kv);
+    launch(rope_and_store, n, kThreads, 0, stream, q, k, v, rows, shape, cos_table, sin_table, kv);
 }
 
 void prepare_attention(int max_positions, int head_dim) {
-    BITNET_CUDA_CHECK(cudaFuncSetAttribute(attention, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                           static_cast<int>(attention_smem(max_positions, head_dim))));
+    const int bytes = static_cast<int>(attention_smem(max_positions, head_dim));
+    BITNET_CUDA_CHECK(cudaFuncSetAttribute(attention<64>,
+                                           cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
+    BITNET_CUDA_CHECK(cudaFuncSetAttribute(attention<128>,
+                                           cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
+    BITNET_CUDA_CHECK(cudaFuncSetAttribute(attention<kMaxHeadDim>,
+                                           cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
 }
 
 void launch_attention(const float* q, int n, RowPlaces rows, const HeadShape& shape, KvLayer kv,
                       int max_positions, float* out, void* stream) {
-    attention<<<dim3(shape.heads, n), kThreads, attention_smem(max_positions, shape.head_dim),
-                static_cast<cudaStream_t>(stream)>>>(q, rows, shape, kv, out);
+    const dim3 grid(shape.heads, n);
+    const std::size_t smem = attention_smem(max_positions, shape.head_dim);
+    auto* kernel = shape.head_dim <= 64    ? attention<64>
+                   : shape.head_dim <= 128 ? attention<128>
+                                           : attention<kMaxHeadDim>;
+    launch(kernel, grid, kThreads, smem, stream, q, rows, shape, kv, out);
 }
 
 void launch_f16_gemv(const std::uint16_t* w, int rows, int cols, const std::uint16_t* x, int n,
                      float* y, void* stream) {
-    f16_gemv<<<(rows + kGemvWarps - 1) / kGemvWarps, kGemvWarps * 32, 0,
-               static_cast<cudaStream_t>(stream)>>>(reinterpret_cast<const uint4*>(w), rows,
-                                                    cols / 8, reinterpret_cast<const uint4*>(x), n,
-                                                    y);
+    const auto* wv = reinterpret_cast<const uint4*>(w);
+    const auto* xv = reinterpret_cast<const uint4*>(x);
+    if (n > 1 && cols % 32 == 0) {  // (every lane of a group must run the same steps)
+        const dim3 grid((rows + kHeadWarps * 16 - 1) / (kHeadWarps * 16),
+                        (n + kHeadTiles * 8 - 1) / (kHeadTiles * 8));
+        launch(f16_mma_rows, grid, kHeadWarps * 32, 0, stream, wv, rows, cols / 8, xv, n, y);
+        return;
+    }
+    launch(f16_gemv, (rows + kGemvWarps - 1) / kGemvWarps, kGemvWarps * 32, 0, stream, wv, rows,
+           cols / 8, xv, n, y);
 }
 
 }  // namespace bitnet::kernels::cuda

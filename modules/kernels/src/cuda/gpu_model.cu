@@ -7,10 +7,12 @@
 // the rest gpu_layer_kernels.cu. Every token row has its own position and KV slot, so the same
 // pass prefills a prompt, decodes one token, or decodes the next token of many sequences; for
 // up to kMaxGraphRows rows the pass is captured once as a CUDA graph and replayed (positions,
-// slots and tokens are read from device memory, copied in with one transfer per step).
+// slots and tokens are read from device memory, copied in with one transfer per step), with
+// programmatic dependent launch between its kernels on sm_90 (launch_control.cuh).
 #include <cuda_runtime.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <string>
@@ -22,6 +24,7 @@
 #include "bitnet/quantization/formats.hpp"
 #include "cuda_memory.hpp"
 #include "gpu_layer_kernels.hpp"
+#include "launch_control.cuh"
 #include "ternary_mma.hpp"
 
 namespace bitnet::kernels {
@@ -90,6 +93,11 @@ class CudaModel final : public GpuModel {
                                              std::to_string(count) + " device(s))");
         BITNET_CUDA_CHECK(cudaSetDevice(device));
         BITNET_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+        cudaDeviceProp prop{};
+        BITNET_CUDA_CHECK(cudaGetDeviceProperties(&prop, device));
+        // Programmatic dependent launch needs sm_90; BITNET_CUDA_PDL=0 turns it off (to measure).
+        const char* pdl = std::getenv("BITNET_CUDA_PDL");
+        pdl_ = prop.major >= 9 && !(pdl != nullptr && std::string(pdl) == "0");
         shape_.heads = d.heads;
         shape_.kv_heads = d.kv_heads;
         shape_.head_dim = d.head_dim;
@@ -304,6 +312,9 @@ class CudaModel final : public GpuModel {
         const cuda::RowPlaces places{rows_.get() + n, rows_.get() + 2 * n};
         cuda::launch_embed_rows(reinterpret_cast<const std::uint16_t*>(embedding_.get()), tokens,
                                 n, h, x_.get(), s);
+        // Each later kernel may launch while its predecessor finishes (single steps, which are
+        // launch bound; the first kernel follows a copy and is launched normally).
+        const cuda::ProgrammaticLaunchScope overlap(pdl_ && n <= kMaxGraphRows);
         for (std::size_t i = 0; i < layers_.size(); ++i) {
             const LayerOnDevice& l = *layers_[i];
             const cuda::KvLayer kv = kv_layer(pool, i);
@@ -384,6 +395,7 @@ class CudaModel final : public GpuModel {
 
     GpuModelDesc d_;
     int context_;
+    bool pdl_ = false;
     cuda::HeadShape shape_;
     cudaStream_t stream_ = nullptr;
     std::uint64_t bytes_ = 0;

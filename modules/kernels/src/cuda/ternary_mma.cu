@@ -3,13 +3,14 @@
 // block), turns each word into four A fragment registers with a shift and a mask, loads its
 // token's 32 activation bytes (B fragments for the 4 k-steps) and issues 4 mma per block and
 // 8-token tile. Two launch shapes:
-//  - decode (n <= 32): the 8 warps of a block share the same 32 rows and split the chunks among
-//    them (K split), so a 2560-wide row is read by 8 warps at once; integer partial sums are
+//  - decode (n <= 32): the 16 warps of a block share the same 32 rows and split the chunks among
+//    them (K split), so a 2560-wide row is read by 16 warps at once; integer partial sums are
 //    added through shared memory (exact, so the order does not matter);
 //  - GEMM (n > 32): 4 warps per block on 4 different row pairs, 32 tokens each; the activation
 //    tile is shared through L1.
 #include <cuda_runtime.h>
 
+#include "launch_control.cuh"
 #include "ternary_mma.hpp"
 
 namespace bitnet::kernels::cuda {
@@ -35,33 +36,34 @@ __device__ __forceinline__ void chunk_product(const uint4 (&codes)[MR],
                                               const std::int8_t* __restrict__ q, int q_stride,
                                               int chunk, int tok_base, int n, int g, int t,
                                               int (&acc)[MR][NT][4]) {
-    unsigned a[MR][4][4];
-#pragma unroll
-    for (int m = 0; m < MR; ++m)
-#pragma unroll
-        for (int s = 0; s < 4; ++s) {
-            const unsigned w = word_of(codes[m], s);
-#pragma unroll
-            for (int r = 0; r < 4; ++r) a[m][s][r] = (w >> (2 * r)) & 0x03030303u;
-        }
+    // Every token tile's activations are requested before the first product uses them.
+    uint4 x[NT][2];
 #pragma unroll
     for (int nt = 0; nt < NT; ++nt) {
         const int tok = tok_base + nt * 8 + g;
-        uint4 x0 = make_uint4(0, 0, 0, 0), x1 = x0;
+        x[nt][0] = x[nt][1] = make_uint4(0, 0, 0, 0);
         if (tok < n) {
             const uint4* p = reinterpret_cast<const uint4*>(
                 q + static_cast<std::size_t>(tok) * q_stride + chunk * kMmaChunk + t * 32);
-            x0 = __ldg(p);
-            x1 = __ldg(p + 1);
+            x[nt][0] = __ldg(p);
+            x[nt][1] = __ldg(p + 1);
         }
-        const unsigned b[8] = {x0.x, x0.y, x0.z, x0.w, x1.x, x1.y, x1.z, x1.w};
-#pragma unroll
-        for (int s = 0; s < 4; ++s)
-#pragma unroll
-            for (int m = 0; m < MR; ++m)
-                mma_s8(acc[m][nt], a[m][s][0], a[m][s][1], a[m][s][2], a[m][s][3], b[2 * s],
-                       b[2 * s + 1]);
     }
+    // A fragments unpacked one k-step at a time (fewer live registers, more warps per SM).
+#pragma unroll
+    for (int s = 0; s < 4; ++s)
+#pragma unroll
+        for (int m = 0; m < MR; ++m) {
+            const unsigned w = word_of(codes[m], s);
+            const unsigned a0 = w & 0x03030303u, a1 = (w >> 2) & 0x03030303u,
+                           a2 = (w >> 4) & 0x03030303u, a3 = (w >> 6) & 0x03030303u;
+#pragma unroll
+            for (int nt = 0; nt < NT; ++nt) {
+                const uint4& lo = x[nt][s / 2];
+                const unsigned b0 = s % 2 == 0 ? lo.x : lo.z, b1 = s % 2 == 0 ? lo.y : lo.w;
+                mma_s8(acc[m][nt], a0, a1, a2, a3, b0, b1);
+            }
+        }
 }
 
 // The CPU's W1.58A8 rule on an exact integer dot product.
@@ -140,45 +142,59 @@ __global__ void __launch_bounds__(WARPS* kWarp)
         for (int nt = 0; nt < NT; ++nt)
 #pragma unroll
             for (int i = 0; i < 4; ++i) acc[m][nt][i] = 0;
-    if (b0 < blocks) {
-        const int c_begin = KSPLIT > 1 ? chunks * warp / KSPLIT : 0;
-        const int c_end = KSPLIT > 1 ? chunks * (warp + 1) / KSPLIT : chunks;
-        for (int c = c_begin; c < c_end; c += U) {
-            uint4 codes[U][MR];
+    const int c_begin = KSPLIT > 1 ? chunks * warp / KSPLIT : 0;
+    const int c_end = b0 < blocks ? (KSPLIT > 1 ? chunks * (warp + 1) / KSPLIT : chunks) : c_begin;
+    uint4 codes[U][MR];
+    auto fetch = [&](int c) {
 #pragma unroll
-            for (int u = 0; u < U; ++u)
+        for (int u = 0; u < U; ++u)
 #pragma unroll
-                for (int m = 0; m < MR; ++m)
-                    codes[u][m] = c + u < c_end
-                                      ? __ldg(w + (static_cast<std::size_t>(b0 + m) * chunks +
-                                                   c + u) * kWarp + lane)
-                                      : make_uint4(0, 0, 0, 0);
+            for (int m = 0; m < MR; ++m)
+                codes[u][m] =
+                    c + u < c_end
+                        ? __ldg(w + (static_cast<std::size_t>(b0 + m) * chunks + c + u) * kWarp + lane)
+                        : make_uint4(0, 0, 0, 0);
+    };
+    // The weights do not depend on the previous kernel: their first loads go out before waiting
+    // for it (programmatic dependent launch; launch_control.cuh).
+    fetch(c_begin);
+    pdl_wait();
+    pdl_trigger();
+    for (int c = c_begin; c < c_end; c += U) {
+        if (c != c_begin) fetch(c);
 #pragma unroll
-            for (int u = 0; u < U; ++u)
-                if (c + u < c_end)
-                    chunk_product<MR, NT>(codes[u], q, q_stride, c + u, tok_base, n, g, t, acc);
-        }
+        for (int u = 0; u < U; ++u)
+            if (c + u < c_end)
+                chunk_product<MR, NT>(codes[u], q, q_stride, c + u, tok_base, n, g, t, acc);
     }
     if constexpr (KSPLIT > 1) {
-        __shared__ int partial[KSPLIT - 1][MR * NT * 4][kWarp];
-        if (warp > 0) {
+        // The warps' integer partial sums added pairwise through shared memory (exact in any
+        // order; no atomics, which serialize on the shared addresses).
+        constexpr int kValues = MR * NT * 4;
+        __shared__ int partial[KSPLIT / 2][kValues][kWarp];
+        for (int half = KSPLIT / 2; half >= 1; half /= 2) {
+            if (warp >= half && warp < 2 * half) {
 #pragma unroll
-            for (int m = 0; m < MR; ++m)
+                for (int m = 0; m < MR; ++m)
 #pragma unroll
-                for (int nt = 0; nt < NT; ++nt)
+                    for (int nt = 0; nt < NT; ++nt)
 #pragma unroll
-                    for (int i = 0; i < 4; ++i)
-                        partial[warp - 1][(m * NT + nt) * 4 + i][lane] = acc[m][nt][i];
+                        for (int i = 0; i < 4; ++i)
+                            partial[warp - half][(m * NT + nt) * 4 + i][lane] = acc[m][nt][i];
+            }
+            __syncthreads();
+            if (warp < half) {
+#pragma unroll
+                for (int m = 0; m < MR; ++m)
+#pragma unroll
+                    for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+                        for (int i = 0; i < 4; ++i)
+                            acc[m][nt][i] += partial[warp][(m * NT + nt) * 4 + i][lane];
+            }
+            __syncthreads();
         }
-        __syncthreads();
         if (warp > 0) return;
-        for (int k = 0; k < KSPLIT - 1; ++k)
-#pragma unroll
-            for (int m = 0; m < MR; ++m)
-#pragma unroll
-                for (int nt = 0; nt < NT; ++nt)
-#pragma unroll
-                    for (int i = 0; i < 4; ++i) acc[m][nt][i] += partial[k][(m * NT + nt) * 4 + i][lane];
     }
     if (b0 >= blocks) return;
     write_results<MR, NT>(acc, b0, tok_base, g, t, n, act_scales, act_sums, epi);
@@ -192,16 +208,17 @@ void launch_ternary_mma(const unsigned* w, int blocks, int padded_cols, const st
     const auto* codes = reinterpret_cast<const uint4*>(w);
     const int chunks = padded_cols / kMmaChunk;
     const int pairs = blocks / kMmaPairBlocks;
-    auto s = static_cast<cudaStream_t>(stream);
+    // Decode: 16 warps split a row pair's chunks, each with all of its (up to 4) chunks' loads
+    // issued at once: a whole matrix is in flight in about one memory latency.
     if (n <= 8) {
-        ternary_mma_kernel<2, 1, 8, 8, 2><<<dim3(pairs, 1), 8 * kWarp, 0, s>>>(
-            codes, blocks, chunks, q, act_scales, act_sums, n, epilogue);
+        launch(ternary_mma_kernel<2, 1, 16, 16, 4>, dim3(pairs, 1), 16 * kWarp, 0, stream, codes,
+               blocks, chunks, q, act_scales, act_sums, n, epilogue);
     } else if (n <= 32) {
-        ternary_mma_kernel<2, 4, 8, 8, 2><<<dim3(pairs, 1), 8 * kWarp, 0, s>>>(
-            codes, blocks, chunks, q, act_scales, act_sums, n, epilogue);
+        launch(ternary_mma_kernel<2, 4, 16, 16, 2>, dim3(pairs, 1), 16 * kWarp, 0, stream, codes,
+               blocks, chunks, q, act_scales, act_sums, n, epilogue);
     } else {
-        ternary_mma_kernel<2, 4, 4, 1, 2><<<dim3((pairs + 3) / 4, (n + 31) / 32), 4 * kWarp, 0, s>>>(
-            codes, blocks, chunks, q, act_scales, act_sums, n, epilogue);
+        launch(ternary_mma_kernel<2, 4, 4, 1, 2>, dim3((pairs + 3) / 4, (n + 31) / 32), 4 * kWarp, 0,
+               stream, codes, blocks, chunks, q, act_scales, act_sums, n, epilogue);
     }
 }
 
