@@ -10,7 +10,7 @@ namespace bitnet::inference {
 struct BatchGenerator::Slot {
     int index = 0;                           // the sequence's KV slot on the GPU
     std::unique_ptr<models::KvCache> cache;  // on the CPU (null when the GPU holds the caches)
-    std::unique_ptr<DecodeState> state;  // null: the slot is free
+    std::unique_ptr<DecodeState> state;      // null: the slot is free
     DoneCallback on_done;
     std::shared_ptr<const std::atomic<bool>> cancel;
     std::int64_t length = 0;  // positions in the cache
@@ -105,12 +105,11 @@ int BatchGenerator::step() {
         } else {
             gpu_positions_.resize(prompt.size());
             gpu_seqs_.assign(prompt.size(), slot.index);
-            for (std::size_t i = 0; i < prompt.size(); ++i)
-                gpu_positions_[i] = static_cast<int>(i);
+            for (std::size_t i = 0; i < prompt.size(); ++i) gpu_positions_[i] = static_cast<int>(i);
             logits_.resize(static_cast<std::size_t>(model.output_weight().rows));
-            engine_.gpu_model()->forward_sequences(prompt.data(), gpu_positions_.data(),
-                                                   gpu_seqs_.data(), static_cast<int>(prompt.size()),
-                                                   true, logits_.data());
+            engine_.gpu_model()->forward_sequences(
+                prompt.data(), gpu_positions_.data(), gpu_seqs_.data(),
+                static_cast<int>(prompt.size()), true, logits_.data());
         }
         slot.prefilled = true;
         slot.length = static_cast<std::int64_t>(prompt.size());

@@ -114,8 +114,8 @@ kernels::GpuModelDesc Transformer::gpu_description() const {
     for (const LayerWeights& l : layers_) {
         d.layers.push_back({l.wq, l.wk, l.wv, l.wo, l.gate, l.up, l.down, l.attn_norm,
                             l.attn_sub_norm, l.ffn_norm, l.ffn_sub_norm});
-        for (float s : {l.scale_q, l.scale_k, l.scale_v, l.scale_o, l.scale_gate, l.scale_up,
-                        l.scale_down})
+        for (float s :
+             {l.scale_q, l.scale_k, l.scale_v, l.scale_o, l.scale_gate, l.scale_up, l.scale_down})
             if (s != 1.0f) d.extra_scales = true;
     }
     return d;

@@ -132,10 +132,9 @@ class CudaBackend final : public Backend {
     }
     std::string name() const override { return "cuda"; }
     std::vector<std::string> kernel_names() const override {
-        return {
-            "i2_s int8 tensor cores (cuda:" + std::to_string(device_) + " " + device_name_ +
-                ", sm_" + sm_ + ")",
-            "f16 fp32-accumulate (cuda)", "other types: " + cpu_->name()};
+        return {"i2_s int8 tensor cores (cuda:" + std::to_string(device_) + " " + device_name_ +
+                    ", sm_" + sm_ + ")",
+                "f16 fp32-accumulate (cuda)", "other types: " + cpu_->name()};
     }
 
   private:

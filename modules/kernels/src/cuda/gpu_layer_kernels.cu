@@ -15,7 +15,7 @@ namespace {
 
 constexpr int kThreads = 256;
 constexpr int kNormThreads = 1024;
-constexpr int kVTile = 32;         // V positions staged in shared memory at a time
+constexpr int kVTile = 32;  // V positions staged in shared memory at a time
 constexpr int kMaxHeadDim = 256;
 
 __device__ double block_sum(double v, double* shared) {
@@ -203,7 +203,8 @@ __global__ void __launch_bounds__(kThreads)
     __syncthreads();
     const int vectors = hd / 8;  // 16-byte pieces per position (head_dim % 8 == 0)
     for (int p = threadIdx.x; p < n_pos; p += blockDim.x) {
-        const uint4* kp = reinterpret_cast<const uint4*>(keys + static_cast<std::size_t>(p) * kv_dim);
+        const uint4* kp =
+            reinterpret_cast<const uint4*>(keys + static_cast<std::size_t>(p) * kv_dim);
         uint4 raw[MAXHD / 8];
 #pragma unroll
         for (int v = 0; v < MAXHD / 8; ++v)
@@ -249,9 +250,10 @@ __global__ void __launch_bounds__(kThreads)
         for (int j = 0; j < kPieces; ++j) {
             const int e = threadIdx.x + j * kThreads;
             if (e < count * vectors)
-                staged[j] = __ldg(reinterpret_cast<const uint4*>(
-                                      values + static_cast<std::size_t>(p0 + e / vectors) * kv_dim) +
-                                  e % vectors);
+                staged[j] =
+                    __ldg(reinterpret_cast<const uint4*>(
+                              values + static_cast<std::size_t>(p0 + e / vectors) * kv_dim) +
+                          e % vectors);
         }
     };
     float acc = 0;
@@ -268,8 +270,8 @@ __global__ void __launch_bounds__(kThreads)
         if (p0 + kVTile < n_pos) fetch(p0 + kVTile);
         if (threadIdx.x < hd)
             for (int p = 0; p < count; ++p)
-                acc = __fadd_rn(acc, __fmul_rn(scores[p0 + p],
-                                               __half2float(v_tile[p * hd + threadIdx.x])));
+                acc = __fadd_rn(
+                    acc, __fmul_rn(scores[p0 + p], __half2float(v_tile[p * hd + threadIdx.x])));
     }
     if (threadIdx.x < hd)
         out[(static_cast<std::size_t>(t) * shape.heads + h) * hd + threadIdx.x] = acc;
@@ -402,10 +404,10 @@ void launch_rope_and_store(float* q, const float* k, const float* v, int n, RowP
 
 void prepare_attention(int max_positions, int head_dim) {
     const int bytes = static_cast<int>(attention_smem(max_positions, head_dim));
-    BITNET_CUDA_CHECK(cudaFuncSetAttribute(attention<64>,
-                                           cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
-    BITNET_CUDA_CHECK(cudaFuncSetAttribute(attention<128>,
-                                           cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
+    BITNET_CUDA_CHECK(
+        cudaFuncSetAttribute(attention<64>, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
+    BITNET_CUDA_CHECK(
+        cudaFuncSetAttribute(attention<128>, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
     BITNET_CUDA_CHECK(cudaFuncSetAttribute(attention<kMaxHeadDim>,
                                            cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
 }

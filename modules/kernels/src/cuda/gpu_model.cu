@@ -212,8 +212,8 @@ class CudaModel final : public GpuModel {
         allocate_pool(batch_, count, context);
     }
 
-    void forward_sequences(const std::int32_t* tokens, const int* positions, const int* seqs,
-                           int n, bool last_row_only, float* logits) override {
+    void forward_sequences(const std::int32_t* tokens, const int* positions, const int* seqs, int n,
+                           bool last_row_only, float* logits) override {
         if (n <= 0) fail(ErrorCode::InvalidArgument, "forward_sequences() needs a row");
         for (int i = 0; i < n; ++i)
             if (seqs[i] < 0 || seqs[i] >= batch_.seqs || positions[i] < 0 ||
@@ -275,8 +275,8 @@ class CudaModel final : public GpuModel {
 
     void run(int n, const KvPool& pool, int first_logits, float* logits) {
         cudaStream_t s = stream_;
-        BITNET_CUDA_CHECK(cudaMemcpyAsync(rows_.get(), staging_, 3 * static_cast<std::size_t>(n) * 4,
-                                          cudaMemcpyHostToDevice, s));
+        BITNET_CUDA_CHECK(cudaMemcpyAsync(
+            rows_.get(), staging_, 3 * static_cast<std::size_t>(n) * 4, cudaMemcpyHostToDevice, s));
         if (n <= kMaxGraphRows) {
             const auto key = std::make_tuple(n, &pool == &main_ ? 0 : 1, first_logits);
             auto it = graphs_.find(key);
@@ -310,8 +310,8 @@ class CudaModel final : public GpuModel {
         void* s = stream_;
         const int* tokens = rows_.get();
         const cuda::RowPlaces places{rows_.get() + n, rows_.get() + 2 * n};
-        cuda::launch_embed_rows(reinterpret_cast<const std::uint16_t*>(embedding_.get()), tokens,
-                                n, h, x_.get(), s);
+        cuda::launch_embed_rows(reinterpret_cast<const std::uint16_t*>(embedding_.get()), tokens, n,
+                                h, x_.get(), s);
         // Each later kernel may launch while its predecessor finishes (single steps, which are
         // launch bound; the first kernel follows a copy and is launched normally).
         const cuda::ProgrammaticLaunchScope overlap(pdl_ && n <= kMaxGraphRows);
@@ -432,8 +432,8 @@ bool gpu_model_supported(const GpuModelDesc& d, std::string& why) {
         why = "per-projection scale tensors are not on the GPU path yet";
         return false;
     }
-    if (d.hidden % 8 != 0 || d.head_dim % 8 != 0 || d.head_dim > 256 ||
-        d.heads % d.kv_heads != 0 || d.rope_dim > d.head_dim) {
+    if (d.hidden % 8 != 0 || d.head_dim % 8 != 0 || d.head_dim > 256 || d.heads % d.kv_heads != 0 ||
+        d.rope_dim > d.head_dim) {
         why = "unsupported shape (hidden and head_dim must be multiples of 8, head_dim <= 256)";
         return false;
     }

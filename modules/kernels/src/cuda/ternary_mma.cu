@@ -106,9 +106,11 @@ __device__ __forceinline__ void write_results(const int (&acc)[MR][NT][4], int b
                 int s = 0;
                 for (int k = 1; k < epi.count; ++k)
                     if (block >= epi.seg[k].first_block) s = k;
-                const int first = s == 0 ? epi.seg[0].first_block
-                                         : (s == 1 ? epi.seg[1].first_block : epi.seg[2].first_block);
-                const int rows = s == 0 ? epi.seg[0].rows : (s == 1 ? epi.seg[1].rows : epi.seg[2].rows);
+                const int first = s == 0
+                                      ? epi.seg[0].first_block
+                                      : (s == 1 ? epi.seg[1].first_block : epi.seg[2].first_block);
+                const int rows =
+                    s == 0 ? epi.seg[0].rows : (s == 1 ? epi.seg[1].rows : epi.seg[2].rows);
                 const float scale =
                     s == 0 ? epi.seg[0].scale : (s == 1 ? epi.seg[1].scale : epi.seg[2].scale);
                 float* out = s == 0 ? epi.seg[0].out : (s == 1 ? epi.seg[1].out : epi.seg[2].out);
@@ -130,8 +132,8 @@ __global__ void __launch_bounds__(WARPS* kWarp)
                        const int* __restrict__ act_sums, int n, MmaEpilogue epi) {
     const int warp = threadIdx.x / kWarp, lane = threadIdx.x % kWarp;
     const int g = lane / 4, t = lane % 4;
-    const int pair = KSPLIT > 1 ? static_cast<int>(blockIdx.x)
-                                : static_cast<int>(blockIdx.x) * WARPS + warp;
+    const int pair =
+        KSPLIT > 1 ? static_cast<int>(blockIdx.x) : static_cast<int>(blockIdx.x) * WARPS + warp;
     const int b0 = pair * MR;
     const int tok_base = static_cast<int>(blockIdx.y) * NT * 8;
     const int q_stride = chunks * kMmaChunk;
@@ -152,7 +154,8 @@ __global__ void __launch_bounds__(WARPS* kWarp)
             for (int m = 0; m < MR; ++m)
                 codes[u][m] =
                     c + u < c_end
-                        ? __ldg(w + (static_cast<std::size_t>(b0 + m) * chunks + c + u) * kWarp + lane)
+                        ? __ldg(w + (static_cast<std::size_t>(b0 + m) * chunks + c + u) * kWarp +
+                                lane)
                         : make_uint4(0, 0, 0, 0);
     };
     // The weights do not depend on the previous kernel: their first loads go out before waiting
@@ -217,8 +220,8 @@ void launch_ternary_mma(const unsigned* w, int blocks, int padded_cols, const st
         launch(ternary_mma_kernel<2, 4, 16, 16, 2>, dim3(pairs, 1), 16 * kWarp, 0, stream, codes,
                blocks, chunks, q, act_scales, act_sums, n, epilogue);
     } else {
-        launch(ternary_mma_kernel<2, 4, 4, 1, 2>, dim3((pairs + 3) / 4, (n + 31) / 32), 4 * kWarp, 0,
-               stream, codes, blocks, chunks, q, act_scales, act_sums, n, epilogue);
+        launch(ternary_mma_kernel<2, 4, 4, 1, 2>, dim3((pairs + 3) / 4, (n + 31) / 32), 4 * kWarp,
+               0, stream, codes, blocks, chunks, q, act_scales, act_sums, n, epilogue);
     }
 }
 

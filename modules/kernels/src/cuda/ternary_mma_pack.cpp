@@ -33,7 +33,8 @@ void decode_block(const BlockSource& src, int padded_cols, std::vector<std::uint
         const std::int64_t row = src.first_row + r;
         if (row >= w.rows) break;
         std::uint8_t* out = codes.data() + static_cast<std::size_t>(r) * padded_cols;
-        for (std::int64_t k = 0; k < w.cols; ++k) out[k] = quant::i2s_code_at(w.data, row * w.cols + k);
+        for (std::int64_t k = 0; k < w.cols; ++k)
+            out[k] = quant::i2s_code_at(w.data, row * w.cols + k);
     }
 }
 

@@ -1,9 +1,10 @@
 // BatchGenerator — continuous batching: up to `slots` independent sequences, each with its own
-// KV cache (on the GPU when the engine runs the GPU forward pass), decoded together. Every step() prefills the sequences added since the last step and
-// then runs ONE forward pass with the next token of every running sequence, so the weights are
-// streamed from memory once per step however many sequences there are. Sequences join and leave
-// between steps. Not thread-safe: one thread drives it (see Scheduler for the thread-safe front).
-// It shares the engine's model and backend, so it must not run while Engine::generate runs.
+// KV cache (on the GPU when the engine runs the GPU forward pass), decoded together. Every step()
+// prefills the sequences added since the last step and then runs ONE forward pass with the next
+// token of every running sequence, so the weights are streamed from memory once per step however
+// many sequences there are. Sequences join and leave between steps. Not thread-safe: one thread
+// drives it (see Scheduler for the thread-safe front). It shares the engine's model and backend, so
+// it must not run while Engine::generate runs.
 #pragma once
 
 #include <atomic>
