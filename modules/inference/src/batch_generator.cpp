@@ -106,10 +106,10 @@ int BatchGenerator::step() {
             gpu_positions_.resize(prompt.size());
             gpu_seqs_.assign(prompt.size(), slot.index);
             for (std::size_t i = 0; i < prompt.size(); ++i) gpu_positions_[i] = static_cast<int>(i);
-            logits_.resize(static_cast<std::size_t>(model.output_weight().rows));
-            engine_.gpu_model()->forward_sequences(
+            const float* row = engine_.gpu_model()->forward_sequences(
                 prompt.data(), gpu_positions_.data(), gpu_seqs_.data(),
-                static_cast<int>(prompt.size()), true, logits_.data());
+                static_cast<int>(prompt.size()), true);
+            logits_.assign(row, row + model.output_weight().rows);
         }
         slot.prefilled = true;
         slot.length = static_cast<std::int64_t>(prompt.size());
@@ -137,6 +137,7 @@ int BatchGenerator::step() {
         batch_slots_.push_back(&slot);
     }
     if (batch_.empty()) return 0;
+    const float* all_logits = nullptr;
     if (kernels::GpuModel* gpu = engine_.gpu_model(); gpu != nullptr) {
         gpu_tokens_.clear();
         gpu_positions_.clear();
@@ -146,17 +147,19 @@ int BatchGenerator::step() {
             gpu_positions_.push_back(static_cast<int>(batch_[i].position));
             gpu_seqs_.push_back(batch_slots_[i]->index);
         }
-        logits_.resize(batch_.size() * static_cast<std::size_t>(model.output_weight().rows));
-        gpu->forward_sequences(gpu_tokens_.data(), gpu_positions_.data(), gpu_seqs_.data(),
-                               static_cast<int>(batch_.size()), false, logits_.data());
+        // The rows are read where the GPU put them (page-locked memory), not copied again.
+        all_logits =
+            gpu->forward_sequences(gpu_tokens_.data(), gpu_positions_.data(), gpu_seqs_.data(),
+                                   static_cast<int>(batch_.size()), false);
     } else {
         model.forward_batch(batch_, engine_.backend(), logits_);
+        all_logits = logits_.data();
     }
-    const std::size_t vocab = logits_.size() / batch_.size();
+    const auto vocab = static_cast<std::size_t>(model.output_weight().rows);
     for (std::size_t i = 0; i < batch_slots_.size(); ++i) {
         Slot& slot = *batch_slots_[i];
         ++slot.length;
-        const std::span<const float> row(logits_.data() + i * vocab, vocab);
+        const std::span<const float> row(all_logits + i * vocab, vocab);
         if (!slot.state->accept(row, slot.next)) complete(slot);
     }
     return static_cast<int>(batch_.size());

@@ -46,14 +46,13 @@ BatchedThroughput batched_result(int batch, const std::vector<double>& runs) {
 BatchedThroughput run_batched_gpu(kernels::GpuModel& gpu, const BenchmarkOptions& o, int batch,
                                   std::int64_t prompt, std::int64_t vocab) {
     gpu.reserve_sequences(batch, static_cast<int>(prompt + o.gen_tokens + 1));
-    std::vector<float> logits(static_cast<std::size_t>(batch * vocab));
     for (int s = 0; s < batch; ++s) {
         auto tokens = bench_tokens(static_cast<int>(prompt) + s, vocab);
         tokens.erase(tokens.begin(), tokens.begin() + s);  // a different prompt per sequence
         std::vector<int> positions(tokens.size()), seqs(tokens.size(), s);
         for (std::size_t i = 0; i < tokens.size(); ++i) positions[i] = static_cast<int>(i);
         gpu.forward_sequences(tokens.data(), positions.data(), seqs.data(),
-                              static_cast<int>(tokens.size()), true, logits.data());
+                              static_cast<int>(tokens.size()), true);
     }
     const auto next = bench_tokens(o.gen_tokens * batch, vocab);
     std::vector<int> positions(static_cast<std::size_t>(batch)), seqs(positions.size());
@@ -66,7 +65,7 @@ BatchedThroughput run_batched_gpu(kernels::GpuModel& gpu, const BenchmarkOptions
                 seqs[static_cast<std::size_t>(s)] = s;
             }
             gpu.forward_sequences(next.data() + static_cast<std::size_t>(i) * batch,
-                                  positions.data(), seqs.data(), batch, false, logits.data());
+                                  positions.data(), seqs.data(), batch, false);
         }
         runs.push_back(static_cast<double>(o.gen_tokens) * batch / timer.seconds());
     }

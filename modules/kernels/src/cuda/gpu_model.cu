@@ -157,6 +157,7 @@ class CudaModel final : public GpuModel {
     ~CudaModel() override {
         drop_graphs();
         cudaFreeHost(staging_);
+        cudaFreeHost(pinned_logits_);
         cudaStreamDestroy(stream_);
     }
 
@@ -212,8 +213,8 @@ class CudaModel final : public GpuModel {
         allocate_pool(batch_, count, context);
     }
 
-    void forward_sequences(const std::int32_t* tokens, const int* positions, const int* seqs, int n,
-                           bool last_row_only, float* logits) override {
+    const float* forward_sequences(const std::int32_t* tokens, const int* positions,
+                                   const int* seqs, int n, bool last_row_only) override {
         if (n <= 0) fail(ErrorCode::InvalidArgument, "forward_sequences() needs a row");
         for (int i = 0; i < n; ++i)
             if (seqs[i] < 0 || seqs[i] >= batch_.seqs || positions[i] < 0 ||
@@ -229,7 +230,17 @@ class CudaModel final : public GpuModel {
             staging_[n + i] = positions[i];
             staging_[2 * n + i] = seqs[i];
         }
-        run(n, batch_, last_row_only ? n - 1 : 0, logits);
+        const int rows = last_row_only ? 1 : n;
+        const std::size_t floats = static_cast<std::size_t>(rows) * d_.output.rows;
+        if (floats > pinned_logits_size_) {
+            cudaFreeHost(pinned_logits_);
+            pinned_logits_ = nullptr;
+            pinned_logits_size_ = 0;
+            BITNET_CUDA_CHECK(cudaMallocHost(&pinned_logits_, floats * sizeof(float)));
+            pinned_logits_size_ = floats;
+        }
+        run(n, batch_, n - rows, pinned_logits_);
+        return pinned_logits_;
     }
 
   private:
@@ -408,6 +419,8 @@ class CudaModel final : public GpuModel {
     Buffer<int> rows_;        // tokens, positions, slots of the current rows
     int* staging_ = nullptr;  // pinned: the same, on the host
     int staging_rows_ = 0;
+    float* pinned_logits_ = nullptr;  // forward_sequences() results
+    std::size_t pinned_logits_size_ = 0;
     std::map<std::tuple<int, int, int>, cudaGraphExec_t> graphs_;  // (rows, pool, first logits)
     Buffer<float> x_, q_, k_, v_, att_, g_, act_scales_, logits_;
     Buffer<std::uint16_t> xh_;

@@ -30,14 +30,11 @@ __device__ __forceinline__ unsigned word_of(const uint4& v, int s) {
     return s == 0 ? v.x : s == 1 ? v.y : s == 2 ? v.z : v.w;
 }
 
-// One 128-column chunk: A fragments from `codes` (one uint4 per block), B from the activations.
-template <int MR, int NT>
-__device__ __forceinline__ void chunk_product(const uint4 (&codes)[MR],
-                                              const std::int8_t* __restrict__ q, int q_stride,
-                                              int chunk, int tok_base, int n, int g, int t,
-                                              int (&acc)[MR][NT][4]) {
-    // Every token tile's activations are requested before the first product uses them.
-    uint4 x[NT][2];
+// A thread's B fragments of one 128-column chunk: 32 bytes of its token per 8-token tile.
+template <int NT>
+__device__ __forceinline__ void load_activations(const std::int8_t* __restrict__ q, int q_stride,
+                                                 int chunk, int tok_base, int n, int g, int t,
+                                                 uint4 (&x)[NT][2]) {
 #pragma unroll
     for (int nt = 0; nt < NT; ++nt) {
         const int tok = tok_base + nt * 8 + g;
@@ -49,7 +46,13 @@ __device__ __forceinline__ void chunk_product(const uint4 (&codes)[MR],
             x[nt][1] = __ldg(p + 1);
         }
     }
-    // A fragments unpacked one k-step at a time (fewer live registers, more warps per SM).
+}
+
+// One 128-column chunk: A fragments from `codes` (one uint4 per block), unpacked one k-step at a
+// time (fewer live registers), times the B fragments `x`.
+template <int MR, int NT>
+__device__ __forceinline__ void chunk_product(const uint4 (&codes)[MR], const uint4 (&x)[NT][2],
+                                              int (&acc)[MR][NT][4]) {
 #pragma unroll
     for (int s = 0; s < 4; ++s)
 #pragma unroll
@@ -165,10 +168,14 @@ __global__ void __launch_bounds__(WARPS* kWarp)
     pdl_trigger();
     for (int c = c_begin; c < c_end; c += U) {
         if (c != c_begin) fetch(c);
+        // Every chunk's activations requested before the first product uses them.
+        uint4 x[U][NT][2];
 #pragma unroll
         for (int u = 0; u < U; ++u)
-            if (c + u < c_end)
-                chunk_product<MR, NT>(codes[u], q, q_stride, c + u, tok_base, n, g, t, acc);
+            if (c + u < c_end) load_activations<NT>(q, q_stride, c + u, tok_base, n, g, t, x[u]);
+#pragma unroll
+        for (int u = 0; u < U; ++u)
+            if (c + u < c_end) chunk_product<MR, NT>(codes[u], x[u], acc);
     }
     if constexpr (KSPLIT > 1) {
         // The warps' integer partial sums added pairwise through shared memory (exact in any
@@ -217,7 +224,7 @@ void launch_ternary_mma(const unsigned* w, int blocks, int padded_cols, const st
         launch(ternary_mma_kernel<2, 1, 16, 16, 4>, dim3(pairs, 1), 16 * kWarp, 0, stream, codes,
                blocks, chunks, q, act_scales, act_sums, n, epilogue);
     } else if (n <= 32) {
-        launch(ternary_mma_kernel<2, 4, 16, 16, 2>, dim3(pairs, 1), 16 * kWarp, 0, stream, codes,
+        launch(ternary_mma_kernel<2, 4, 8, 8, 2>, dim3(pairs, 1), 8 * kWarp, 0, stream, codes,
                blocks, chunks, q, act_scales, act_sums, n, epilogue);
     } else {
         launch(ternary_mma_kernel<2, 4, 4, 1, 2>, dim3((pairs + 3) / 4, (n + 31) / 32), 4 * kWarp,

@@ -45,10 +45,11 @@ class GpuModel {
     virtual void reserve_sequences(int count, int context) = 0;
     // Row i: token tokens[i] at position positions[i] of reserved sequence seqs[i]. Rows of one
     // sequence in one call must be consecutive positions in order (a prompt); a row attends to
-    // positions 0..positions[i] of its sequence. Writes vocab-sized logits of every row, or of
-    // the last row only when `last_row_only`.
-    virtual void forward_sequences(const std::int32_t* tokens, const int* positions,
-                                   const int* seqs, int n, bool last_row_only, float* logits) = 0;
+    // positions 0..positions[i] of its sequence. Returns vocab-sized logits of every row, or of
+    // the last row only when `last_row_only`, in page-locked host memory the GPU copies into
+    // directly (valid until the next call; no second copy of a batch's 16 MB of logits).
+    virtual const float* forward_sequences(const std::int32_t* tokens, const int* positions,
+                                           const int* seqs, int n, bool last_row_only) = 0;
     virtual int context() const = 0;
     virtual std::uint64_t device_bytes() const = 0;  // weights + KV cache + working memory
     // Device memory bandwidth (GB/s, bytes read + written by a large device-to-device copy):
