@@ -1,7 +1,8 @@
 // The default CPU backend: the reference numerics with hand-written kernels: I2_S through the
 // tiled integer kernels of i2s_kernels.cpp (AVX-512 VNNI / AVX2 / scalar, picked once from the
-// CPU features), F16 with F16C + FMA, other types through the reference rows; output rows are
-// split across OpenMP threads.
+// CPU features), TQ2_0/TQ1_0 through the AVX2 block dots of tq_kernels.cpp, F16 with F16C + FMA,
+// Q8_0 with AVX2, other types through the reference rows; output rows are split across OpenMP
+// threads.
 #include <immintrin.h>
 #include <omp.h>
 
@@ -14,6 +15,7 @@
 #include "bitnet/quantization/fp16.hpp"
 #include "i2s_kernels.hpp"
 #include "matmul_common.hpp"
+#include "tq_kernels.hpp"
 
 namespace bitnet::kernels {
 namespace {
@@ -84,6 +86,8 @@ class CpuBackend final : public Backend {
     CpuBackend(int threads, detail::I2sKernel i2s)
         : threads_(threads > 0 ? threads : cpu_features().physical_cores), i2s_(i2s) {
         f16c_ = cpu_features().f16c && cpu_features().avx2 && cpu_features().fma;
+        // The TQ kernels follow the I2_S choice: the scalar variant stays scalar (tests).
+        tq_avx2_ = cpu_features().avx2 && i2s != detail::I2sKernel::Generic;
     }
 
     void matmul(const WeightView& w, const float* x, std::int64_t n_rows, float* y) const override {
@@ -99,15 +103,27 @@ class CpuBackend final : public Backend {
         const std::int64_t rows = w.rows;
         const bool f16 = w.type == TypeId::F16 && f16c_;
         const bool q8 = w.type == TypeId::Q8_0 && f16c_;
+        const bool tq = (w.type == TypeId::TQ2_0 || w.type == TypeId::TQ1_0) && tq_avx2_;
+        const std::int64_t blocks = w.cols / quant::kQK_K;
 #pragma omp parallel for schedule(dynamic, 64) num_threads(threads_)
         for (std::int64_t n = 0; n < rows; ++n) {
             const std::uint8_t* row = w.row(n);
+            thread_local std::vector<std::int32_t> dots;
             for (std::int64_t r = 0; r < n_rows; ++r) {
                 const detail::PreparedRow& p = prepared[static_cast<std::size_t>(r)];
-                y[r * rows + n] = f16  ? dot_f16_f16c(reinterpret_cast<const std::uint16_t*>(row),
-                                                      p.f.data(), w.cols)
-                                  : q8 ? dot_q8_0_avx2(row, p.q8.data(), w.cols)
-                                       : detail::dot_row_reference(w, n, p, true);
+                float out;
+                if (tq) {
+                    dots.resize(static_cast<std::size_t>(blocks));
+                    detail::tq_block_dots_avx2(w.type, row, p.q.data(), blocks, dots.data());
+                    out = detail::tq_row_output(w.type, row, dots.data(), p.block_sums.data(),
+                                                blocks, p.act);
+                } else {
+                    out = f16  ? dot_f16_f16c(reinterpret_cast<const std::uint16_t*>(row),
+                                              p.f.data(), w.cols)
+                          : q8 ? dot_q8_0_avx2(row, p.q8.data(), w.cols)
+                               : detail::dot_row_reference(w, n, p, true);
+                }
+                y[r * rows + n] = out;
             }
         }
     }
@@ -136,7 +152,8 @@ class CpuBackend final : public Backend {
                     " threads",
                 std::string("f16: ") + (f16c_ ? "f16c+fma" : "scalar"),
                 std::string("q8_0: ") + (f16c_ ? "avx2 maddubs" : "scalar"),
-                "tq2_0/tq1_0/q4_0/q6_k: reference rows, threaded"};
+                std::string("tq2_0/tq1_0: ") + (tq_avx2_ ? "avx2 maddubs" : "scalar"),
+                "q4_0/q6_k: reference rows, threaded"};
     }
 
   private:
@@ -192,6 +209,7 @@ class CpuBackend final : public Backend {
     int threads_;
     detail::I2sKernel i2s_;
     bool f16c_ = false;
+    bool tq_avx2_ = false;
     std::unique_ptr<Backend> reference_ = make_reference_backend(ActivationPrecision::Int8);
     // Scratch reused across calls (no allocation once sizes have been seen).
     mutable std::vector<std::int8_t> q_, q_arranged_;

@@ -7,6 +7,7 @@
 #include "bitnet/common/error.hpp"
 #include "bitnet/quantization/formats.hpp"
 #include "bitnet/quantization/fp16.hpp"
+#include "tq_kernels.hpp"
 
 namespace bitnet::kernels::detail {
 
@@ -64,24 +65,11 @@ float dot_row_reference(const WeightView& w, std::int64_t n, const PreparedRow& 
         if (w.type == TypeId::I2_S)
             return quant::i2s_output(dot_i2s_i8_reference(row, x.q.data(), k), x.act, w.scale);
         // TQ formats: per-block scales, y = sum_b d_b (D_b - S_b) / a
-        const bool tq2 = w.type == TypeId::TQ2_0;
-        const std::int64_t block_bytes = tq2 ? 66 : 54;
-        std::uint8_t codes[quant::kQK_K];
-        float acc = 0.0f;
-        for (std::int64_t b = 0; b < k / quant::kQK_K; ++b) {
-            const std::uint8_t* block = row + b * block_bytes;
-            if (tq2)
-                quant::tq2_0_block_codes(block, codes);
-            else
-                quant::tq1_0_block_codes(block, codes);
-            std::int32_t d = 0;
-            for (int i = 0; i < quant::kQK_K; ++i)
-                d += codes[i] * x.q[static_cast<std::size_t>(b * quant::kQK_K + i)];
-            const float scale =
-                tq2 ? quant::tq2_0_block_scale(block) : quant::tq1_0_block_scale(block);
-            acc += scale * static_cast<float>(d - x.block_sums[static_cast<std::size_t>(b)]);
-        }
-        return acc / x.act.scale;
+        const std::int64_t blocks = k / quant::kQK_K;
+        thread_local std::vector<std::int32_t> dots;
+        dots.resize(static_cast<std::size_t>(blocks));
+        tq_block_dots_scalar(w.type, row, x.q.data(), blocks, dots.data());
+        return tq_row_output(w.type, row, dots.data(), x.block_sums.data(), blocks, x.act);
     }
     // Float path: dequantize the row (I2_S rows carry no scale of their own: apply the tensor's).
     thread_local std::vector<float> wrow;

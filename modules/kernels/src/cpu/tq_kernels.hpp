@@ -1,0 +1,25 @@
+// TQ2_0 / TQ1_0 rows times int8 activations (internal). The integer part — one exact dot per
+// 256-element block, D_b = sum codes * q — has a scalar and an AVX2 version that must agree
+// exactly; the float part after it (tq_row_output) is one function used by every backend, so
+// the results are bit-identical to the reference whatever computed the integers.
+#pragma once
+
+#include <cstdint>
+
+#include "bitnet/quantization/activation.hpp"
+#include "bitnet/quantization/type_traits.hpp"
+
+namespace bitnet::kernels::detail {
+
+// dots[b] = sum_i code_i * q[b*256 + i] over the `blocks` blocks of `row` (codes 0..2).
+void tq_block_dots_scalar(quant::TypeId type, const std::uint8_t* row, const std::int8_t* q,
+                          std::int64_t blocks, std::int32_t* dots);
+void tq_block_dots_avx2(quant::TypeId type, const std::uint8_t* row, const std::int8_t* q,
+                        std::int64_t blocks, std::int32_t* dots);
+
+// y = (sum_b d_b * (D_b - S_b)) / a: block scales d_b from the row, S_b = sum of q per block.
+float tq_row_output(quant::TypeId type, const std::uint8_t* row, const std::int32_t* dots,
+                    const std::int32_t* block_sums, std::int64_t blocks,
+                    const quant::ActivationScale& act);
+
+}  // namespace bitnet::kernels::detail
