@@ -80,13 +80,23 @@ TEST_CASE("bitnet run refuses bad input with usage (2) or runtime (1) exit codes
 TEST_CASE("BITNET_STRICT_MODE=1 turns a kernel fallback into an error") {
     test::TempDir dir("cli-strict");
     const std::string model = test::write_synthetic_model(dir, "tiny", 6);
-    const auto relaxed = test::run_command(run_cmd(model, "-p hi -n 2 --kernel tl1"));
+    const auto relaxed = test::run_command(run_cmd(model, "-p hi -n 2 --kernel tl2"));
     CHECK(relaxed.exit_code == 0);
     CHECK_THAT(relaxed.err, Catch::Contains("not implemented yet"));
     const auto strict =
-        test::run_command("BITNET_STRICT_MODE=1 " + run_cmd(model, "-p hi -n 2 --kernel tl1"));
+        test::run_command("BITNET_STRICT_MODE=1 " + run_cmd(model, "-p hi -n 2 --kernel tl2"));
     CHECK(strict.exit_code == 1);
     CHECK_THAT(strict.err, Catch::Contains("BITNET_STRICT_MODE"));
+}
+
+TEST_CASE("run with the tl1 kernel generates exactly what the i2s kernel generates") {
+    test::TempDir dir("cli-tl1");
+    const std::string model = test::write_synthetic_model(dir, "small", 8);
+    const auto i2s = test::run_command(run_cmd(model, "-p 'the cat' -n 24 --greedy --kernel i2s"));
+    const auto tl1 = test::run_command(run_cmd(model, "-p 'the cat' -n 24 --greedy --kernel tl1"));
+    REQUIRE(i2s.exit_code == 0);
+    REQUIRE(tl1.exit_code == 0);
+    CHECK(tl1.out == i2s.out);
 }
 
 TEST_CASE("bitnet run without a model uses the built-in demo model, says so, prints its text") {

@@ -64,11 +64,18 @@ int choose_device(const std::string& device) {
     fail(ErrorCode::InvalidArgument, "unknown device '" + device + "'; use auto, cpu or cuda[:N]");
 }
 
+// `auto`: the TL1 lookup tables where they measured faster than the I2_S kernels, else I2_S.
+std::string effective_kernel(const std::string& kernel) {
+    if (kernel != "auto") return kernel;
+    return kernels::tl1_measured_faster() ? "tl1" : "i2s";
+}
+
 std::unique_ptr<kernels::Backend> choose_backend(const std::string& kernel, int threads) {
     if (kernel == "ref") return kernels::make_reference_backend();
-    if (kernel == "auto" || kernel == "i2s") return kernels::make_cpu_backend(threads);
-    if (kernel == "tl1" || kernel == "tl2") {
-        fallback("--kernel " + kernel + " is not implemented yet; using the i2s kernel");
+    if (kernel == "i2s") return kernels::make_cpu_backend(threads);
+    if (kernel == "tl1") return kernels::make_tl1_backend(threads);
+    if (kernel == "tl2") {
+        fallback("--kernel tl2 is not implemented yet; using the i2s kernel");
         return kernels::make_cpu_backend(threads);
     }
     fail(ErrorCode::InvalidArgument,
@@ -108,12 +115,22 @@ std::unique_ptr<Engine> Engine::load(const EngineOptions& options) {
                                                  "it at auto (or use --device cpu)");
         e->backend_ = kernels::make_cuda_backend(cuda_device, threads);
     } else {
-        e->backend_ = choose_backend(options.kernel, threads);
+        e->backend_ = choose_backend(effective_kernel(options.kernel), threads);
     }
     e->file_ = models::GgufFile::open(options.model_path);
     e->model_ = std::make_unique<models::Transformer>(e->file_);
     e->model_->set_attention_mode(options.flash_attention ? models::AttentionMode::Flash
                                                           : models::AttentionMode::Standard);
+    if (cuda_device < 0 && effective_kernel(options.kernel) == "tl1") {
+        // TL1 computes from a row-interleaved copy of the I2_S weights: make it now, then give
+        // the file's pages of those tensors back (the copy replaces them; peak RSS unchanged).
+        Timer repack;
+        e->backend_->prepare_weights(e->model_->projection_weights());
+        for (const models::GgufTensorInfo& t : e->file_->tensors())
+            if (t.type_id == static_cast<std::uint32_t>(quant::TypeId::I2_S))
+                e->file_->release_pages(t);
+        log::info("tl1: repacked the I2_S weights in {:.0f} ms", repack.milliseconds());
+    }
     e->tokenizer_ = options.tokenizer_path.empty()
                         ? tokenizers::load_tokenizer(*e->file_)
                         : tokenizers::load_tokenizer_json(options.tokenizer_path);

@@ -121,11 +121,18 @@ kernels::GpuModelDesc Transformer::gpu_description() const {
     return d;
 }
 
-std::uint64_t Transformer::weight_bytes_per_token() const {
-    std::uint64_t total = static_cast<std::uint64_t>(output_.rows) * output_.row_bytes();
+std::vector<const kernels::WeightView*> Transformer::projection_weights() const {
+    std::vector<const kernels::WeightView*> all;
     for (const LayerWeights& l : layers_)
         for (const kernels::WeightView* w : {&l.wq, &l.wk, &l.wv, &l.wo, &l.gate, &l.up, &l.down})
-            total += static_cast<std::uint64_t>(w->rows) * w->row_bytes();
+            all.push_back(w);
+    return all;
+}
+
+std::uint64_t Transformer::weight_bytes_per_token() const {
+    std::uint64_t total = static_cast<std::uint64_t>(output_.rows) * output_.row_bytes();
+    for (const kernels::WeightView* w : projection_weights())
+        total += static_cast<std::uint64_t>(w->rows) * w->row_bytes();
     return total;
 }
 

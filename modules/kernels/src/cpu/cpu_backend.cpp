@@ -6,7 +6,11 @@
 #include <immintrin.h>
 #include <omp.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cstring>
+#include <mutex>
+#include <unordered_map>
 
 #include "bitnet/common/cpu_features.hpp"
 #include "bitnet/common/error.hpp"
@@ -15,6 +19,7 @@
 #include "bitnet/quantization/fp16.hpp"
 #include "i2s_kernels.hpp"
 #include "matmul_common.hpp"
+#include "tl1_kernels.hpp"
 #include "tq_kernels.hpp"
 
 namespace bitnet::kernels {
@@ -83,8 +88,8 @@ __attribute__((target("avx2,f16c,fma"))) float dot_q8_0_avx2(const std::uint8_t*
 
 class CpuBackend final : public Backend {
   public:
-    CpuBackend(int threads, detail::I2sKernel i2s)
-        : threads_(threads > 0 ? threads : cpu_features().physical_cores), i2s_(i2s) {
+    CpuBackend(int threads, detail::I2sKernel i2s, bool tl1 = false)
+        : threads_(threads > 0 ? threads : cpu_features().physical_cores), i2s_(i2s), tl1_(tl1) {
         f16c_ = cpu_features().f16c && cpu_features().avx2 && cpu_features().fma;
         // The TQ kernels follow the I2_S choice: the scalar variant stays scalar (tests).
         tq_avx2_ = cpu_features().avx2 && i2s != detail::I2sKernel::Generic;
@@ -144,12 +149,22 @@ class CpuBackend final : public Backend {
         matmul_i2s(jobs, x, n_rows);
     }
 
+    void prepare_weights(const std::vector<const WeightView*>& weights) const override {
+        if (!tl1_) return;
+        std::vector<const WeightView*> todo;
+        for (const WeightView* w : weights)
+            if (w->type == TypeId::I2_S) todo.push_back(w);
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads_)
+        for (std::size_t i = 0; i < todo.size(); ++i) tl1_weights(*todo[i]);
+    }
+
     std::string name() const override {
         return "cpu";
     }
     std::vector<std::string> kernel_names() const override {
-        return {std::string(detail::i2s_kernel_name(i2s_)) + ", " + std::to_string(threads_) +
-                    " threads",
+        const std::string i2s =
+            tl1_ ? "i2_s tl1 lookup tables (avx2 pshufb)" : detail::i2s_kernel_name(i2s_);
+        return {i2s + ", " + std::to_string(threads_) + " threads",
                 std::string("f16: ") + (f16c_ ? "f16c+fma" : "scalar"),
                 std::string("q8_0: ") + (f16c_ ? "avx2 maddubs" : "scalar"),
                 std::string("tq2_0/tq1_0: ") + (tq_avx2_ ? "avx2 maddubs" : "scalar"),
@@ -162,6 +177,10 @@ class CpuBackend final : public Backend {
     // region, each task running the tiled integer kernel over all tokens.
     void matmul_i2s(const std::vector<MatmulJob>& jobs, const float* x,
                     std::int64_t n_tokens) const {
+        if (tl1_) {
+            matmul_tl1(jobs, x, n_tokens);
+            return;
+        }
         const std::int64_t k = jobs[0].w->cols;
         q_.resize(static_cast<std::size_t>(n_tokens * k));
         q_arranged_.resize(q_.size());
@@ -206,8 +225,73 @@ class CpuBackend final : public Backend {
         }
     }
 
+    // TL1: per token, int8 activations and their lookup tables; then groups of 32 rows of every
+    // job spread over the threads, each looking up all tokens; y = the I2_S rule on the sums.
+    void matmul_tl1(const std::vector<MatmulJob>& jobs, const float* x,
+                    std::int64_t n_tokens) const {
+        const std::int64_t k = jobs[0].w->cols;
+        const std::int64_t table_bytes = detail::tl1_table_bytes(k);
+        q_.resize(static_cast<std::size_t>(n_tokens * k));
+        tables_.resize(static_cast<std::size_t>(n_tokens * table_bytes));
+        acts_.resize(static_cast<std::size_t>(n_tokens));
+        for (std::int64_t t = 0; t < n_tokens; ++t) {
+            std::int8_t* q = q_.data() + t * k;
+            acts_[static_cast<std::size_t>(t)] = quant::quantize_activations_i8(x + t * k, k, q);
+            detail::build_tl1_tables(q, k, tables_.data() + t * table_bytes);
+        }
+        std::vector<const detail::Tl1Weights*> packed;
+        for (const MatmulJob& j : jobs) packed.push_back(&tl1_weights(*j.w));
+        tasks_.clear();
+        dot_offsets_.clear();
+        std::int64_t total_rows = 0;
+        for (std::size_t j = 0; j < jobs.size(); ++j) {
+            dot_offsets_.push_back(total_rows * n_tokens);
+            for (std::int64_t r = 0; r < jobs[j].w->rows; r += detail::kTl1Rows)
+                tasks_.push_back({j, r});
+            total_rows += jobs[j].w->rows;
+        }
+        dots_.resize(static_cast<std::size_t>(total_rows * n_tokens));
+        const auto n_tasks = static_cast<std::int64_t>(tasks_.size());
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads_)
+        for (std::int64_t i = 0; i < n_tasks; ++i) {
+            const auto& task = tasks_[static_cast<std::size_t>(i)];
+            detail::tl1_dot_group(*packed[task.job], task.first_row / detail::kTl1Rows,
+                                  tables_.data(), n_tokens, dots_.data() + dot_offsets_[task.job],
+                                  jobs[task.job].w->rows);
+        }
+        for (std::size_t j = 0; j < jobs.size(); ++j) {
+            const WeightView& w = *jobs[j].w;
+            const std::int32_t* d = dots_.data() + dot_offsets_[j];
+            for (std::int64_t t = 0; t < n_tokens; ++t) {
+                const quant::ActivationScale& act = acts_[static_cast<std::size_t>(t)];
+                // The tables hold (code - 1) * q: add S back for the I2_S rule (exact integers).
+                for (std::int64_t r = 0; r < w.rows; ++r)
+                    jobs[j].y[t * w.rows + r] =
+                        quant::i2s_output(d[t * w.rows + r] + act.sum, act, w.scale);
+            }
+        }
+    }
+
+    // The TL1 copy of an I2_S matrix, made once (keyed by its address: weights must not change
+    // in place while the backend lives).
+    const detail::Tl1Weights& tl1_weights(const WeightView& w) const {
+        {
+            std::lock_guard<std::mutex> lock(tl1_mutex_);
+            if (auto it = tl1_cache_.find(w.data); it != tl1_cache_.end()) return *it->second;
+        }
+        auto packed =
+            std::make_unique<detail::Tl1Weights>(detail::repack_tl1(w.data, w.rows, w.cols));
+        std::lock_guard<std::mutex> lock(tl1_mutex_);
+        auto [it, inserted] = tl1_cache_.emplace(w.data, std::move(packed));
+        return *it->second;
+    }
+
     int threads_;
     detail::I2sKernel i2s_;
+    bool tl1_ = false;
+    mutable std::mutex tl1_mutex_;
+    mutable std::unordered_map<const void*, std::unique_ptr<detail::Tl1Weights>> tl1_cache_;
+    mutable std::vector<std::int8_t> tables_;
     bool f16c_ = false;
     bool tq_avx2_ = false;
     std::unique_ptr<Backend> reference_ = make_reference_backend(ActivationPrecision::Int8);
@@ -261,6 +345,42 @@ bool cpu_isa_supported(CpuIsa isa) {
             return f.avx512f && f.avx512bw && f.avx512vl && f.avx512vnni;
     }
     return false;
+}
+
+bool tl1_measured_faster() {
+    static const bool faster = [] {
+        if (!cpu_features().avx2) return false;
+        // A 2B4T-like slice: 256 rows of 2560 I2_S weights, one decode token and 8 prefill ones.
+        constexpr std::int64_t rows = 256, cols = 2560;
+        std::vector<std::uint8_t> weights(rows * cols / 4 + 32, 0x96);
+        const WeightView w{TypeId::I2_S, weights.data(), rows, cols, 1.0f};
+        std::vector<float> x(8 * cols), y(8 * rows);
+        for (std::size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>(i % 17) - 8.0f;
+        auto seconds = [&](const Backend& b) {
+            double best = 1e30;
+            for (int rep = 0; rep < 5; ++rep) {
+                const auto start = std::chrono::steady_clock::now();
+                b.matmul(w, x.data(), 1, y.data());
+                b.matmul(w, x.data(), 8, y.data());
+                best = std::min(
+                    best, std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+                              .count());
+            }
+            return best;
+        };
+        const auto i2s = make_cpu_backend(1);
+        const auto tl1 = make_tl1_backend(1);
+        tl1->prepare_weights({&w});
+        return seconds(*tl1) < seconds(*i2s);
+    }();
+    return faster;
+}
+
+std::unique_ptr<Backend> make_tl1_backend(int threads) {
+    if (!cpu_features().avx2)
+        fail(ErrorCode::Unsupported,
+             "--kernel tl1 needs AVX2, which this CPU lacks; use --kernel i2s");
+    return std::make_unique<CpuBackend>(threads, detail::I2sKernel::Avx2, true);
 }
 
 std::unique_ptr<Backend> make_cpu_backend(int threads, CpuIsa isa) {

@@ -43,6 +43,11 @@ class Backend {
     // y[r][n] = sum_k W[n][k] * x[r][k] for r < n_rows; x is n_rows x cols, y is n_rows x rows.
     virtual void matmul(const WeightView& w, const float* x, std::int64_t n_rows,
                         float* y) const = 0;
+    // Backends that compute from a repacked copy of some weights (TL1) make it here, once, so
+    // the caller may release the original pages afterwards. Default: nothing to prepare.
+    virtual void prepare_weights(const std::vector<const WeightView*>& weights) const {
+        (void)weights;
+    }
     // Row `index` of W, dequantized to f32 (token embedding lookup).
     virtual void get_row(const WeightView& w, std::int64_t index, float* out) const = 0;
     virtual std::string name() const = 0;
@@ -61,6 +66,13 @@ bool cpu_isa_supported(CpuIsa isa);
 // split across `threads` OpenMP threads (0 = all physical cores). Not thread-safe: one
 // generation at a time per backend object (it keeps scratch buffers between calls).
 std::unique_ptr<Backend> make_cpu_backend(int threads = 0, CpuIsa isa = CpuIsa::Best);
+// The CPU backend with TL1 lookup-table kernels for I2_S weights (AVX2; same results bit for
+// bit). I2_S weights are repacked (row-interleaved, same 2 bits per weight) by prepare_weights
+// or on first use. Throws Unsupported without AVX2.
+std::unique_ptr<Backend> make_tl1_backend(int threads = 0);
+// Whether TL1 beat the I2_S kernels on a short decode + prefill measurement on this CPU
+// (measured once, a few milliseconds): what `--kernel auto` goes by.
+bool tl1_measured_faster();
 
 // Re-quantizes an F16/F32/BF16 matrix to Q8_0 (threaded), e.g. the tied output head:
 // half the bytes to stream per token for ~0.4% relative error in the logits.

@@ -57,6 +57,8 @@ class Transformer {
     void set_output_weight(const kernels::WeightView& w) { output_ = w; }
     // The weights and shapes for the device-resident GPU forward pass (kernels::GpuModel).
     kernels::GpuModelDesc gpu_description() const;
+    // Every layer's projection matrices (Q, K, V, output, gate, up, down), in order.
+    std::vector<const kernels::WeightView*> projection_weights() const;
     // Bytes of weights read per generated token (all projections + output matrix).
     std::uint64_t weight_bytes_per_token() const;
 
