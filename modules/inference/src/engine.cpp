@@ -64,20 +64,16 @@ int choose_device(const std::string& device) {
     fail(ErrorCode::InvalidArgument, "unknown device '" + device + "'; use auto, cpu or cuda[:N]");
 }
 
-// `auto`: the TL1 lookup tables where they measured faster than the I2_S kernels, else I2_S.
+// `auto`: whichever of the I2_S, TL1 and TL2 kernels measured fastest on this CPU.
 std::string effective_kernel(const std::string& kernel) {
-    if (kernel != "auto") return kernel;
-    return kernels::tl1_measured_faster() ? "tl1" : "i2s";
+    return kernel == "auto" ? kernels::fastest_ternary_kernel() : kernel;
 }
 
 std::unique_ptr<kernels::Backend> choose_backend(const std::string& kernel, int threads) {
     if (kernel == "ref") return kernels::make_reference_backend();
     if (kernel == "i2s") return kernels::make_cpu_backend(threads);
     if (kernel == "tl1") return kernels::make_tl1_backend(threads);
-    if (kernel == "tl2") {
-        fallback("--kernel tl2 is not implemented yet; using the i2s kernel");
-        return kernels::make_cpu_backend(threads);
-    }
+    if (kernel == "tl2") return kernels::make_tl2_backend(threads);
     fail(ErrorCode::InvalidArgument,
          "unknown kernel '" + kernel + "'; use auto, i2s, tl1, tl2 or ref");
 }
@@ -121,15 +117,22 @@ std::unique_ptr<Engine> Engine::load(const EngineOptions& options) {
     e->model_ = std::make_unique<models::Transformer>(e->file_);
     e->model_->set_attention_mode(options.flash_attention ? models::AttentionMode::Flash
                                                           : models::AttentionMode::Standard);
-    if (cuda_device < 0 && effective_kernel(options.kernel) == "tl1") {
-        // TL1 computes from a row-interleaved copy of the I2_S weights: make it now, then give
-        // the file's pages of those tensors back (the copy replaces them; peak RSS unchanged).
+    bool has_i2s = false;
+    for (const kernels::WeightView* w : e->model_->projection_weights())
+        has_i2s = has_i2s || w->type == quant::TypeId::I2_S;
+    if ((options.kernel == "tl1" || options.kernel == "tl2") && !has_i2s)
+        fallback("--kernel " + options.kernel + " takes I2_S weights and " + options.model_path +
+                 " has none; its projections run on their own type's kernels");
+    if (const std::string lut = effective_kernel(options.kernel);
+        cuda_device < 0 && has_i2s && (lut == "tl1" || lut == "tl2")) {
+        // TL1/TL2 compute from a repacked copy of the I2_S weights: make it now, then give the
+        // file's pages of those tensors back (the copy replaces them; peak RSS does not grow).
         Timer repack;
         e->backend_->prepare_weights(e->model_->projection_weights());
         for (const models::GgufTensorInfo& t : e->file_->tensors())
             if (t.type_id == static_cast<std::uint32_t>(quant::TypeId::I2_S))
                 e->file_->release_pages(t);
-        log::info("tl1: repacked the I2_S weights in {:.0f} ms", repack.milliseconds());
+        log::info("{}: repacked the I2_S weights in {:.0f} ms", lut, repack.milliseconds());
     }
     e->tokenizer_ = options.tokenizer_path.empty()
                         ? tokenizers::load_tokenizer(*e->file_)

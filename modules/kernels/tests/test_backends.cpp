@@ -4,6 +4,7 @@
 #include <random>
 #include <vector>
 
+#include "bitnet/common/error.hpp"
 #include "bitnet/kernels/backend.hpp"
 #include "bitnet/quantization/activation.hpp"
 #include "bitnet/quantization/formats.hpp"
@@ -175,17 +176,15 @@ TEST_CASE("matmul_many equals separate matmuls (shared activation quantization, 
     CHECK(yf == sf);
 }
 
-TEST_CASE("TL1 lookup-table kernel equals the reference bit for bit") {
-    if (!kernels::cpu_isa_supported(kernels::CpuIsa::Avx2)) {
-        WARN("SKIPPED: TL1 needs AVX2");
-        return;
-    }
+namespace {
+
+// Every lookup-table kernel against the reference: rows around its row groups, K from one I2_S
+// block to the 2B4T FFN width (K % 3 == 0, 1 and 2 for TL2's triples), 1..9 tokens, outliers.
+void check_lookup_kernel(const kernels::Backend& lut) {
     auto reference = kernels::make_reference_backend();
-    auto tl1 = kernels::make_tl1_backend(2);
     std::mt19937 rng(23);
     std::vector<Matrix> alive;  // the backend keys its repacked copies by address
-    // Rows around the 32-row groups, K from one block to the 2B4T FFN width, 1..9 tokens.
-    for (const std::int64_t rows : {1, 31, 32, 33, 70})
+    for (const std::int64_t rows : {1, 31, 32, 33, 63, 64, 70})
         for (const std::int64_t cols : {128, 384, 2560, 6912})
             for (const std::int64_t tokens : {1, 3, 9}) {
                 alive.push_back(
@@ -195,24 +194,46 @@ TEST_CASE("TL1 lookup-table kernel equals the reference bit for bit") {
                 x[0] = 1e4f;  // an outlier: most other activations quantize to 0 or +-1
                 std::vector<float> a(static_cast<std::size_t>(tokens * rows)), b(a.size());
                 reference->matmul(w.view, x.data(), tokens, a.data());
-                tl1->matmul(w.view, x.data(), tokens, b.data());
+                lut.matmul(w.view, x.data(), tokens, b.data());
                 INFO(rows << "x" << cols << " x " << tokens << " tokens");
                 REQUIRE(a == b);
             }
-    // Extreme activations: every q at -128 or 127 makes table entries of +-256 and long sums.
+    // Extreme activations: every q at -128 or 127 gives the largest table entries and sums.
     Matrix w = ternary_matrix(TypeId::I2_S, 64, 6912, 5);
     std::vector<float> x(6912);
     for (std::size_t i = 0; i < x.size(); ++i) x[i] = i % 3 == 0 ? -1.0f : 1.0f;
     std::vector<float> a(64), b(64);
     reference->matmul(w.view, x.data(), 1, a.data());
-    tl1->prepare_weights({&w.view});  // repacked ahead of use, as the engine does
-    tl1->matmul(w.view, x.data(), 1, b.data());
+    lut.prepare_weights({&w.view});  // repacked ahead of use, as the engine does
+    lut.matmul(w.view, x.data(), 1, b.data());
     CHECK(a == b);
     // matmul_many (Q/K/V sharing one input) takes the same path.
     Matrix w2 = ternary_matrix(TypeId::I2_S, 40, 6912, 6);
     std::vector<float> c(40), d(40);
     reference->matmul(w2.view, x.data(), 1, c.data());
-    tl1->matmul_many({{&w.view, b.data()}, {&w2.view, d.data()}}, x.data(), 1);
+    lut.matmul_many({{&w.view, b.data()}, {&w2.view, d.data()}}, x.data(), 1);
     CHECK(a == b);
     CHECK(c == d);
+}
+
+}  // namespace
+
+TEST_CASE("TL1 lookup-table kernel equals the reference bit for bit") {
+    if (!kernels::cpu_isa_supported(kernels::CpuIsa::Avx2)) {
+        WARN("SKIPPED: TL1 needs AVX2");
+        return;
+    }
+    check_lookup_kernel(*kernels::make_tl1_backend(2));
+}
+
+TEST_CASE("TL2 lookup-table kernel equals the reference bit for bit") {
+    std::unique_ptr<kernels::Backend> tl2;
+    try {
+        tl2 = kernels::make_tl2_backend(2);
+    } catch (const Error& e) {
+        CHECK(e.code() == ErrorCode::Unsupported);
+        WARN("SKIPPED: " << e.what());
+        return;
+    }
+    check_lookup_kernel(*tl2);
 }

@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstring>
 #include <mutex>
+#include <string>
 #include <unordered_map>
 
 #include "bitnet/common/cpu_features.hpp"
@@ -20,6 +21,7 @@
 #include "i2s_kernels.hpp"
 #include "matmul_common.hpp"
 #include "tl1_kernels.hpp"
+#include "tl2_kernels.hpp"
 #include "tq_kernels.hpp"
 
 namespace bitnet::kernels {
@@ -86,10 +88,49 @@ __attribute__((target("avx2,f16c,fma"))) float dot_q8_0_avx2(const std::uint8_t*
     return _mm_cvtss_f32(s);
 }
 
+// The lookup-table kernels (tl1_kernels / tl2_kernels) behind one interface for matmul_lut.
+enum class LutKernel { None, Tl1, Tl2 };
+struct LutCaches {
+    std::unordered_map<const void*, std::unique_ptr<detail::Tl1Weights>> tl1;
+    std::unordered_map<const void*, std::unique_ptr<detail::Tl2Weights>> tl2;
+};
+struct Tl1 {
+    using Weights = detail::Tl1Weights;
+    static constexpr std::int64_t kRows = detail::kTl1Rows;
+    static auto& cache(LutCaches& c) { return c.tl1; }
+    static Weights repack(const std::uint8_t* d, std::int64_t rows, std::int64_t cols) {
+        return detail::repack_tl1(d, rows, cols);
+    }
+    static std::int64_t table_bytes(std::int64_t cols) { return detail::tl1_table_bytes(cols); }
+    static void build_tables(const std::int8_t* q, std::int64_t cols, std::int8_t* t) {
+        detail::build_tl1_tables(q, cols, t);
+    }
+    static void dot_group(const Weights& w, std::int64_t g, const std::int8_t* t, std::int64_t n,
+                          std::int32_t* dots, std::int64_t stride) {
+        detail::tl1_dot_group(w, g, t, n, dots, stride);
+    }
+};
+struct Tl2 {
+    using Weights = detail::Tl2Weights;
+    static constexpr std::int64_t kRows = detail::kTl2Rows;
+    static auto& cache(LutCaches& c) { return c.tl2; }
+    static Weights repack(const std::uint8_t* d, std::int64_t rows, std::int64_t cols) {
+        return detail::repack_tl2(d, rows, cols);
+    }
+    static std::int64_t table_bytes(std::int64_t cols) { return detail::tl2_table_bytes(cols); }
+    static void build_tables(const std::int8_t* q, std::int64_t cols, std::int8_t* t) {
+        detail::build_tl2_tables(q, cols, t);
+    }
+    static void dot_group(const Weights& w, std::int64_t g, const std::int8_t* t, std::int64_t n,
+                          std::int32_t* dots, std::int64_t stride) {
+        detail::tl2_dot_group(w, g, t, n, dots, stride);
+    }
+};
+
 class CpuBackend final : public Backend {
   public:
-    CpuBackend(int threads, detail::I2sKernel i2s, bool tl1 = false)
-        : threads_(threads > 0 ? threads : cpu_features().physical_cores), i2s_(i2s), tl1_(tl1) {
+    CpuBackend(int threads, detail::I2sKernel i2s, LutKernel lut = LutKernel::None)
+        : threads_(threads > 0 ? threads : cpu_features().physical_cores), i2s_(i2s), lut_(lut) {
         f16c_ = cpu_features().f16c && cpu_features().avx2 && cpu_features().fma;
         // The TQ kernels follow the I2_S choice: the scalar variant stays scalar (tests).
         tq_avx2_ = cpu_features().avx2 && i2s != detail::I2sKernel::Generic;
@@ -150,20 +191,26 @@ class CpuBackend final : public Backend {
     }
 
     void prepare_weights(const std::vector<const WeightView*>& weights) const override {
-        if (!tl1_) return;
+        if (lut_ == LutKernel::None) return;
         std::vector<const WeightView*> todo;
         for (const WeightView* w : weights)
             if (w->type == TypeId::I2_S) todo.push_back(w);
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads_)
-        for (std::size_t i = 0; i < todo.size(); ++i) tl1_weights(*todo[i]);
+        for (std::size_t i = 0; i < todo.size(); ++i) {
+            if (lut_ == LutKernel::Tl1)
+                lut_weights<Tl1>(*todo[i]);
+            else
+                lut_weights<Tl2>(*todo[i]);
+        }
     }
 
     std::string name() const override {
         return "cpu";
     }
     std::vector<std::string> kernel_names() const override {
-        const std::string i2s =
-            tl1_ ? "i2_s tl1 lookup tables (avx2 pshufb)" : detail::i2s_kernel_name(i2s_);
+        const std::string i2s = lut_ == LutKernel::Tl1   ? "i2_s tl1 lookup tables (avx2 pshufb)"
+                                : lut_ == LutKernel::Tl2 ? "i2_s tl2 lookup tables (avx512 vpermb)"
+                                                         : detail::i2s_kernel_name(i2s_);
         return {i2s + ", " + std::to_string(threads_) + " threads",
                 std::string("f16: ") + (f16c_ ? "f16c+fma" : "scalar"),
                 std::string("q8_0: ") + (f16c_ ? "avx2 maddubs" : "scalar"),
@@ -177,8 +224,12 @@ class CpuBackend final : public Backend {
     // region, each task running the tiled integer kernel over all tokens.
     void matmul_i2s(const std::vector<MatmulJob>& jobs, const float* x,
                     std::int64_t n_tokens) const {
-        if (tl1_) {
-            matmul_tl1(jobs, x, n_tokens);
+        if (lut_ == LutKernel::Tl1) {
+            matmul_lut<Tl1>(jobs, x, n_tokens);
+            return;
+        }
+        if (lut_ == LutKernel::Tl2) {
+            matmul_lut<Tl2>(jobs, x, n_tokens);
             return;
         }
         const std::int64_t k = jobs[0].w->cols;
@@ -225,29 +276,30 @@ class CpuBackend final : public Backend {
         }
     }
 
-    // TL1: per token, int8 activations and their lookup tables; then groups of 32 rows of every
-    // job spread over the threads, each looking up all tokens; y = the I2_S rule on the sums.
-    void matmul_tl1(const std::vector<MatmulJob>& jobs, const float* x,
+    // TL1/TL2: per token, int8 activations and their lookup tables; then groups of rows of
+    // every job spread over the threads, each looking up all tokens; y = the I2_S rule on the
+    // sums.
+    template <class Lut>
+    void matmul_lut(const std::vector<MatmulJob>& jobs, const float* x,
                     std::int64_t n_tokens) const {
         const std::int64_t k = jobs[0].w->cols;
-        const std::int64_t table_bytes = detail::tl1_table_bytes(k);
+        const std::int64_t table_bytes = Lut::table_bytes(k);
         q_.resize(static_cast<std::size_t>(n_tokens * k));
         tables_.resize(static_cast<std::size_t>(n_tokens * table_bytes));
         acts_.resize(static_cast<std::size_t>(n_tokens));
         for (std::int64_t t = 0; t < n_tokens; ++t) {
             std::int8_t* q = q_.data() + t * k;
             acts_[static_cast<std::size_t>(t)] = quant::quantize_activations_i8(x + t * k, k, q);
-            detail::build_tl1_tables(q, k, tables_.data() + t * table_bytes);
+            Lut::build_tables(q, k, tables_.data() + t * table_bytes);
         }
-        std::vector<const detail::Tl1Weights*> packed;
-        for (const MatmulJob& j : jobs) packed.push_back(&tl1_weights(*j.w));
+        std::vector<const typename Lut::Weights*> packed;
+        for (const MatmulJob& j : jobs) packed.push_back(&lut_weights<Lut>(*j.w));
         tasks_.clear();
         dot_offsets_.clear();
         std::int64_t total_rows = 0;
         for (std::size_t j = 0; j < jobs.size(); ++j) {
             dot_offsets_.push_back(total_rows * n_tokens);
-            for (std::int64_t r = 0; r < jobs[j].w->rows; r += detail::kTl1Rows)
-                tasks_.push_back({j, r});
+            for (std::int64_t r = 0; r < jobs[j].w->rows; r += Lut::kRows) tasks_.push_back({j, r});
             total_rows += jobs[j].w->rows;
         }
         dots_.resize(static_cast<std::size_t>(total_rows * n_tokens));
@@ -255,9 +307,8 @@ class CpuBackend final : public Backend {
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads_)
         for (std::int64_t i = 0; i < n_tasks; ++i) {
             const auto& task = tasks_[static_cast<std::size_t>(i)];
-            detail::tl1_dot_group(*packed[task.job], task.first_row / detail::kTl1Rows,
-                                  tables_.data(), n_tokens, dots_.data() + dot_offsets_[task.job],
-                                  jobs[task.job].w->rows);
+            Lut::dot_group(*packed[task.job], task.first_row / Lut::kRows, tables_.data(), n_tokens,
+                           dots_.data() + dot_offsets_[task.job], jobs[task.job].w->rows);
         }
         for (std::size_t j = 0; j < jobs.size(); ++j) {
             const WeightView& w = *jobs[j].w;
@@ -272,25 +323,26 @@ class CpuBackend final : public Backend {
         }
     }
 
-    // The TL1 copy of an I2_S matrix, made once (keyed by its address: weights must not change
-    // in place while the backend lives).
-    const detail::Tl1Weights& tl1_weights(const WeightView& w) const {
+    // The lookup-table copy of an I2_S matrix, made once (keyed by its address: weights must
+    // not change in place while the backend lives).
+    template <class Lut>
+    const typename Lut::Weights& lut_weights(const WeightView& w) const {
+        auto& cache = Lut::cache(lut_caches_);
         {
-            std::lock_guard<std::mutex> lock(tl1_mutex_);
-            if (auto it = tl1_cache_.find(w.data); it != tl1_cache_.end()) return *it->second;
+            std::lock_guard<std::mutex> lock(lut_mutex_);
+            if (auto it = cache.find(w.data); it != cache.end()) return *it->second;
         }
-        auto packed =
-            std::make_unique<detail::Tl1Weights>(detail::repack_tl1(w.data, w.rows, w.cols));
-        std::lock_guard<std::mutex> lock(tl1_mutex_);
-        auto [it, inserted] = tl1_cache_.emplace(w.data, std::move(packed));
+        auto packed = std::make_unique<typename Lut::Weights>(Lut::repack(w.data, w.rows, w.cols));
+        std::lock_guard<std::mutex> lock(lut_mutex_);
+        auto [it, inserted] = cache.emplace(w.data, std::move(packed));
         return *it->second;
     }
 
     int threads_;
     detail::I2sKernel i2s_;
-    bool tl1_ = false;
-    mutable std::mutex tl1_mutex_;
-    mutable std::unordered_map<const void*, std::unique_ptr<detail::Tl1Weights>> tl1_cache_;
+    LutKernel lut_ = LutKernel::None;
+    mutable std::mutex lut_mutex_;
+    mutable LutCaches lut_caches_;
     mutable std::vector<std::int8_t> tables_;
     bool f16c_ = false;
     bool tq_avx2_ = false;
@@ -347,9 +399,8 @@ bool cpu_isa_supported(CpuIsa isa) {
     return false;
 }
 
-bool tl1_measured_faster() {
-    static const bool faster = [] {
-        if (!cpu_features().avx2) return false;
+std::string fastest_ternary_kernel() {
+    static const std::string fastest = [] {
         // A 2B4T-like slice: 256 rows of 2560 I2_S weights, one decode token and 8 prefill ones.
         constexpr std::int64_t rows = 256, cols = 2560;
         std::vector<std::uint8_t> weights(rows * cols / 4 + 32, 0x96);
@@ -357,6 +408,7 @@ bool tl1_measured_faster() {
         std::vector<float> x(8 * cols), y(8 * rows);
         for (std::size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>(i % 17) - 8.0f;
         auto seconds = [&](const Backend& b) {
+            b.prepare_weights({&w});
             double best = 1e30;
             for (int rep = 0; rep < 5; ++rep) {
                 const auto start = std::chrono::steady_clock::now();
@@ -368,19 +420,40 @@ bool tl1_measured_faster() {
             }
             return best;
         };
-        const auto i2s = make_cpu_backend(1);
-        const auto tl1 = make_tl1_backend(1);
-        tl1->prepare_weights({&w});
-        return seconds(*tl1) < seconds(*i2s);
+        std::string name = "i2s";
+        double best = seconds(*make_cpu_backend(1));
+        const CpuFeatures& f = cpu_features();
+        if (f.avx2) {
+            if (const double t = seconds(*make_tl1_backend(1)); t < best) {
+                best = t;
+                name = "tl1";
+            }
+        }
+        if (f.avx512f && f.avx512bw && f.avx512vbmi) {
+            if (const double t = seconds(*make_tl2_backend(1)); t < best) {
+                best = t;
+                name = "tl2";
+            }
+        }
+        return name;
     }();
-    return faster;
+    return fastest;
 }
 
 std::unique_ptr<Backend> make_tl1_backend(int threads) {
     if (!cpu_features().avx2)
         fail(ErrorCode::Unsupported,
              "--kernel tl1 needs AVX2, which this CPU lacks; use --kernel i2s");
-    return std::make_unique<CpuBackend>(threads, detail::I2sKernel::Avx2, true);
+    return std::make_unique<CpuBackend>(threads, detail::I2sKernel::Avx2, LutKernel::Tl1);
+}
+
+std::unique_ptr<Backend> make_tl2_backend(int threads) {
+    const CpuFeatures& f = cpu_features();
+    if (!(f.avx512f && f.avx512bw && f.avx512vbmi))
+        fail(ErrorCode::Unsupported,
+             "--kernel tl2 needs AVX-512 VBMI (vpermb), which this CPU lacks; use --kernel tl1 "
+             "or i2s");
+    return std::make_unique<CpuBackend>(threads, detail::I2sKernel::Avx2, LutKernel::Tl2);
 }
 
 std::unique_ptr<Backend> make_cpu_backend(int threads, CpuIsa isa) {

@@ -70,9 +70,11 @@ std::unique_ptr<Backend> make_cpu_backend(int threads = 0, CpuIsa isa = CpuIsa::
 // bit). I2_S weights are repacked (row-interleaved, same 2 bits per weight) by prepare_weights
 // or on first use. Throws Unsupported without AVX2.
 std::unique_ptr<Backend> make_tl1_backend(int threads = 0);
-// Whether TL1 beat the I2_S kernels on a short decode + prefill measurement on this CPU
-// (measured once, a few milliseconds): what `--kernel auto` goes by.
-bool tl1_measured_faster();
+// The same with TL2 (three weights in 5 bits, vpermb on 64 rows): needs AVX-512 VBMI.
+std::unique_ptr<Backend> make_tl2_backend(int threads = 0);
+// "i2s", "tl1" or "tl2": the fastest of the ternary kernels this CPU has on a short decode +
+// prefill measurement (once per process, a few milliseconds): what `--kernel auto` goes by.
+std::string fastest_ternary_kernel();
 
 // Re-quantizes an F16/F32/BF16 matrix to Q8_0 (threaded), e.g. the tied output head:
 // half the bytes to stream per token for ~0.4% relative error in the logits.

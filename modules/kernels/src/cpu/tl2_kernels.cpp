@@ -1,0 +1,138 @@
+#include "tl2_kernels.hpp"
+
+// GCC 12 flags _mm512_undefined_* inside its own AVX-512 headers as maybe-uninitialized (a false
+// positive: those lanes are overwritten); only this file's intrinsics are affected.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+
+#include <immintrin.h>
+
+#include <algorithm>
+
+namespace bitnet::kernels::detail {
+
+namespace {
+constexpr std::int64_t kGroupBytes = 40;  // per triple and 64 rows: 32 nibble bytes + 8 bit bytes
+constexpr std::int64_t kTableBytes = 64;  // per triple: 32 low bytes + 32 high bytes
+constexpr std::int64_t kFlushEvery = 64;  // triples (|sum| <= 384 each) per int16 accumulator
+}  // namespace
+
+Tl2Weights repack_tl2(const std::uint8_t* i2s, std::int64_t rows, std::int64_t cols) {
+    Tl2Weights w;
+    w.rows = rows;
+    w.cols = cols;
+    w.triples = (cols + 2) / 3;
+    const std::int64_t groups = (rows + kTl2Rows - 1) / kTl2Rows;
+    w.bytes.assign(static_cast<std::size_t>(groups * w.triples * kGroupBytes), 0);
+    const std::int64_t padded = w.triples * 3;
+    // One group's codes (I2_S: byte j of a 128-block holds elements j, j+32, j+64, j+96 from
+    // the high bits down); padding rows and columns are code 1, the value 0.
+    std::vector<std::uint8_t> codes(static_cast<std::size_t>(kTl2Rows * padded));
+    for (std::int64_t g = 0; g < groups; ++g) {
+        std::fill(codes.begin(), codes.end(), std::uint8_t{1});
+        for (std::int64_t lane = 0; lane < kTl2Rows && g * kTl2Rows + lane < rows; ++lane) {
+            const std::uint8_t* row = i2s + (g * kTl2Rows + lane) * (cols / 4);
+            std::uint8_t* c0 = codes.data() + lane * padded;
+            for (std::int64_t b = 0; b < cols / 128; ++b)
+                for (int j = 0; j < 32; ++j) {
+                    const std::uint8_t byte = row[b * 32 + j];
+                    std::uint8_t* c = c0 + b * 128 + j;
+                    c[0] = byte >> 6;
+                    c[32] = (byte >> 4) & 3;
+                    c[64] = (byte >> 2) & 3;
+                    c[96] = byte & 3;
+                }
+        }
+        std::uint8_t* group = w.bytes.data() + g * w.triples * kGroupBytes;
+        for (std::int64_t i = 0; i < w.triples; ++i) {
+            std::uint8_t* t = group + i * kGroupBytes;
+            for (std::int64_t lane = 0; lane < kTl2Rows; ++lane) {
+                const std::uint8_t* c = codes.data() + lane * padded + 3 * i;
+                const int index = 9 * c[0] + 3 * c[1] + c[2];
+                t[lane % 32] |= static_cast<std::uint8_t>((index & 15) << (lane < 32 ? 0 : 4));
+                if (index & 16) t[32 + lane / 8] |= static_cast<std::uint8_t>(1u << (lane % 8));
+            }
+        }
+    }
+    return w;
+}
+
+std::int64_t tl2_table_bytes(std::int64_t cols) {
+    return (cols + 2) / 3 * kTableBytes;
+}
+
+__attribute__((target("avx512f,avx512bw"))) void build_tl2_tables(const std::int8_t* q,
+                                                                  std::int64_t cols,
+                                                                  std::int8_t* tables) {
+    // Digit weights (c - 1) of the three columns for entries e = 0..26 (lanes past 26: zero).
+    alignas(64) std::int16_t d0[32] = {}, d1[32] = {}, d2[32] = {};
+    for (int e = 0; e < 27; ++e) {
+        d0[e] = static_cast<std::int16_t>(e / 9 - 1);
+        d1[e] = static_cast<std::int16_t>(e / 3 % 3 - 1);
+        d2[e] = static_cast<std::int16_t>(e % 3 - 1);
+    }
+    const __m512i v0 = _mm512_load_si512(d0), v1 = _mm512_load_si512(d1),
+                  v2 = _mm512_load_si512(d2);
+    const std::int64_t triples = (cols + 2) / 3;
+    for (std::int64_t i = 0; i < triples; ++i) {
+        auto act = [&](std::int64_t k) -> short { return k < cols ? q[k] : 0; };
+        const __m512i sum = _mm512_add_epi16(
+            _mm512_add_epi16(_mm512_mullo_epi16(v0, _mm512_set1_epi16(act(3 * i))),
+                             _mm512_mullo_epi16(v1, _mm512_set1_epi16(act(3 * i + 1)))),
+            _mm512_mullo_epi16(v2, _mm512_set1_epi16(act(3 * i + 2))));
+        std::int8_t* out = tables + i * kTableBytes;
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), _mm512_cvtepi16_epi8(sum));
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + 32),
+                            _mm512_cvtepi16_epi8(_mm512_srai_epi16(sum, 8)));
+    }
+}
+
+__attribute__((target("avx512f,avx512bw,avx512vbmi"))) void tl2_dot_group(
+    const Tl2Weights& w, std::int64_t group, const std::int8_t* tables, std::int64_t tokens,
+    std::int32_t* dots, std::int64_t stride) {
+    const std::uint8_t* base = w.bytes.data() + group * w.triples * kGroupBytes;
+    const __m256i nibble = _mm256_set1_epi8(0x0f);
+    const __m512i sixteen = _mm512_set1_epi8(16);
+    const std::int64_t first_row = group * kTl2Rows;
+    const std::int64_t rows = std::min<std::int64_t>(kTl2Rows, w.rows - first_row);
+    for (std::int64_t t = 0; t < tokens; ++t) {
+        const std::int8_t* tab = tables + t * tl2_table_bytes(w.cols);
+        std::int32_t sums[kTl2Rows] = {};
+        for (std::int64_t i0 = 0; i0 < w.triples; i0 += kFlushEvery) {
+            __m512i acc_a = _mm512_setzero_si512(), acc_b = _mm512_setzero_si512();
+            const std::int64_t i1 = std::min(w.triples, i0 + kFlushEvery);
+            for (std::int64_t i = i0; i < i1; ++i) {
+                const std::uint8_t* g = base + i * kGroupBytes;
+                const __m256i packed = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(g));
+                const __m256i lo = _mm256_and_si256(packed, nibble);
+                const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(packed, 4), nibble);
+                __m512i index = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+                __mmask64 bit4;
+                __builtin_memcpy(&bit4, g + 32, 8);
+                index = _mm512_mask_add_epi8(index, bit4, index, sixteen);
+                const std::int8_t* t8 = tab + i * kTableBytes;
+                const __m512i t_lo = _mm512_broadcast_i64x4(
+                    _mm256_loadu_si256(reinterpret_cast<const __m256i*>(t8)));
+                const __m512i t_hi = _mm512_broadcast_i64x4(
+                    _mm256_loadu_si256(reinterpret_cast<const __m256i*>(t8 + 32)));
+                const __m512i r1 = _mm512_permutexvar_epi8(index, t_lo);
+                const __m512i r2 = _mm512_permutexvar_epi8(index, t_hi);
+                acc_a = _mm512_add_epi16(acc_a, _mm512_unpacklo_epi8(r1, r2));
+                acc_b = _mm512_add_epi16(acc_b, _mm512_unpackhi_epi8(r1, r2));
+            }
+            // 128-bit lane L of acc_a holds rows 16L..16L+7, of acc_b rows 16L+8..16L+15.
+            alignas(64) std::int16_t la[32], lb[32];
+            _mm512_store_si512(la, acc_a);
+            _mm512_store_si512(lb, acc_b);
+            for (int lane = 0; lane < 4; ++lane)
+                for (int j = 0; j < 8; ++j) {
+                    sums[16 * lane + j] += la[8 * lane + j];
+                    sums[16 * lane + 8 + j] += lb[8 * lane + j];
+                }
+        }
+        for (std::int64_t r = 0; r < rows; ++r) dots[t * stride + first_row + r] = sums[r];
+    }
+}
+
+}  // namespace bitnet::kernels::detail
