@@ -2,6 +2,8 @@
 // Run: build/cpu/bench/kernels_bench [--benchmark_filter=...]
 #include <benchmark/benchmark.h>
 
+#include <exception>
+#include <memory>
 #include <random>
 #include <vector>
 
@@ -32,8 +34,10 @@ Weights make_weights(TypeId type, std::int64_t rows, std::int64_t cols) {
     return w;
 }
 
+enum class Kernel { Isa, Tl1, Tl2 };
+
 void matmul(benchmark::State& state, TypeId type, std::int64_t rows, std::int64_t cols,
-            bitnet::kernels::CpuIsa isa) {
+            bitnet::kernels::CpuIsa isa, Kernel kernel = Kernel::Isa) {
     const std::int64_t tokens = state.range(0);
     const int threads = static_cast<int>(state.range(1));
     if (!bitnet::kernels::cpu_isa_supported(isa)) {
@@ -41,7 +45,16 @@ void matmul(benchmark::State& state, TypeId type, std::int64_t rows, std::int64_
         return;
     }
     const Weights w = make_weights(type, rows, cols);
-    auto backend = bitnet::kernels::make_cpu_backend(threads, isa);
+    std::unique_ptr<bitnet::kernels::Backend> backend;
+    try {
+        backend = kernel == Kernel::Tl1   ? bitnet::kernels::make_tl1_backend(threads)
+                  : kernel == Kernel::Tl2 ? bitnet::kernels::make_tl2_backend(threads)
+                                          : bitnet::kernels::make_cpu_backend(threads, isa);
+    } catch (const std::exception& e) {
+        state.SkipWithError(e.what());
+        return;
+    }
+    backend->prepare_weights({&w.view});
     std::vector<float> x(static_cast<std::size_t>(tokens * cols), 0.5f),
         y(static_cast<std::size_t>(tokens * rows));
     for (std::size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>(i % 17) - 8.0f;
@@ -66,6 +79,18 @@ void BM_I2S_ffn_down_6912x2560(benchmark::State& s) {
 void BM_I2S_avx2_ffn_up(benchmark::State& s) {
     matmul(s, TypeId::I2_S, 6912, 2560, bitnet::kernels::CpuIsa::Avx2);
 }
+void BM_TL1_ffn_up(benchmark::State& s) {
+    matmul(s, TypeId::I2_S, 6912, 2560, bitnet::kernels::CpuIsa::Avx2, Kernel::Tl1);
+}
+void BM_TL2_ffn_up(benchmark::State& s) {
+    matmul(s, TypeId::I2_S, 6912, 2560, bitnet::kernels::CpuIsa::Best, Kernel::Tl2);
+}
+void BM_TQ2_0_ffn_up(benchmark::State& s) {
+    matmul(s, TypeId::TQ2_0, 6912, 2560, bitnet::kernels::CpuIsa::Best);
+}
+void BM_TQ1_0_ffn_up(benchmark::State& s) {
+    matmul(s, TypeId::TQ1_0, 6912, 2560, bitnet::kernels::CpuIsa::Best);
+}
 void BM_F16_output_2560x128256(benchmark::State& s) {
     matmul(s, TypeId::F16, 128256, 2560, bitnet::kernels::CpuIsa::Best);
 }
@@ -80,5 +105,9 @@ BENCHMARK(BM_I2S_ffn_up_2560x6912)
     ->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_I2S_ffn_down_6912x2560)->Args({1, 2})->Args({128, 2})->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_I2S_avx2_ffn_up)->Args({1, 2})->Args({128, 2})->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_TL1_ffn_up)->Args({1, 2})->Args({128, 2})->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_TL2_ffn_up)->Args({1, 2})->Args({128, 2})->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_TQ2_0_ffn_up)->Args({1, 2})->Args({128, 2})->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_TQ1_0_ffn_up)->Args({1, 2})->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_F16_output_2560x128256)->Args({1, 1})->Args({1, 2})->Unit(benchmark::kMillisecond);
 BENCHMARK_MAIN();

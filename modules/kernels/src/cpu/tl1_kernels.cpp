@@ -64,48 +64,75 @@ __attribute__((target("avx2"))) void widen_into(__m256i a, __m256i b, std::int32
     }
 }
 
+// A 16-byte table in both 128-bit lanes (pshufb looks up within each lane).
+__attribute__((target("avx2"))) inline __m256i broadcast_table(const std::int8_t* t) {
+    return _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(t)));
+}
+
+// NT tokens at once: each position's indices are formed once and looked up in NT tokens'
+// tables (prefill shares the index work; decode is NT = 1).
+template <int NT>
+__attribute__((target("avx2"))) void tl1_tokens(const Tl1Weights& w, const std::uint8_t* idx,
+                                                const std::int8_t* tables,
+                                                std::int32_t (*sums)[kTl1Rows]) {
+    const std::int64_t positions = w.cols / 4, table_bytes = tl1_table_bytes(w.cols);
+    const __m256i nibble = _mm256_set1_epi8(0x0f);
+    for (std::int64_t p0 = 0; p0 < positions; p0 += kFlushEvery) {
+        __m256i acc_a[NT], acc_b[NT];
+        for (int t = 0; t < NT; ++t) acc_a[t] = acc_b[t] = _mm256_setzero_si256();
+        const std::int64_t p1 = std::min(positions, p0 + kFlushEvery);
+        for (std::int64_t p = p0; p < p1; ++p) {
+            const __m256i v =
+                _mm256_loadu_si256(reinterpret_cast<const __m256i*>(idx + p * kTl1Rows));
+            const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), nibble);
+            const __m256i lo = _mm256_and_si256(v, nibble);
+            for (int t = 0; t < NT; ++t) {
+                const std::int8_t* t8 = tables + t * table_bytes + p * kTableBytes;
+                const __m256i r1 = _mm256_shuffle_epi8(broadcast_table(t8), hi);
+                const __m256i r2 = _mm256_shuffle_epi8(broadcast_table(t8 + 16), hi);
+                const __m256i r3 = _mm256_shuffle_epi8(broadcast_table(t8 + 32), lo);
+                const __m256i r4 = _mm256_shuffle_epi8(broadcast_table(t8 + 48), lo);
+                acc_a[t] = _mm256_add_epi16(acc_a[t], _mm256_unpacklo_epi8(r1, r2));
+                acc_b[t] = _mm256_add_epi16(acc_b[t], _mm256_unpackhi_epi8(r1, r2));
+                acc_a[t] = _mm256_add_epi16(acc_a[t], _mm256_unpacklo_epi8(r3, r4));
+                acc_b[t] = _mm256_add_epi16(acc_b[t], _mm256_unpackhi_epi8(r3, r4));
+            }
+        }
+        for (int t = 0; t < NT; ++t) widen_into(acc_a[t], acc_b[t], sums[t]);
+    }
+}
+
 }  // namespace
 
-__attribute__((target("avx2"))) void tl1_dot_group(const Tl1Weights& w, std::int64_t group,
-                                                   const std::int8_t* tables, std::int64_t tokens,
-                                                   std::int32_t* dots, std::int64_t stride) {
+void tl1_dot_group(const Tl1Weights& w, std::int64_t group, const std::int8_t* tables,
+                   std::int64_t tokens, std::int32_t* dots, std::int64_t stride) {
+    constexpr int kTokens = 4;
     const std::int64_t positions = w.cols / 4;
     const std::uint8_t* idx = w.bytes.data() + group * positions * kTl1Rows;
-    const __m256i nibble = _mm256_set1_epi8(0x0f);
     const std::int64_t first_row = group * kTl1Rows;
     const std::int64_t rows = std::min<std::int64_t>(kTl1Rows, w.rows - first_row);
-    for (std::int64_t t = 0; t < tokens; ++t) {
-        const std::int8_t* tab = tables + t * tl1_table_bytes(w.cols);
-        std::int32_t sums[kTl1Rows] = {};
-        for (std::int64_t p0 = 0; p0 < positions; p0 += kFlushEvery) {
-            __m256i acc_a = _mm256_setzero_si256(), acc_b = _mm256_setzero_si256();
-            const std::int64_t p1 = std::min(positions, p0 + kFlushEvery);
-            for (std::int64_t p = p0; p < p1; ++p) {
-                const __m256i v =
-                    _mm256_loadu_si256(reinterpret_cast<const __m256i*>(idx + p * kTl1Rows));
-                const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), nibble);
-                const __m256i lo = _mm256_and_si256(v, nibble);
-                const std::int8_t* t8 = tab + p * kTableBytes;
-                const __m256i h_lo = _mm256_broadcastsi128_si256(
-                    _mm_loadu_si128(reinterpret_cast<const __m128i*>(t8)));
-                const __m256i h_hi = _mm256_broadcastsi128_si256(
-                    _mm_loadu_si128(reinterpret_cast<const __m128i*>(t8 + 16)));
-                const __m256i l_lo = _mm256_broadcastsi128_si256(
-                    _mm_loadu_si128(reinterpret_cast<const __m128i*>(t8 + 32)));
-                const __m256i l_hi = _mm256_broadcastsi128_si256(
-                    _mm_loadu_si128(reinterpret_cast<const __m128i*>(t8 + 48)));
-                const __m256i r1 = _mm256_shuffle_epi8(h_lo, hi),
-                              r2 = _mm256_shuffle_epi8(h_hi, hi);
-                const __m256i r3 = _mm256_shuffle_epi8(l_lo, lo),
-                              r4 = _mm256_shuffle_epi8(l_hi, lo);
-                acc_a = _mm256_add_epi16(acc_a, _mm256_unpacklo_epi8(r1, r2));
-                acc_b = _mm256_add_epi16(acc_b, _mm256_unpackhi_epi8(r1, r2));
-                acc_a = _mm256_add_epi16(acc_a, _mm256_unpacklo_epi8(r3, r4));
-                acc_b = _mm256_add_epi16(acc_b, _mm256_unpackhi_epi8(r3, r4));
-            }
-            widen_into(acc_a, acc_b, sums);
+    const std::int64_t table_bytes = tl1_table_bytes(w.cols);
+    for (std::int64_t t0 = 0; t0 < tokens; t0 += kTokens) {
+        const std::int64_t nt = std::min<std::int64_t>(kTokens, tokens - t0);
+        std::int32_t sums[kTokens][kTl1Rows] = {};
+        const std::int8_t* tab = tables + t0 * table_bytes;
+        switch (nt) {
+            case 1:
+                tl1_tokens<1>(w, idx, tab, sums);
+                break;
+            case 2:
+                tl1_tokens<2>(w, idx, tab, sums);
+                break;
+            case 3:
+                tl1_tokens<3>(w, idx, tab, sums);
+                break;
+            default:
+                tl1_tokens<kTokens>(w, idx, tab, sums);
+                break;
         }
-        for (std::int64_t r = 0; r < rows; ++r) dots[t * stride + first_row + r] = sums[r];
+        for (std::int64_t t = 0; t < nt; ++t)
+            for (std::int64_t r = 0; r < rows; ++r)
+                dots[(t0 + t) * stride + first_row + r] = sums[t][r];
     }
 }
 

@@ -88,50 +88,98 @@ __attribute__((target("avx512f,avx512bw"))) void build_tl2_tables(const std::int
     }
 }
 
-__attribute__((target("avx512f,avx512bw,avx512vbmi"))) void tl2_dot_group(
-    const Tl2Weights& w, std::int64_t group, const std::int8_t* tables, std::int64_t tokens,
-    std::int32_t* dots, std::int64_t stride) {
-    const std::uint8_t* base = w.bytes.data() + group * w.triples * kGroupBytes;
+namespace {
+
+// NT tokens at once: each triple's 64 indices are formed once and looked up in NT tokens' tables
+// (prefill shares the index work; decode is NT = 1).
+template <int NT>
+__attribute__((target("avx512f,avx512bw,avx512vbmi"))) void tl2_tokens(
+    const Tl2Weights& w, const std::uint8_t* base, const std::int8_t* tables,
+    std::int32_t (*sums)[kTl2Rows]) {
     const __m256i nibble = _mm256_set1_epi8(0x0f);
     const __m512i sixteen = _mm512_set1_epi8(16);
-    const std::int64_t first_row = group * kTl2Rows;
-    const std::int64_t rows = std::min<std::int64_t>(kTl2Rows, w.rows - first_row);
-    for (std::int64_t t = 0; t < tokens; ++t) {
-        const std::int8_t* tab = tables + t * tl2_table_bytes(w.cols);
-        std::int32_t sums[kTl2Rows] = {};
-        for (std::int64_t i0 = 0; i0 < w.triples; i0 += kFlushEvery) {
-            __m512i acc_a = _mm512_setzero_si512(), acc_b = _mm512_setzero_si512();
-            const std::int64_t i1 = std::min(w.triples, i0 + kFlushEvery);
-            for (std::int64_t i = i0; i < i1; ++i) {
-                const std::uint8_t* g = base + i * kGroupBytes;
-                const __m256i packed = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(g));
-                const __m256i lo = _mm256_and_si256(packed, nibble);
-                const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(packed, 4), nibble);
-                __m512i index = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
-                __mmask64 bit4;
-                __builtin_memcpy(&bit4, g + 32, 8);
-                index = _mm512_mask_add_epi8(index, bit4, index, sixteen);
-                const std::int8_t* t8 = tab + i * kTableBytes;
+    const std::int64_t table_bytes = tl2_table_bytes(w.cols);
+    for (std::int64_t i0 = 0; i0 < w.triples; i0 += kFlushEvery) {
+        __m512i acc_a[NT], acc_b[NT];
+        for (int t = 0; t < NT; ++t) acc_a[t] = acc_b[t] = _mm512_setzero_si512();
+        const std::int64_t i1 = std::min(w.triples, i0 + kFlushEvery);
+        for (std::int64_t i = i0; i < i1; ++i) {
+            const std::uint8_t* g = base + i * kGroupBytes;
+            const __m256i packed = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(g));
+            const __m256i lo = _mm256_and_si256(packed, nibble);
+            const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(packed, 4), nibble);
+            __m512i index = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+            __mmask64 bit4;
+            __builtin_memcpy(&bit4, g + 32, 8);
+            index = _mm512_mask_add_epi8(index, bit4, index, sixteen);
+            for (int t = 0; t < NT; ++t) {
+                const std::int8_t* t8 = tables + t * table_bytes + i * kTableBytes;
                 const __m512i t_lo = _mm512_broadcast_i64x4(
                     _mm256_loadu_si256(reinterpret_cast<const __m256i*>(t8)));
                 const __m512i t_hi = _mm512_broadcast_i64x4(
                     _mm256_loadu_si256(reinterpret_cast<const __m256i*>(t8 + 32)));
                 const __m512i r1 = _mm512_permutexvar_epi8(index, t_lo);
                 const __m512i r2 = _mm512_permutexvar_epi8(index, t_hi);
-                acc_a = _mm512_add_epi16(acc_a, _mm512_unpacklo_epi8(r1, r2));
-                acc_b = _mm512_add_epi16(acc_b, _mm512_unpackhi_epi8(r1, r2));
+                acc_a[t] = _mm512_add_epi16(acc_a[t], _mm512_unpacklo_epi8(r1, r2));
+                acc_b[t] = _mm512_add_epi16(acc_b[t], _mm512_unpackhi_epi8(r1, r2));
             }
-            // 128-bit lane L of acc_a holds rows 16L..16L+7, of acc_b rows 16L+8..16L+15.
+        }
+        // 128-bit lane L of acc_a holds rows 16L..16L+7, of acc_b rows 16L+8..16L+15.
+        for (int t = 0; t < NT; ++t) {
             alignas(64) std::int16_t la[32], lb[32];
-            _mm512_store_si512(la, acc_a);
-            _mm512_store_si512(lb, acc_b);
+            _mm512_store_si512(la, acc_a[t]);
+            _mm512_store_si512(lb, acc_b[t]);
             for (int lane = 0; lane < 4; ++lane)
                 for (int j = 0; j < 8; ++j) {
-                    sums[16 * lane + j] += la[8 * lane + j];
-                    sums[16 * lane + 8 + j] += lb[8 * lane + j];
+                    sums[t][16 * lane + j] += la[8 * lane + j];
+                    sums[t][16 * lane + 8 + j] += lb[8 * lane + j];
                 }
         }
-        for (std::int64_t r = 0; r < rows; ++r) dots[t * stride + first_row + r] = sums[r];
+    }
+}
+
+}  // namespace
+
+void tl2_dot_group(const Tl2Weights& w, std::int64_t group, const std::int8_t* tables,
+                   std::int64_t tokens, std::int32_t* dots, std::int64_t stride) {
+    constexpr int kTokens = 8;
+    const std::uint8_t* base = w.bytes.data() + group * w.triples * kGroupBytes;
+    const std::int64_t first_row = group * kTl2Rows;
+    const std::int64_t rows = std::min<std::int64_t>(kTl2Rows, w.rows - first_row);
+    const std::int64_t table_bytes = tl2_table_bytes(w.cols);
+    for (std::int64_t t0 = 0; t0 < tokens; t0 += kTokens) {
+        const std::int64_t nt = std::min<std::int64_t>(kTokens, tokens - t0);
+        std::int32_t sums[kTokens][kTl2Rows] = {};
+        const std::int8_t* tab = tables + t0 * table_bytes;
+        switch (nt) {
+            case 1:
+                tl2_tokens<1>(w, base, tab, sums);
+                break;
+            case 2:
+                tl2_tokens<2>(w, base, tab, sums);
+                break;
+            case 3:
+                tl2_tokens<3>(w, base, tab, sums);
+                break;
+            case 4:
+                tl2_tokens<4>(w, base, tab, sums);
+                break;
+            case 5:
+                tl2_tokens<5>(w, base, tab, sums);
+                break;
+            case 6:
+                tl2_tokens<6>(w, base, tab, sums);
+                break;
+            case 7:
+                tl2_tokens<7>(w, base, tab, sums);
+                break;
+            default:
+                tl2_tokens<kTokens>(w, base, tab, sums);
+                break;
+        }
+        for (std::int64_t t = 0; t < nt; ++t)
+            for (std::int64_t r = 0; r < rows; ++r)
+                dots[(t0 + t) * stride + first_row + r] = sums[t][r];
     }
 }
 
