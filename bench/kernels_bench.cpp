@@ -91,6 +91,9 @@ void BM_TQ2_0_ffn_up(benchmark::State& s) {
 void BM_TQ1_0_ffn_up(benchmark::State& s) {
     matmul(s, TypeId::TQ1_0, 6912, 2560, bitnet::kernels::CpuIsa::Best);
 }
+void BM_Q8_0_output_2560x128256(benchmark::State& s) {
+    matmul(s, TypeId::Q8_0, 128256, 2560, bitnet::kernels::CpuIsa::Best);
+}
 void BM_F16_output_2560x128256(benchmark::State& s) {
     matmul(s, TypeId::F16, 128256, 2560, bitnet::kernels::CpuIsa::Best);
 }
@@ -109,5 +112,6 @@ BENCHMARK(BM_TL1_ffn_up)->Args({1, 2})->Args({128, 2})->Unit(benchmark::kMillise
 BENCHMARK(BM_TL2_ffn_up)->Args({1, 2})->Args({128, 2})->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_TQ2_0_ffn_up)->Args({1, 2})->Args({128, 2})->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_TQ1_0_ffn_up)->Args({1, 2})->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_Q8_0_output_2560x128256)->Args({1, 2})->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_F16_output_2560x128256)->Args({1, 1})->Args({1, 2})->Unit(benchmark::kMillisecond);
 BENCHMARK_MAIN();

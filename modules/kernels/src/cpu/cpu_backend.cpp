@@ -79,7 +79,11 @@ __attribute__((target("avx2,f16c,fma"))) float dot_q8_0_avx2(const std::uint8_t*
         const __m256i p16 =
             _mm256_maddubs_epi16(_mm256_sign_epi8(qw, qw), _mm256_sign_epi8(qx, qw));
         const __m256 lanes = _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, ones));
-        const float scale = quant::load_fp16(wb) * quant::load_fp16(xb);
+        // Hardware F16 conversion (F16C): exact, as the scalar one, without its branches.
+        std::uint16_t hw, hx;
+        std::memcpy(&hw, wb, 2);
+        std::memcpy(&hx, xb, 2);
+        const float scale = _cvtsh_ss(hw) * _cvtsh_ss(hx);
         acc = _mm256_fmadd_ps(_mm256_set1_ps(scale), lanes, acc);
     }
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
