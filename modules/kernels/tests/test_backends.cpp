@@ -237,3 +237,27 @@ TEST_CASE("TL2 lookup-table kernel equals the reference bit for bit") {
     }
     check_lookup_kernel(*tl2);
 }
+
+TEST_CASE("Q8_0 kernels handle an odd number of 32-blocks (the 512-bit kernel pairs blocks)") {
+    auto reference = kernels::make_reference_backend();
+    for (auto isa : {kernels::CpuIsa::Best, kernels::CpuIsa::Avx2}) {
+        if (!kernels::cpu_isa_supported(isa)) continue;
+        auto cpu = kernels::make_cpu_backend(2, isa);
+        for (const std::int64_t cols : {32, 96, 2592}) {
+            const std::int64_t rows = 19;
+            Matrix w;
+            w.values = random_activations(rows * cols, static_cast<std::uint32_t>(cols));
+            const quant::TypeTraits& t = quant::traits(TypeId::Q8_0);
+            w.bytes.resize(quant::tensor_bytes(t, w.values.size()));
+            t.quantize(w.values.data(), static_cast<std::int64_t>(w.values.size()), w.bytes.data());
+            w.view = {TypeId::Q8_0, w.bytes.data(), rows, cols, 1.0f};
+            const auto x = random_activations(2 * cols, 99);
+            std::vector<float> a(static_cast<std::size_t>(2 * rows)), b(a.size());
+            reference->matmul(w.view, x.data(), 2, a.data());
+            cpu->matmul(w.view, x.data(), 2, b.data());
+            INFO(cols << " columns");
+            for (std::size_t i = 0; i < a.size(); ++i)
+                REQUIRE(b[i] == Approx(a[i]).epsilon(1e-4).margin(1e-4));
+        }
+    }
+}

@@ -20,6 +20,7 @@
 #include "bitnet/quantization/fp16.hpp"
 #include "i2s_kernels.hpp"
 #include "matmul_common.hpp"
+#include "q8_0_kernels.hpp"
 #include "tl1_kernels.hpp"
 #include "tl2_kernels.hpp"
 #include "tq_kernels.hpp"
@@ -60,36 +61,6 @@ __attribute__((target("avx2,f16c,fma"))) float dot_f16_f16c(const std::uint16_t*
     float total = _mm_cvtss_f32(s);
     for (; i < n; ++i) total += quant::fp16_to_fp32(w[i]) * x[i];
     return total;
-}
-
-// Q8_0 row . Q8_0 activations (ggml's vec_dot_q8_0_q8_0 arithmetic): per 32-block, the sign of
-// the weight moves onto the activation so maddubs (u8 x s8) applies; each block's 8 int32 lane
-// sums are scaled by both block scales and accumulated in 8 float lanes, summed once at the end
-// (a different summation order from the scalar reference: equal within float rounding).
-__attribute__((target("avx2,f16c,fma"))) float dot_q8_0_avx2(const std::uint8_t* w,
-                                                             const std::uint8_t* x,
-                                                             std::int64_t cols) {
-    const __m256i ones = _mm256_set1_epi16(1);
-    __m256 acc = _mm256_setzero_ps();
-    for (std::int64_t b = 0; b < cols / 32; ++b) {
-        const std::uint8_t* wb = w + b * 34;
-        const std::uint8_t* xb = x + b * 34;
-        const __m256i qw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wb + 2));
-        const __m256i qx = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb + 2));
-        const __m256i p16 =
-            _mm256_maddubs_epi16(_mm256_sign_epi8(qw, qw), _mm256_sign_epi8(qx, qw));
-        const __m256 lanes = _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, ones));
-        // Hardware F16 conversion (F16C): exact, as the scalar one, without its branches.
-        std::uint16_t hw, hx;
-        std::memcpy(&hw, wb, 2);
-        std::memcpy(&hx, xb, 2);
-        const float scale = _cvtsh_ss(hw) * _cvtsh_ss(hx);
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(scale), lanes, acc);
-    }
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
-    s = _mm_hadd_ps(s, s);
-    s = _mm_hadd_ps(s, s);
-    return _mm_cvtss_f32(s);
 }
 
 // The lookup-table kernels (tl1_kernels / tl2_kernels) behind one interface for matmul_lut.
@@ -133,11 +104,14 @@ struct Tl2 {
 
 class CpuBackend final : public Backend {
   public:
-    CpuBackend(int threads, detail::I2sKernel i2s, LutKernel lut = LutKernel::None)
+    CpuBackend(int threads, detail::I2sKernel i2s, LutKernel lut = LutKernel::None,
+               bool vnni_allowed = true)
         : threads_(threads > 0 ? threads : cpu_features().physical_cores), i2s_(i2s), lut_(lut) {
         f16c_ = cpu_features().f16c && cpu_features().avx2 && cpu_features().fma;
         // The TQ kernels follow the I2_S choice: the scalar variant stays scalar (tests).
         tq_avx2_ = cpu_features().avx2 && i2s != detail::I2sKernel::Generic;
+        const CpuFeatures& f = cpu_features();
+        q8_vnni_ = f16c_ && f.avx512f && f.avx512bw && f.avx512vnni && vnni_allowed;
     }
 
     void matmul(const WeightView& w, const float* x, std::int64_t n_rows, float* y) const override {
@@ -153,6 +127,7 @@ class CpuBackend final : public Backend {
         const std::int64_t rows = w.rows;
         const bool f16 = w.type == TypeId::F16 && f16c_;
         const bool q8 = w.type == TypeId::Q8_0 && f16c_;
+        const bool q8_vnni = q8 && q8_vnni_;
         const bool tq = (w.type == TypeId::TQ2_0 || w.type == TypeId::TQ1_0) && tq_avx2_;
         const std::int64_t blocks = w.cols / quant::kQK_K;
 #pragma omp parallel for schedule(dynamic, 64) num_threads(threads_)
@@ -168,10 +143,11 @@ class CpuBackend final : public Backend {
                     out = detail::tq_row_output(w.type, row, dots.data(), p.block_sums.data(),
                                                 blocks, p.act);
                 } else {
-                    out = f16  ? dot_f16_f16c(reinterpret_cast<const std::uint16_t*>(row),
-                                              p.f.data(), w.cols)
-                          : q8 ? dot_q8_0_avx2(row, p.q8.data(), w.cols)
-                               : detail::dot_row_reference(w, n, p, true);
+                    out = f16       ? dot_f16_f16c(reinterpret_cast<const std::uint16_t*>(row),
+                                                   p.f.data(), w.cols)
+                          : q8_vnni ? detail::dot_q8_0_vnni(row, p.q8.data(), w.cols)
+                          : q8      ? detail::dot_q8_0_avx2(row, p.q8.data(), w.cols)
+                                    : detail::dot_row_reference(w, n, p, true);
                 }
                 y[r * rows + n] = out;
             }
@@ -217,7 +193,9 @@ class CpuBackend final : public Backend {
                                                          : detail::i2s_kernel_name(i2s_);
         return {i2s + ", " + std::to_string(threads_) + " threads",
                 std::string("f16: ") + (f16c_ ? "f16c+fma" : "scalar"),
-                std::string("q8_0: ") + (f16c_ ? "avx2 maddubs" : "scalar"),
+                std::string("q8_0: ") + (q8_vnni_ ? "avx512 vnni"
+                                         : f16c_  ? "avx2 maddubs"
+                                                  : "scalar"),
                 std::string("tq2_0/tq1_0: ") + (tq_avx2_ ? "avx2 maddubs" : "scalar"),
                 "q4_0/q6_k: reference rows, threaded"};
     }
@@ -350,6 +328,7 @@ class CpuBackend final : public Backend {
     mutable std::vector<std::int8_t> tables_;
     bool f16c_ = false;
     bool tq_avx2_ = false;
+    bool q8_vnni_ = false;
     std::unique_ptr<Backend> reference_ = make_reference_backend(ActivationPrecision::Int8);
     // Scratch reused across calls (no allocation once sizes have been seen).
     mutable std::vector<std::int8_t> q_, q_arranged_;
@@ -466,7 +445,9 @@ std::unique_ptr<Backend> make_cpu_backend(int threads, CpuIsa isa) {
     if (isa == CpuIsa::Avx512Vnni) kernel = detail::I2sKernel::Avx512Vnni;
     if (isa == CpuIsa::Avx2) kernel = detail::I2sKernel::Avx2;
     if (isa == CpuIsa::Scalar) kernel = detail::I2sKernel::Generic;
-    return std::make_unique<CpuBackend>(threads, kernel);
+    // A forced AVX2 or scalar variant stays off AVX-512 everywhere (tests compare variants).
+    return std::make_unique<CpuBackend>(threads, kernel, LutKernel::None,
+                                        isa == CpuIsa::Best || isa == CpuIsa::Avx512Vnni);
 }
 
 }  // namespace bitnet::kernels

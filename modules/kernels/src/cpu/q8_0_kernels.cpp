@@ -1,0 +1,84 @@
+#include "q8_0_kernels.hpp"
+
+// GCC 12 flags _mm512_undefined_* inside its own AVX-512 headers as (maybe-)uninitialized (a
+// false positive: those lanes are overwritten); only this file's intrinsics are affected.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#endif
+
+#include <immintrin.h>
+
+#include <cstring>
+
+namespace bitnet::kernels::detail {
+namespace {
+
+// Two consecutive Q8_0 blocks' 64 quants in one vector: lanes 0-31 from the first block (b + 2),
+// lanes 32-63 from the second (b + 36 = (b + 4) + 32), by two masked loads.
+__attribute__((target("avx512f,avx512bw"))) __m512i q8_0_block_pair(const std::uint8_t* b) {
+    const __m512i first = _mm512_maskz_loadu_epi8(0x00000000ffffffffull, b + 2);
+    return _mm512_mask_loadu_epi8(first, 0xffffffff00000000ull, b + 4);
+}
+
+// The product of a weight block's and an activation block's F16 scales: hardware (F16C)
+// conversions, exact as the scalar ones, without their branches.
+__attribute__((target("f16c"))) float q8_0_scale(const std::uint8_t* wb, const std::uint8_t* xb) {
+    std::uint16_t hw, hx;
+    std::memcpy(&hw, wb, 2);
+    std::memcpy(&hx, xb, 2);
+    return _cvtsh_ss(hw) * _cvtsh_ss(hx);
+}
+
+}  // namespace
+
+// Q8_0 row . Q8_0 activations (ggml's vec_dot_q8_0_q8_0 arithmetic): per 32-block, the sign of
+// the weight moves onto the activation so maddubs (u8 x s8) applies; each block's 8 int32 lane
+// sums are scaled by both block scales and accumulated in 8 float lanes, summed once at the end
+// (a different summation order from the scalar reference: equal within float rounding).
+__attribute__((target("avx2,f16c,fma"))) float dot_q8_0_avx2(const std::uint8_t* w,
+                                                             const std::uint8_t* x,
+                                                             std::int64_t cols) {
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256 acc = _mm256_setzero_ps();
+    for (std::int64_t b = 0; b < cols / 32; ++b) {
+        const std::uint8_t* wb = w + b * 34;
+        const std::uint8_t* xb = x + b * 34;
+        const __m256i qw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wb + 2));
+        const __m256i qx = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb + 2));
+        const __m256i p16 =
+            _mm256_maddubs_epi16(_mm256_sign_epi8(qw, qw), _mm256_sign_epi8(qx, qw));
+        const __m256 lanes = _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, ones));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(q8_0_scale(wb, xb)), lanes, acc);
+    }
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
+    s = _mm_hadd_ps(s, s);
+    s = _mm_hadd_ps(s, s);
+    return _mm_cvtss_f32(s);
+}
+
+// The same with AVX-512 VNNI, two blocks per 512-bit vector: |w| (u8) times x with w's sign
+// moved onto it (s8) by vpdpbusd gives each block's sums in 8 int32 lanes, scaled by a vector
+// holding block A's scale in lanes 0-7 and block B's in 8-15.
+__attribute__((target("avx512f,avx512bw,avx512vnni,avx2,f16c,fma"))) float dot_q8_0_vnni(
+    const std::uint8_t* w, const std::uint8_t* x, std::int64_t cols) {
+    const __m512i zero = _mm512_setzero_si512();
+    __m512 acc = _mm512_setzero_ps();
+    const std::int64_t blocks = cols / 32;
+    std::int64_t b = 0;
+    for (; b + 2 <= blocks; b += 2) {
+        const std::uint8_t* wb = w + b * 34;
+        const std::uint8_t* xb = x + b * 34;
+        const __m512i qw = q8_0_block_pair(wb), qx = q8_0_block_pair(xb);
+        const __m512i signed_x = _mm512_mask_sub_epi8(qx, _mm512_movepi8_mask(qw), zero, qx);
+        const __m512i dots = _mm512_dpbusd_epi32(zero, _mm512_abs_epi8(qw), signed_x);
+        const __m512 scales = _mm512_mask_mov_ps(_mm512_set1_ps(q8_0_scale(wb, xb)), 0xff00,
+                                                 _mm512_set1_ps(q8_0_scale(wb + 34, xb + 34)));
+        acc = _mm512_fmadd_ps(scales, _mm512_cvtepi32_ps(dots), acc);
+    }
+    float total = _mm512_reduce_add_ps(acc);
+    if (b < blocks) total += dot_q8_0_avx2(w + b * 34, x + b * 34, 32);
+    return total;
+}
+
+}  // namespace bitnet::kernels::detail

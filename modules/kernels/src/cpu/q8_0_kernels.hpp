@@ -1,0 +1,15 @@
+// Q8_0 weight row . Q8_0 activations (internal; ggml's vec_dot_q8_0_q8_0 arithmetic): the
+// re-quantized output head (`--head q8_0`) and Q8_0 tensors. Integer sums per 32-block, scaled
+// by both block scales; summed in a different order from the scalar reference (equal within
+// float rounding; the tests compare with a tolerance).
+#pragma once
+
+#include <cstdint>
+
+namespace bitnet::kernels::detail {
+
+float dot_q8_0_avx2(const std::uint8_t* w, const std::uint8_t* x, std::int64_t cols);
+// AVX-512 VNNI: two blocks per 512-bit vector.
+float dot_q8_0_vnni(const std::uint8_t* w, const std::uint8_t* x, std::int64_t cols);
+
+}  // namespace bitnet::kernels::detail
