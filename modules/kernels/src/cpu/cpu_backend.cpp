@@ -104,9 +104,14 @@ struct Tl2 {
 
 class CpuBackend final : public Backend {
   public:
+    // `i2s_measured`: pick the I2_S variant per call from the start-up measurement (decode and
+    // prefill may differ); otherwise always `i2s`.
     CpuBackend(int threads, detail::I2sKernel i2s, LutKernel lut = LutKernel::None,
-               bool vnni_allowed = true)
-        : threads_(threads > 0 ? threads : cpu_features().physical_cores), i2s_(i2s), lut_(lut) {
+               bool vnni_allowed = true, bool i2s_measured = false)
+        : threads_(threads > 0 ? threads : cpu_features().physical_cores),
+          i2s_(i2s),
+          i2s_measured_(i2s_measured),
+          lut_(lut) {
         f16c_ = cpu_features().f16c && cpu_features().avx2 && cpu_features().fma;
         // The TQ kernels follow the I2_S choice: the scalar variant stays scalar (tests).
         tq_avx2_ = cpu_features().avx2 && i2s != detail::I2sKernel::Generic;
@@ -188,9 +193,13 @@ class CpuBackend final : public Backend {
         return "cpu";
     }
     std::vector<std::string> kernel_names() const override {
-        const std::string i2s = lut_ == LutKernel::Tl1   ? "i2_s tl1 lookup tables (avx2 pshufb)"
-                                : lut_ == LutKernel::Tl2 ? "i2_s tl2 lookup tables (avx512 vpermb)"
-                                                         : detail::i2s_kernel_name(i2s_);
+        const std::string i2s =
+            lut_ == LutKernel::Tl1   ? "i2_s tl1 lookup tables (avx2 pshufb)"
+            : lut_ == LutKernel::Tl2 ? "i2_s tl2 lookup tables (avx512 vpermb)"
+            : i2s_measured_
+                ? std::string(detail::i2s_kernel_name(detail::best_i2s_kernel(1))) + " (decode), " +
+                      detail::i2s_kernel_name(detail::best_i2s_kernel(8)) + " (prefill)"
+                : detail::i2s_kernel_name(i2s_);
         return {i2s + ", " + std::to_string(threads_) + " threads",
                 std::string("f16: ") + (f16c_ ? "f16c+fma" : "scalar"),
                 std::string("q8_0: ") + (q8_vnni_ ? "avx512 vnni"
@@ -214,6 +223,7 @@ class CpuBackend final : public Backend {
             matmul_lut<Tl2>(jobs, x, n_tokens);
             return;
         }
+        const detail::I2sKernel kernel = i2s_measured_ ? detail::best_i2s_kernel(n_tokens) : i2s_;
         const std::int64_t k = jobs[0].w->cols;
         q_.resize(static_cast<std::size_t>(n_tokens * k));
         q_arranged_.resize(q_.size());
@@ -221,7 +231,7 @@ class CpuBackend final : public Backend {
         for (std::int64_t t = 0; t < n_tokens; ++t) {
             std::int8_t* q = q_.data() + t * k;
             acts_[static_cast<std::size_t>(t)] = quant::quantize_activations_i8(x + t * k, k, q);
-            detail::i2s_prepare_activations(i2s_, q, k, q_arranged_.data() + t * k);
+            detail::i2s_prepare_activations(kernel, q, k, q_arranged_.data() + t * k);
         }
         constexpr std::int64_t kRowsPerTask = 32;
         tasks_.clear();
@@ -246,7 +256,7 @@ class CpuBackend final : public Backend {
                                  n_tokens,
                                  dots_.data() + dot_offsets_[task.job] + task.first_row,
                                  w.rows};
-            detail::i2s_dot(i2s_, p);
+            detail::i2s_dot(kernel, p);
         }
         for (std::size_t j = 0; j < jobs.size(); ++j) {
             const WeightView& w = *jobs[j].w;
@@ -322,6 +332,7 @@ class CpuBackend final : public Backend {
 
     int threads_;
     detail::I2sKernel i2s_;
+    bool i2s_measured_ = false;
     LutKernel lut_ = LutKernel::None;
     mutable std::mutex lut_mutex_;
     mutable LutCaches lut_caches_;
@@ -384,8 +395,9 @@ bool cpu_isa_supported(CpuIsa isa) {
 
 std::string fastest_ternary_kernel() {
     static const std::string fastest = [] {
-        // A 2B4T-like slice: 256 rows of 2560 I2_S weights, one decode token and 8 prefill ones.
-        constexpr std::int64_t rows = 256, cols = 2560;
+        // A 2B4T-like slice larger than a core's L2 (3072 rows of 2560 I2_S weights, 2 MB), so
+        // the bytes each kernel streams count as in decode: one token, then 8 (prefill).
+        constexpr std::int64_t rows = 3072, cols = 2560;
         std::vector<std::uint8_t> weights(rows * cols / 4 + 32, 0x96);
         const WeightView w{TypeId::I2_S, weights.data(), rows, cols, 1.0f};
         std::vector<float> x(8 * cols), y(8 * rows);
@@ -393,7 +405,7 @@ std::string fastest_ternary_kernel() {
         auto seconds = [&](const Backend& b) {
             b.prepare_weights({&w});
             double best = 1e30;
-            for (int rep = 0; rep < 5; ++rep) {
+            for (int rep = 0; rep < 3; ++rep) {
                 const auto start = std::chrono::steady_clock::now();
                 b.matmul(w, x.data(), 1, y.data());
                 b.matmul(w, x.data(), 8, y.data());
@@ -441,13 +453,14 @@ std::unique_ptr<Backend> make_tl2_backend(int threads) {
 
 std::unique_ptr<Backend> make_cpu_backend(int threads, CpuIsa isa) {
     if (!cpu_isa_supported(isa)) isa = CpuIsa::Best;
-    detail::I2sKernel kernel = detail::best_i2s_kernel();
+    detail::I2sKernel kernel = detail::best_i2s_kernel(8);
     if (isa == CpuIsa::Avx512Vnni) kernel = detail::I2sKernel::Avx512Vnni;
     if (isa == CpuIsa::Avx2) kernel = detail::I2sKernel::Avx2;
     if (isa == CpuIsa::Scalar) kernel = detail::I2sKernel::Generic;
     // A forced AVX2 or scalar variant stays off AVX-512 everywhere (tests compare variants).
     return std::make_unique<CpuBackend>(threads, kernel, LutKernel::None,
-                                        isa == CpuIsa::Best || isa == CpuIsa::Avx512Vnni);
+                                        isa == CpuIsa::Best || isa == CpuIsa::Avx512Vnni,
+                                        isa == CpuIsa::Best);
 }
 
 }  // namespace bitnet::kernels

@@ -210,37 +210,40 @@ void dot_vnni(const I2sProblem& p) {
 
 namespace {
 
-// Times one kernel on a small 2B4T-like problem (best of a few runs, decode and prefill mix).
-double time_kernel(I2sKernel kernel) {
-    constexpr std::int64_t rows = 256, cols = 2560, tokens = 8;
+// Times one kernel on a small 2B4T-like problem with `tokens` activation rows (best of a few).
+double time_kernel(I2sKernel kernel, std::int64_t tokens) {
+    constexpr std::int64_t rows = 256, cols = 2560;
     static std::vector<std::uint8_t> weights(rows * cols / 4, 0x96);
-    static std::vector<std::int8_t> q(tokens * cols, 3);
-    std::vector<std::int32_t> out(rows * tokens);
+    static std::vector<std::int8_t> q(8 * cols, 3);
+    std::vector<std::int32_t> out(rows * 8);
     double best = 1e30;
     for (int rep = 0; rep < 5; ++rep) {
         const auto start = std::chrono::steady_clock::now();
-        i2s_dot(kernel, {weights.data(), rows, cols, q.data(), 1, out.data(), rows});
-        i2s_dot(kernel, {weights.data(), rows, cols, q.data(), tokens, out.data(), rows});
+        for (int i = 0; i < (tokens == 1 ? 8 : 1); ++i)  // comparable amounts of work
+            i2s_dot(kernel, {weights.data(), rows, cols, q.data(), tokens, out.data(), rows});
         best = std::min(
             best, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
     }
     return best;
 }
 
-I2sKernel measure_best_kernel() {
+I2sKernel measure_best_kernel(std::int64_t tokens) {
     const CpuFeatures& f = cpu_features();
     if (!f.avx2) return I2sKernel::Generic;
     if (!(f.avx512f && f.avx512bw && f.avx512vl && f.avx512vnni)) return I2sKernel::Avx2;
-    // Both available: 512-bit VNNI is not always faster (clock drops, port limits), so measure.
-    return time_kernel(I2sKernel::Avx512Vnni) < time_kernel(I2sKernel::Avx2) ? I2sKernel::Avx512Vnni
-                                                                             : I2sKernel::Avx2;
+    // Both available: 512-bit VNNI is not always faster (clock drops, port limits, its longer
+    // horizontal sum per row for one token), so measure.
+    return time_kernel(I2sKernel::Avx512Vnni, tokens) < time_kernel(I2sKernel::Avx2, tokens)
+               ? I2sKernel::Avx512Vnni
+               : I2sKernel::Avx2;
 }
 
 }  // namespace
 
-I2sKernel best_i2s_kernel() {
-    static const I2sKernel best = measure_best_kernel();
-    return best;
+I2sKernel best_i2s_kernel(std::int64_t tokens) {
+    static const I2sKernel decode = measure_best_kernel(1);
+    static const I2sKernel prefill = measure_best_kernel(8);
+    return tokens == 1 ? decode : prefill;
 }
 
 const char* i2s_kernel_name(I2sKernel kernel) {

@@ -21,7 +21,8 @@ struct I2sProblem {
 // Activation layout each kernel wants: the VNNI kernel interleaves pairs of 128-blocks.
 enum class I2sKernel { Generic, Avx2, Avx512Vnni };
 
-I2sKernel best_i2s_kernel();
+// The faster variant on this CPU for one token (decode) or several (prefill), measured once.
+I2sKernel best_i2s_kernel(std::int64_t tokens);
 const char* i2s_kernel_name(I2sKernel kernel);
 // Rearranges one token's K activations into the kernel's layout (dst has K bytes).
 void i2s_prepare_activations(I2sKernel kernel, const std::int8_t* q, std::int64_t cols,

@@ -9,6 +9,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <cstring>
 
 namespace bitnet::kernels::detail {
 
@@ -46,13 +47,21 @@ Tl2Weights repack_tl2(const std::uint8_t* i2s, std::int64_t rows, std::int64_t c
         }
         std::uint8_t* group = w.bytes.data() + g * w.triples * kGroupBytes;
         for (std::int64_t i = 0; i < w.triples; ++i) {
-            std::uint8_t* t = group + i * kGroupBytes;
-            for (std::int64_t lane = 0; lane < kTl2Rows; ++lane) {
-                const std::uint8_t* c = codes.data() + lane * padded + 3 * i;
-                const int index = 9 * c[0] + 3 * c[1] + c[2];
-                t[lane % 32] |= static_cast<std::uint8_t>((index & 15) << (lane < 32 ? 0 : 4));
-                if (index & 16) t[32 + lane / 8] |= static_cast<std::uint8_t>(1u << (lane % 8));
+            // One triple of all 64 rows built in registers, then stored once.
+            std::uint8_t nibbles[32];
+            std::uint64_t bit4 = 0;
+            for (std::int64_t lane = 0; lane < 32; ++lane) {
+                const std::uint8_t* lo = codes.data() + lane * padded + 3 * i;
+                const std::uint8_t* hi = lo + 32 * padded;
+                const int a = 9 * lo[0] + 3 * lo[1] + lo[2];
+                const int b = 9 * hi[0] + 3 * hi[1] + hi[2];
+                nibbles[lane] = static_cast<std::uint8_t>((a & 15) | (b & 15) << 4);
+                bit4 |= static_cast<std::uint64_t>(a >> 4) << lane;
+                bit4 |= static_cast<std::uint64_t>(b >> 4) << (lane + 32);
             }
+            std::uint8_t* t = group + i * kGroupBytes;
+            std::memcpy(t, nibbles, 32);
+            std::memcpy(t + 32, &bit4, 8);
         }
     }
     return w;
