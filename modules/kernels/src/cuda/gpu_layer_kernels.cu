@@ -15,7 +15,7 @@ namespace {
 
 constexpr int kThreads = 256;
 constexpr int kNormThreads = 1024;
-constexpr int kVTile = 32;  // V positions staged in shared memory at a time
+constexpr int kVTile = 64;  // V positions staged in shared memory at a time
 constexpr int kMaxHeadDim = 256;
 
 __device__ double block_sum(double v, double* shared) {
