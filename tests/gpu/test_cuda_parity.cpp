@@ -3,24 +3,28 @@
 // message) where there is no GPU, as in CI; run on the lent H100 (docs/performance.md).
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <map>
 
 #include "bitnet/crossval/logit_metrics.hpp"
 #include "bitnet/inference/batch_generator.hpp"
 #include "bitnet/inference/engine.hpp"
 #include "bitnet/kernels/cuda_info.hpp"
+#include "bitnet/kernels/gpu_model.hpp"
 #include "model_files.hpp"
 
 using namespace bitnet;
 
 namespace {
 
-std::unique_ptr<inference::Engine> load(const std::string& path, const std::string& device) {
+std::unique_ptr<inference::Engine> load(const std::string& path, const std::string& device,
+                                        int context = 256) {
     inference::EngineOptions o;
     o.model_path = path;
-    o.context = 256;
+    o.context = context;
     o.device = device;
     return inference::Engine::load(o);
 }
@@ -103,5 +107,44 @@ TEST_CASE("batched decode on the GPU gives every sequence what it gets alone") {
     for (std::size_t i = 0; i < prompts.size(); ++i) {
         INFO(prompts[i]);
         CHECK(together[i] == alone[i]);
+    }
+}
+
+TEST_CASE("the fused single-token GPU step equals the per-kernel step bit for bit") {
+    const auto info = kernels::cuda_info();
+    if (info.device_count == 0) {
+        WARN("fused step check skipped: " << (info.compiled ? info.reason : "not a gpu build"));
+        return;
+    }
+    test::TempDir dir("cuda-fused");
+    for (const char* preset : {"small", "2b4t"}) {
+        INFO(preset);
+        const std::string path = test::write_synthetic_model(dir, preset, 11);
+        // Past 512 positions: keys and values beyond what the fused step requests before its
+        // barrier are streamed (decode_step.cu), so both ways are covered.
+        const int steps = std::string(preset) == "small" ? 600 : 300;
+        auto fused = load(path, "cuda:0", steps);
+        ::setenv("BITNET_CUDA_FUSED_STEP", "0", 1);
+        auto split = load(path, "cuda:0", steps);
+        ::unsetenv("BITNET_CUDA_FUSED_STEP");
+        REQUIRE(fused->gpu_model() != nullptr);
+        REQUIRE(split->gpu_model() != nullptr);
+        const std::size_t vocab = fused->model().config().vocab_size;
+        std::vector<float> a(vocab), b(vocab);
+        int differing_steps = 0;
+        double worst = 0;
+        for (int pos = 0; pos < steps; ++pos) {
+            const std::int32_t token = (pos * 7919 + 13) % 500;
+            fused->gpu_model()->forward(&token, 1, pos, false, a.data());
+            split->gpu_model()->forward(&token, 1, pos, false, b.data());
+            double diff = 0;
+            for (std::size_t i = 0; i < vocab; ++i)
+                diff = std::max(diff, static_cast<double>(std::fabs(a[i] - b[i])));
+            worst = std::max(worst, diff);
+            if (diff != 0) ++differing_steps;
+        }
+        std::printf("%s: fused vs per-kernel step, %d positions: %d differ, max |diff| %g\n",
+                    preset, steps, differing_steps, worst);
+        CHECK(differing_steps == 0);
     }
 }

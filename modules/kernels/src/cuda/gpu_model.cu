@@ -11,7 +11,9 @@
 // programmatic dependent launch between its kernels on sm_90 (launch_control.cuh).
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <map>
@@ -23,6 +25,7 @@
 #include "bitnet/kernels/gpu_model.hpp"
 #include "bitnet/quantization/formats.hpp"
 #include "cuda_memory.hpp"
+#include "decode_step.hpp"
 #include "gpu_layer_kernels.hpp"
 #include "launch_control.cuh"
 #include "ternary_mma.hpp"
@@ -153,8 +156,10 @@ class CudaModel final : public GpuModel {
         sin_table_.allocate(sin_t.size(), "RoPE tables", bytes_);
         sin_table_.upload(sin_t.data(), sin_t.size());
         cuda::prepare_attention(context, d.head_dim);
+        prepare_fused_step();
     }
     ~CudaModel() override {
+        print_profile();
         drop_graphs();
         cudaFreeHost(staging_);
         cudaFreeHost(pinned_logits_);
@@ -244,6 +249,153 @@ class CudaModel final : public GpuModel {
     }
 
   private:
+    // The single-token step as one persistent kernel (decode_step.hpp) where the shape fits;
+    // BITNET_CUDA_FUSED_STEP=0 keeps the per-kernel step (to compare).
+    void prepare_fused_step() {
+        const char* env = std::getenv("BITNET_CUDA_FUSED_STEP");
+        if (env != nullptr && std::string(env) == "0") return;
+        std::string why;
+        if (!cuda::decode_step_fits(d_.hidden, d_.ffn, d_.heads * d_.head_dim, d_.head_dim,
+                                    context_, why))
+            return;
+        std::vector<cuda::DecodeLayer> host;
+        for (const auto& l : layers_) {
+            cuda::DecodeLayer L;
+            L.qkv = l->qkv.words.get();
+            L.qkv_blocks = l->qkv.blocks;
+            L.qkv_cols = l->qkv.padded_cols;
+            L.q_first = l->qkv.first_block[0];
+            L.k_first = l->qkv.first_block[1];
+            L.v_first = l->qkv.first_block[2];
+            L.scale_q = l->scale_q;
+            L.scale_k = l->scale_k;
+            L.scale_v = l->scale_v;
+            L.wo = l->wo.words.get();
+            L.wo_blocks = l->wo.blocks;
+            L.wo_cols = l->wo.padded_cols;
+            L.scale_o = l->scale_o;
+            L.gate_up = l->gate_up.words.get();
+            L.gate_up_blocks = l->gate_up.blocks;
+            L.gate_up_cols = l->gate_up.padded_cols;
+            L.scale_gate = l->scale_gate;
+            L.scale_up = l->scale_up;
+            L.down = l->down.words.get();
+            L.down_blocks = l->down.blocks;
+            L.down_cols = l->down.padded_cols;
+            L.scale_down = l->scale_down;
+            L.attn_norm = l->attn_norm.get();
+            L.attn_sub_norm = l->attn_sub_norm.get();
+            L.ffn_norm = l->ffn_norm.get();
+            L.ffn_sub_norm = l->ffn_sub_norm.get();
+            host.push_back(L);
+        }
+        decode_layers_.allocate(host.size(), "layer tables", bytes_);
+        decode_layers_.upload(host.data(), host.size());
+        barrier_.allocate(2, "the grid barrier", bytes_);
+        BITNET_CUDA_CHECK(cudaMemset(barrier_.get(), 0, 2 * sizeof(unsigned)));
+        fused_grid_ = cuda::prepare_decode_step(context_, d_.head_dim);
+        const char* profile = std::getenv("BITNET_CUDA_STEP_PROFILE");
+        if (profile != nullptr && std::string(profile) == "1")
+            stamps_.allocate(stamp_count(), "profiling stamps", bytes_);
+    }
+
+    // BITNET_CUDA_STEP_PROFILE=1: where the fused step's time goes, per phase of a layer (from
+    // the stamps the kernel writes at its grid barriers), printed when the model is released.
+    static constexpr int kStepPhases = 5;
+    // [0] start; per phase i: [1 + 2i] last block at its barrier, [2 + 2i] block 0 leaving it;
+    // then 4 marks of block 0 inside each phase (decode_step.cu).
+    std::size_t stamp_count() const {
+        return (1 + 6 * kStepPhases + kStepPhases * static_cast<std::size_t>(fused_grid_)) *
+                   layers_.size() +
+               1;
+    }
+    void collect_stamps() {
+        std::vector<unsigned long long> t(stamp_count());
+        BITNET_CUDA_CHECK(
+            cudaMemcpy(t.data(), stamps_.get(), t.size() * sizeof(t[0]), cudaMemcpyDeviceToHost));
+        const std::size_t detail = 1 + 2 * kStepPhases * layers_.size();
+        unsigned long long left = t[0];
+        for (std::size_t i = 0; i < kStepPhases * layers_.size(); ++i) {
+            unsigned long long at = left;
+            for (int k = 0; k < 4; ++k) {
+                const unsigned long long m = t[detail + 4 * i + k];
+                phase_marks_ns_[i % kStepPhases][k] += static_cast<double>(m - at);
+                at = m;
+            }
+            // Each block's arrival at this phase's barrier, after block 0 left the last one.
+            const std::size_t arrivals = detail + 4 * kStepPhases * layers_.size();
+            block_late_ns_.resize(kStepPhases * static_cast<std::size_t>(fused_grid_));
+            for (int b = 0; b < fused_grid_; ++b)
+                block_late_ns_[(i % kStepPhases) * fused_grid_ + b] +=
+                    static_cast<double>(t[arrivals + i * fused_grid_ + b] - left);
+            phase_work_ns_[i % kStepPhases] += static_cast<double>(t[1 + 2 * i] - left);
+            phase_wait_ns_[i % kStepPhases] += static_cast<double>(t[2 + 2 * i] - t[1 + 2 * i]);
+            left = t[2 + 2 * i];
+        }
+        ++profiled_steps_;
+    }
+    void print_profile() const {
+        if (profiled_steps_ == 0) return;
+        static const char* names[kStepPhases] = {"norm + Q|K|V", "RoPE + attention", "norm + O",
+                                                 "norm + gate|up", "norm + down"};
+        const double per = 1e-3 / (static_cast<double>(profiled_steps_) * layers_.size());
+        std::fprintf(stderr, "fused step, %d steps, microseconds per layer (work / barrier):\n",
+                     profiled_steps_);
+        for (int i = 0; i < kStepPhases; ++i)
+            std::fprintf(stderr, "  %-18s %7.2f / %5.2f   block 0 marks: %5.2f %5.2f %5.2f %5.2f\n",
+                         names[i], phase_work_ns_[i] * per, phase_wait_ns_[i] * per,
+                         phase_marks_ns_[i][0] * per, phase_marks_ns_[i][1] * per,
+                         phase_marks_ns_[i][2] * per, phase_marks_ns_[i][3] * per);
+        for (int i = 0; i < kStepPhases; ++i) {
+            std::vector<std::pair<double, int>> late;
+            for (int b = 0; b < fused_grid_; ++b)
+                late.emplace_back(block_late_ns_[i * fused_grid_ + b] * per, b);
+            std::sort(late.begin(), late.end());
+            std::fprintf(
+                stderr, "  %-18s arrival: first %5.2f (block %d), median %5.2f, slowest:", names[i],
+                late.front().first, late.front().second, late[late.size() / 2].first);
+            for (std::size_t k = late.size() - 6; k < late.size(); ++k)
+                std::fprintf(stderr, " %5.2f (%d)", late[k].first, late[k].second);
+            std::fprintf(stderr, "\n");
+        }
+    }
+
+    void enqueue_fused_step(const KvPool& pool) {
+        void* s = stream_;
+        cuda::launch_embed_rows(reinterpret_cast<const std::uint16_t*>(embedding_.get()),
+                                rows_.get(), 1, d_.hidden, x_.get(), s);
+        cuda::DecodeStep step;
+        step.layers = decode_layers_.get();
+        step.n_layers = static_cast<int>(layers_.size());
+        step.hidden = d_.hidden;
+        step.ffn = d_.ffn;
+        step.shape = shape_;
+        step.eps = d_.rms_eps;
+        step.row = rows_.get();
+        step.k_cache = pool.k.get();
+        step.v_cache = pool.v.get();
+        step.layer_stride = pool.layer_stride;
+        step.seq_stride = static_cast<std::size_t>(pool.context) * d_.kv_heads * d_.head_dim;
+        step.cos_table = cos_table_.get();
+        step.sin_table = sin_table_.get();
+        step.x = x_.get();
+        step.q = q_.get();
+        step.k = k_.get();
+        step.v = v_.get();
+        step.att = att_.get();
+        step.g = g_.get();
+        step.output_norm = output_norm_.get();
+        step.out_half = xh_.get();
+        step.barrier = barrier_.get();
+        step.stamps = stamps_.get();
+        cuda::launch_decode_step(step, fused_grid_, context_, s);
+        const cuda::ProgrammaticLaunchScope overlap(pdl_);
+        cuda::launch_f16_gemv(reinterpret_cast<const std::uint16_t*>(head_),
+                              static_cast<int>(d_.output.rows), d_.hidden, xh_.get(), 1,
+                              logits_.get(), s);
+        BITNET_CUDA_CHECK(cudaGetLastError());
+    }
+
     void upload(const cuda::MmaPacked& packed, PackedWeight& out) {
         out.words.allocate(packed.words.size(), "ternary weights", bytes_);
         out.words.upload(packed.words.data(), packed.words.size());
@@ -311,10 +463,15 @@ class CudaModel final : public GpuModel {
                                           static_cast<std::size_t>(n - first_logits) * vocab * 4,
                                           cudaMemcpyDeviceToHost, s));
         BITNET_CUDA_CHECK(cudaStreamSynchronize(s));
+        if (n == 1 && fused_grid_ > 0 && stamps_.get() != nullptr) collect_stamps();
     }
 
     // Every kernel of one forward pass over n rows, on the stream.
     void enqueue(int n, const KvPool& pool, int first_logits) {
+        if (n == 1 && fused_grid_ > 0) {
+            enqueue_fused_step(pool);
+            return;
+        }
         const int h = d_.hidden, ffn = d_.ffn;
         const int q_dim = d_.heads * d_.head_dim;
         const float eps = d_.rms_eps;
@@ -426,6 +583,14 @@ class CudaModel final : public GpuModel {
     Buffer<std::uint16_t> xh_;
     Buffer<int> act_sums_;
     Buffer<std::int8_t> q8_;
+    Buffer<cuda::DecodeLayer> decode_layers_;  // the fused step's layer table
+    Buffer<unsigned> barrier_;
+    int fused_grid_ = 0;  // blocks of the fused step; 0: not used
+    Buffer<unsigned long long> stamps_;
+    double phase_work_ns_[kStepPhases] = {}, phase_wait_ns_[kStepPhases] = {};
+    double phase_marks_ns_[kStepPhases][4] = {};
+    std::vector<double> block_late_ns_;
+    int profiled_steps_ = 0;
 };
 
 }  // namespace

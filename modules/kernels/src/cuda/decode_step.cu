@@ -1,0 +1,739 @@
+// The fused decode step (decode_step.hpp): one persistent kernel, one block of 16 warps per SM.
+// Rules kept from the per-kernel path so the numbers are the same:
+//  - rmsnorm + quantize: sums of squares in double, the CPU's int8 rule (gpu_layer_kernels.cu);
+//  - products: exact integer tensor-core dots, the CPU's float rule (ternary_mma_device.cuh);
+//  - RoPE with the host's cos/sin tables, the query and keys meet as F16, softmax sums in double,
+//    V accumulated position by position.
+// Data written by one block and read by another in a later phase is read with __ldcg (past the
+// SM's L1, which is not coherent across SMs); the grid barrier fences before and after.
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <string>
+
+#include "cuda_memory.hpp"
+#include "decode_step.hpp"
+#include "ternary_mma_device.cuh"
+
+namespace bitnet::kernels::cuda {
+namespace {
+
+using namespace mma_device;
+
+constexpr int kWarps = 8;
+constexpr int kThreads = kWarps * kWarp;
+constexpr int kMaxCols = 7168;  // widest product input (kNormPer * kThreads)
+constexpr int kU = 4;           // chunks a warp holds in registers at a time
+constexpr int kStaged = 12;     // chunks per warp staged in shared memory before the barrier
+constexpr int kVTile = 128;     // V positions staged in shared memory at a time
+constexpr int kMaxHeadDim = 128;
+constexpr int kStepPhasesPerLayer = 5;                     // grid barriers per layer
+constexpr int kCodeUint4s = kWarps * kStaged * 2 * kWarp;  // staged codes of a block
+constexpr int kPartialInts = kWarps * 8 * kWarp;           // a warp's 2x1x4 accumulators per lane
+
+struct Scratch {
+    double d[kWarps];
+    float f[kWarps];
+    int i[kWarps];
+    float act_scale;
+    int act_sum;
+    int barriers;  // grid barriers passed (profiling stamps)
+    int detail;    // where block 0's marks inside the phases start in the stamps
+    int layers;
+    unsigned seen;  // the barrier generation seen on arriving
+};
+
+__device__ __forceinline__ unsigned long long global_ns() {
+    unsigned long long t;
+    asm volatile("mov.u64 %0, %globaltimer;" : "=l"(t));
+    return t;
+}
+
+// Grid-wide barrier: an arrival counter and a generation word. The last block to arrive resets
+// the counter and advances the generation; the others wait for it to move. Needs every block
+// resident (one per SM, launched cooperatively).
+// 16 bytes global -> shared without passing through registers (cp.async, sm_80+): what a phase
+// can request before its barrier without holding registers across it. wait_async() before use.
+__device__ __forceinline__ void copy_async16(void* shared, const void* global) {
+    const auto to = static_cast<unsigned>(__cvta_generic_to_shared(shared));
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(to), "l"(global) : "memory");
+}
+__device__ __forceinline__ void wait_async() {
+    asm volatile("cp.async.wait_all;" ::: "memory");
+}
+
+// Profiling: block 0's time at mark k (0..3) of the current phase.
+__device__ __forceinline__ void mark(unsigned long long* stamps, const Scratch& s, int k) {
+    if (stamps != nullptr && blockIdx.x == 0 && threadIdx.x == 0)
+        stamps[s.detail + 4 * s.barriers + k] = global_ns();
+}
+
+// The grid barrier in two halves, so a block can request the next phase's constant data (weight
+// codes, norm weights, cached keys and values) between them: arrive() publishes the block's
+// writes (the fence waits for them, not for loads issued after it) and counts the block in;
+// wait() returns once every block has arrived. With `stamps` (DecodeStep::stamps) every block's
+// arrival, the last arrival and block 0's leaving are timed.
+__device__ void grid_arrive(unsigned* words, unsigned long long* stamps, Scratch& s) {
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        volatile unsigned* generation = words + 1;
+        s.seen = *generation;
+        if (stamps != nullptr)
+            stamps[s.detail + 4 * kStepPhasesPerLayer * s.layers +
+                   static_cast<std::size_t>(s.barriers) * gridDim.x + blockIdx.x] = global_ns();
+        __threadfence();
+        if (atomicAdd(words, 1u) == gridDim.x - 1) {
+            if (stamps != nullptr) stamps[1 + 2 * s.barriers] = global_ns();
+            atomicExch(words, 0u);
+            __threadfence();
+            atomicAdd(words + 1, 1u);
+        }
+    }
+}
+
+// An acquire load (not a fence: a fence would also wait for this thread's requests issued
+// between arrive() and wait()).
+__device__ __forceinline__ unsigned load_acquire(const unsigned* p) {
+    unsigned v;
+    asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(v) : "l"(p) : "memory");
+    return v;
+}
+
+__device__ void grid_wait(unsigned* words, unsigned long long* stamps, Scratch& s) {
+    if (threadIdx.x == 0) {
+        while (load_acquire(words + 1) == s.seen) {
+        }
+        if (stamps != nullptr && blockIdx.x == 0) stamps[2 + 2 * s.barriers] = global_ns();
+        ++s.barriers;
+    }
+    __syncthreads();
+}
+
+__device__ void grid_barrier(unsigned* words, unsigned long long* stamps, Scratch& s) {
+    grid_arrive(words, stamps, s);
+    grid_wait(words, stamps, s);
+}
+
+__device__ double block_sum(double v, Scratch& s) {
+    for (int off = 16; off > 0; off /= 2) v += __shfl_xor_sync(0xffffffffu, v, off);
+    if (threadIdx.x % kWarp == 0) s.d[threadIdx.x / kWarp] = v;
+    __syncthreads();
+    double total = 0;
+    for (int w = 0; w < kWarps; ++w) total += s.d[w];
+    __syncthreads();
+    return total;
+}
+
+__device__ float block_max(float v, Scratch& s) {
+    for (int off = 16; off > 0; off /= 2) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, off));
+    if (threadIdx.x % kWarp == 0) s.f[threadIdx.x / kWarp] = v;
+    __syncthreads();
+    float m = 0.0f;
+    for (int w = 0; w < kWarps; ++w) m = fmaxf(m, s.f[w]);
+    __syncthreads();
+    return m;
+}
+
+__device__ float block_max_any(float v, Scratch& s) {
+    for (int off = 16; off > 0; off /= 2) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, off));
+    if (threadIdx.x % kWarp == 0) s.f[threadIdx.x / kWarp] = v;
+    __syncthreads();
+    float m = s.f[0];
+    for (int w = 1; w < kWarps; ++w) m = fmaxf(m, s.f[w]);
+    __syncthreads();
+    return m;
+}
+
+__device__ int block_int_sum(int v, Scratch& s) {
+    for (int off = 16; off > 0; off /= 2) v += __shfl_xor_sync(0xffffffffu, v, off);
+    if (threadIdx.x % kWarp == 0) s.i[threadIdx.x / kWarp] = v;
+    __syncthreads();
+    int total = 0;
+    for (int w = 0; w < kWarps; ++w) total += s.i[w];
+    __syncthreads();
+    return total;
+}
+
+// A norm's weights are constants: copied to shared memory before the barrier that makes the
+// norm's input ready (after it they would add a memory latency to the critical path).
+constexpr int kNormPer = 28;  // row values per thread: rows up to kNormPer * kThreads wide
+static_assert(kNormPer * kThreads == kMaxCols, "the norm holds a whole row in registers");
+__device__ __forceinline__ void request_norm_weights(const float* w, int cols, float* to) {
+    for (int i = threadIdx.x * 4; i < cols; i += kThreads * 4) copy_async16(to + i, w + i);
+}
+
+// rmsnorm then int8 quantization of one row into shared memory (zero padded to `padded`), with
+// its scale and sum in s.act_scale / s.act_sum: rmsnorm_quantize's rules. All of a thread's
+// values are loaded at once and kept in registers.
+__device__ __noinline__ void norm_quantize(const float* x, const float* nw, int cols, int padded,
+                                           float eps, std::int8_t* q, Scratch& s) {
+    float v[kNormPer];
+    double squares = 0;
+#pragma unroll
+    for (int j = 0; j < kNormPer; ++j) {
+        const int i = threadIdx.x + j * kThreads;
+        v[j] = i < cols ? __ldcg(x + i) : 0.0f;
+    }
+#pragma unroll
+    for (int j = 0; j < kNormPer; ++j) squares += static_cast<double>(v[j]) * v[j];
+    const double total = block_sum(squares, s);
+    const float mean = static_cast<float>(total / cols);
+    const float scale = __fdiv_rn(1.0f, sqrtf(__fadd_rn(mean, eps)));
+    float m = 0.0f;
+#pragma unroll
+    for (int j = 0; j < kNormPer; ++j) {
+        const int i = threadIdx.x + j * kThreads;
+        if (i < cols) v[j] = __fmul_rn(__fmul_rn(v[j], scale), nw[i]);
+        m = fmaxf(m, fabsf(v[j]));
+    }
+    m = block_max(m, s);
+    const float a = static_cast<float>(127.0 / fmax(static_cast<double>(m), 1e-5));
+    int sum = 0;
+#pragma unroll
+    for (int j = 0; j < kNormPer; ++j) {
+        const int i = threadIdx.x + j * kThreads;
+        if (i < padded) {
+            const int c = i < cols ? max(-128, min(127, __float2int_rn(__fmul_rn(v[j], a)))) : 0;
+            q[i] = static_cast<std::int8_t>(c);
+            sum += c;
+        }
+    }
+    sum = block_int_sum(sum, s);
+    if (threadIdx.x == 0) {
+        s.act_scale = a;
+        s.act_sum = sum;
+    }
+    __syncthreads();
+}
+
+// Codes of chunks c .. c + kU - 1 (below `stop`) of a row pair, one uint4 per block and lane.
+__device__ __forceinline__ void fetch_codes(const uint4* w, int pair, int chunks, int c, int stop,
+                                            int lane, uint4 (&codes)[kU][2]) {
+#pragma unroll
+    for (int u = 0; u < kU; ++u)
+#pragma unroll
+        for (int m = 0; m < 2; ++m)
+            codes[u][m] =
+                c + u < stop
+                    ? __ldg(w + (static_cast<std::size_t>(2 * pair + m) * chunks + c + u) * kWarp +
+                            lane)
+                    : make_uint4(0, 0, 0, 0);
+}
+
+// The thread's results for the one token (lanes with t == 0 hold token 0 of rows g and g + 8
+// of both blocks of the pair): the CPU's float rule, then Store / AddInto / relu(gate)^2 * up
+// (write_results' rules for n = 1). `old`: the AddInto targets' values, loaded early.
+__device__ __forceinline__ void write_token(const int (&acc)[2][1][4], int pair, int g,
+                                            const float (&old)[2][2], float a, int sum,
+                                            const MmaEpilogue& epi) {
+    if (epi.kind == MmaOutput::ReluSquaredPair) {
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+            const int row = pair * kMmaBlockRows + g + 8 * h;
+            if (row >= epi.seg[0].rows) continue;
+            const float gv = ternary_result(acc[0][0][2 * h] - sum, a, epi.seg[0].scale);
+            const float uv = ternary_result(acc[1][0][2 * h] - sum, a, epi.seg[1].scale);
+            const float rl = gv > 0.0f ? gv : 0.0f;
+            epi.seg[0].out[row] = __fmul_rn(__fmul_rn(rl, rl), uv);
+        }
+        return;
+    }
+#pragma unroll
+    for (int m = 0; m < 2; ++m) {
+        const int block = 2 * pair + m;
+        int k = 0;
+        for (int j = 1; j < epi.count; ++j)
+            if (block >= epi.seg[j].first_block) k = j;
+        const MmaSegment& seg = k == 0 ? epi.seg[0] : (k == 1 ? epi.seg[1] : epi.seg[2]);
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+            const int row = (block - seg.first_block) * kMmaBlockRows + g + 8 * h;
+            if (row >= seg.rows) continue;
+            const float y = ternary_result(acc[m][0][2 * h] - sum, a, seg.scale);
+            seg.out[row] = epi.kind == MmaOutput::AddInto ? __fadd_rn(old[m][h], y) : y;
+        }
+    }
+}
+
+// AddInto: the current values of the rows the thread will add to.
+__device__ __forceinline__ void load_old(const MmaEpilogue& epi, int pair, int g,
+                                         float (&old)[2][2]) {
+#pragma unroll
+    for (int m = 0; m < 2; ++m)
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+            const int row = (2 * pair + m) * kMmaBlockRows + g + 8 * h;
+            old[m][h] = row < epi.seg[0].rows ? __ldcg(epi.seg[0].out + row) : 0.0f;
+        }
+}
+
+// One product phase: a block handles kWarps / KSPLIT row pairs at a time, KSPLIT warps per
+// pair splitting the chunks. The block's first codes are requested before the barrier that ends
+// the previous phase (`wait`), then every block quantizes the input row itself.
+template <int KSPLIT>
+__device__ void product(const uint4* w, int blocks, int chunks, const float* src, int cols,
+                        const float* norm_w, float eps, const MmaEpilogue& epi, bool wait,
+                        unsigned* barrier, unsigned long long* stamps, std::int8_t* q8,
+                        int* partial, float* norm_smem, uint4* code_smem, Scratch& s) {
+    constexpr int kGroups = kWarps / KSPLIT;
+    const int warp = threadIdx.x / kWarp, lane = threadIdx.x % kWarp;
+    const int g = lane / 4, t = lane % 4;
+    const int group = warp / KSPLIT, part = warp % KSPLIT;
+    const int c_begin = chunks * part / KSPLIT, c_stop = chunks * (part + 1) / KSPLIT;
+    const int pairs = blocks / kMmaPairBlocks;
+    const int stride = static_cast<int>(gridDim.x) * kGroups;
+    const int first_pair = static_cast<int>(blockIdx.x) * kGroups + group;
+    if (wait) grid_arrive(barrier, stamps, s);
+    // The first round's codes are copied into shared memory before the barrier (cp.async: no
+    // registers held across the barrier and the norm); later rounds load them directly.
+    uint4* my_codes = code_smem + warp * kStaged * 2 * kWarp;
+    const int staged = min(kStaged, c_stop - c_begin);  // chunks of the first round staged
+    if (first_pair < pairs)
+        for (int u = 0; u < staged; ++u)
+            for (int m = 0; m < 2; ++m)
+                copy_async16(
+                    my_codes + (u * 2 + m) * kWarp + lane,
+                    w +
+                        (static_cast<std::size_t>(2 * first_pair + m) * chunks + c_begin + u) *
+                            kWarp +
+                        lane);
+    uint4 codes[kU][2];
+    // The residual rows an AddInto adds to were last written two phases ago (the phase before
+    // this one writes other buffers), so they too are read before the barrier.
+    const bool writer = part == 0 && t == 0;
+    const bool add_into = epi.kind == MmaOutput::AddInto;
+    float old[2][2] = {};
+    if (add_into && writer && first_pair < pairs) load_old(epi, first_pair, g, old);
+    request_norm_weights(norm_w, cols, norm_smem);
+    if (wait) grid_wait(barrier, stamps, s);
+    wait_async();
+    __syncthreads();
+    norm_quantize(src, norm_smem, cols, chunks * kMmaChunk, eps, q8, s);
+    mark(stamps, s, 0);
+    const int rounds = (pairs + stride - 1) / stride;
+    for (int r = 0; r < rounds; ++r) {
+        const int pair = first_pair + r * stride;
+        const bool active = pair < pairs;
+        int acc[2][1][4] = {};
+        for (int c = c_begin; active && c < c_stop; c += kU) {
+            if (r > 0 || c - c_begin + kU > staged) {
+                fetch_codes(w, pair, chunks, c, c_stop, lane, codes);
+            } else {
+#pragma unroll
+                for (int u = 0; u < kU; ++u)
+#pragma unroll
+                    for (int m = 0; m < 2; ++m)
+                        codes[u][m] = my_codes[((c - c_begin + u) * 2 + m) * kWarp + lane];
+            }
+#pragma unroll
+            for (int u = 0; u < kU; ++u) {
+                if (c + u >= c_stop) break;
+                // One token: only the lanes of group 0 carry activations (B fragment column 0);
+                // read from shared memory right before use (few live registers).
+                uint4 x[1][2] = {{make_uint4(0, 0, 0, 0), make_uint4(0, 0, 0, 0)}};
+                if (g == 0) {
+                    const uint4* q =
+                        reinterpret_cast<const uint4*>(q8 + (c + u) * kMmaChunk + t * 32);
+                    x[0][0] = q[0];
+                    x[0][1] = q[1];
+                }
+                chunk_product<2, 1>(codes[u], x, acc);
+            }
+        }
+        if (r == 0) mark(stamps, s, 1);
+        if constexpr (KSPLIT > 1) {
+            // Integer partial sums of a pair's warps added in shared memory (exact in any order).
+#pragma unroll
+            for (int m = 0; m < 2; ++m)
+#pragma unroll
+                for (int i = 0; i < 4; ++i)
+                    partial[(warp * 8 + m * 4 + i) * kWarp + lane] = acc[m][0][i];
+            __syncthreads();
+            for (int slot = threadIdx.x; slot < kGroups * 8 * kWarp; slot += kThreads) {
+                const int grp = slot / (8 * kWarp), within = slot % (8 * kWarp);
+                int total = 0;
+#pragma unroll
+                for (int j = 0; j < KSPLIT; ++j)
+                    total += partial[(grp * KSPLIT + j) * 8 * kWarp + within];
+                partial[grp * KSPLIT * 8 * kWarp + within] = total;
+            }
+            __syncthreads();
+            if (part == 0)
+#pragma unroll
+                for (int m = 0; m < 2; ++m)
+#pragma unroll
+                    for (int i = 0; i < 4; ++i)
+                        acc[m][0][i] = partial[(warp * 8 + m * 4 + i) * kWarp + lane];
+        }
+        if (r == 0) mark(stamps, s, 2);
+        if (writer && active) {
+            if (add_into && r > 0) load_old(epi, pair, g, old);
+            write_token(acc, pair, g, old, s.act_scale, s.act_sum, epi);
+        }
+        if (r == 0) mark(stamps, s, 3);
+        if constexpr (KSPLIT > 1) __syncthreads();  // partial is reused by the next round
+    }
+}
+
+// The most warps per pair that still covers all pairs in the fewest rounds (the decode products
+// are latency bound: shorter per-warp chains, as long as no round is added).
+__device__ void product_phase(const unsigned* words, int blocks, int cols_padded, const float* src,
+                              int cols, const float* norm_w, float eps, const MmaEpilogue& epi,
+                              bool wait, unsigned* barrier, unsigned long long* stamps,
+                              std::int8_t* q8, int* partial, float* norm_smem, uint4* code_smem,
+                              Scratch& s) {
+    const auto* w = reinterpret_cast<const uint4*>(words);
+    const int chunks = cols_padded / kMmaChunk;
+    const int pairs = blocks / kMmaPairBlocks;
+    auto rounds = [&](int ksplit) {
+        const int per_round = static_cast<int>(gridDim.x) * (kWarps / ksplit);
+        return (pairs + per_round - 1) / per_round;
+    };
+    int ksplit = kWarps;
+    while (ksplit > 1 && rounds(ksplit) > rounds(1)) ksplit /= 2;
+    static_assert(kWarps == 8, "the cases below are the powers of two up to kWarps");
+    switch (ksplit) {
+        case 8:
+            product<8>(w, blocks, chunks, src, cols, norm_w, eps, epi, wait, barrier, stamps, q8,
+                       partial, norm_smem, code_smem, s);
+            break;
+        case 4:
+            product<4>(w, blocks, chunks, src, cols, norm_w, eps, epi, wait, barrier, stamps, q8,
+                       partial, norm_smem, code_smem, s);
+            break;
+        case 2:
+            product<2>(w, blocks, chunks, src, cols, norm_w, eps, epi, wait, barrier, stamps, q8,
+                       partial, norm_smem, code_smem, s);
+            break;
+        default:
+            product<1>(w, blocks, chunks, src, cols, norm_w, eps, epi, wait, barrier, stamps, q8,
+                       partial, norm_smem, code_smem, s);
+    }
+}
+
+// NeoX RoPE of element i of a head (rope_and_store's arithmetic).
+__device__ __forceinline__ float rotated(const float* h, int i, int half_dim, const float* cs,
+                                         const float* sn) {
+    if (i < half_dim)
+        return __fsub_rn(__fmul_rn(__ldcg(h + i), cs[i]),
+                         __fmul_rn(__ldcg(h + i + half_dim), sn[i]));
+    if (i < 2 * half_dim) {
+        const int j = i - half_dim;
+        return __fadd_rn(__fmul_rn(__ldcg(h + j), sn[j]), __fmul_rn(__ldcg(h + i), cs[j]));
+    }
+    return __ldcg(h + i);
+}
+
+// Attention of the step's row, one block per query head (the others go on to the barrier). The
+// row's own key and value are rotated / rounded here; the first head of each KV group stores
+// them in the cache, and every head uses its own copy for the last position (no other block
+// reads the cache row being written). The cached keys and values (positions before this one)
+// do not change during the step: a block's first key and first V tile are requested before
+// the barrier that ends the Q|K|V phase.
+constexpr int kKeyPieces = kMaxHeadDim / 8;  // 16-byte pieces of a key
+constexpr int kVPieces = (kVTile * kMaxHeadDim / 8 + kThreads - 1) / kThreads;
+constexpr int kKeyStage = 2 * kThreads;  // keys requested before the barrier (positions)
+constexpr int kVStage = 2 * kVTile;      // values requested before the barrier (positions)
+
+__device__ __forceinline__ void load_key(const __half* keys, int q, int kv_dim, int vectors,
+                                         uint4 (&raw)[kKeyPieces]) {
+    const uint4* kp = reinterpret_cast<const uint4*>(keys + static_cast<std::size_t>(q) * kv_dim);
+#pragma unroll
+    for (int v = 0; v < kKeyPieces; ++v)
+        if (v < vectors) raw[v] = __ldcg(kp + v);
+}
+
+// V tile of positions p0 .. min(p0 + kVTile, pos) - 1, kVPieces 16-byte pieces per thread.
+__device__ __forceinline__ void load_v_tile(const __half* values, int p0, int pos, int kv_dim,
+                                            int vectors, uint4 (&staged)[kVPieces]) {
+    const int count = min(kVTile, pos - p0);
+#pragma unroll
+    for (int j = 0; j < kVPieces; ++j) {
+        const int e = threadIdx.x + j * kThreads;
+        if (e < count * vectors)
+            staged[j] = __ldcg(reinterpret_cast<const uint4*>(
+                                   values + static_cast<std::size_t>(p0 + e / vectors) * kv_dim) +
+                               e % vectors);
+    }
+}
+
+__device__ __noinline__ void attention_phase(const DecodeStep& p, int layer, int pos, int seq,
+                                             float* dyn, int positions, Scratch& s) {
+    const HeadShape& sh = p.shape;
+    const int hd = sh.head_dim, half_dim = sh.rope_dim / 2, group = sh.heads / sh.kv_heads;
+    const int kv_dim = sh.kv_heads * hd, vectors = hd / 8;
+    float* qh = dyn;  // (regions sized for kMaxHeadDim: attention_smem)
+    float* kcur = qh + kMaxHeadDim;
+    float* vcur = kcur + kMaxHeadDim;
+    float* scores = vcur + kMaxHeadDim;
+    auto* v_tile = reinterpret_cast<__half*>(scores + (positions + 3) / 4 * 4);
+    __half* key_stage = v_tile + kVStage * kMaxHeadDim;  // key q at q * hd
+    const float* cs = p.cos_table + static_cast<std::size_t>(pos) * half_dim;
+    const float* sn = p.sin_table + static_cast<std::size_t>(pos) * half_dim;
+    auto cache_base = [&](int h) {
+        return static_cast<std::size_t>(layer) * p.layer_stride +
+               static_cast<std::size_t>(seq) * p.seq_stride + (h / group) * hd;
+    };
+    grid_arrive(p.barrier, p.stamps, s);
+    if (static_cast<int>(blockIdx.x) < sh.heads) {
+        const std::size_t base = cache_base(blockIdx.x);
+        const __half* keys = reinterpret_cast<const __half*>(p.k_cache) + base;
+        const __half* values = reinterpret_cast<const __half*>(p.v_cache) + base;
+        for (int q = threadIdx.x; q < min(pos, kKeyStage); q += kThreads)
+            for (int v = 0; v < vectors; ++v)
+                copy_async16(key_stage + q * hd + v * 8,
+                             keys + static_cast<std::size_t>(q) * kv_dim + v * 8);
+        const int count = min(kVStage, pos);
+        for (int e = threadIdx.x; e < count * vectors; e += kThreads)
+            copy_async16(v_tile + e * 8,
+                         values + static_cast<std::size_t>(e / vectors) * kv_dim + e % vectors * 8);
+    }
+    grid_wait(p.barrier, p.stamps, s);
+    wait_async();
+    uint4 raw[kKeyPieces];
+    uint4 staged[kVPieces];
+    for (int h = blockIdx.x; h < sh.heads; h += gridDim.x) {
+        const bool first = h == static_cast<int>(blockIdx.x);
+        const int kvh = h / group;
+        const std::size_t base = cache_base(h);
+        const __half* keys = reinterpret_cast<const __half*>(p.k_cache) + base;
+        const __half* values = reinterpret_cast<const __half*>(p.v_cache) + base;
+        for (int i = threadIdx.x; i < hd; i += kThreads) {
+            qh[i] = __half2float(__float2half_rn(rotated(p.q + h * hd, i, half_dim, cs, sn)));
+            const __half kh = __float2half_rn(rotated(p.k + kvh * hd, i, half_dim, cs, sn));
+            const __half vh = __float2half_rn(__ldcg(p.v + kvh * hd + i));
+            kcur[i] = __half2float(kh);
+            vcur[i] = __half2float(vh);
+            if (h % group == 0) {
+                const std::size_t at = base + static_cast<std::size_t>(pos) * kv_dim + i;
+                reinterpret_cast<__half*>(p.k_cache)[at] = kh;
+                reinterpret_cast<__half*>(p.v_cache)[at] = vh;
+            }
+        }
+        __syncthreads();
+        mark(p.stamps, s, 0);
+        for (int q = threadIdx.x; q <= pos; q += kThreads) {
+            float lanes[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+            if (q < pos) {
+                if (first && q < kKeyStage) {
+                    const auto* staged_key = reinterpret_cast<const uint4*>(key_stage + q * hd);
+#pragma unroll
+                    for (int v = 0; v < kKeyPieces; ++v)
+                        if (v < vectors) raw[v] = staged_key[v];
+                } else {
+                    load_key(keys, q, kv_dim, vectors, raw);
+                }
+#pragma unroll
+                for (int v = 0; v < kKeyPieces; ++v) {
+                    if (v >= vectors) break;
+                    const __half* k8 = reinterpret_cast<const __half*>(&raw[v]);
+#pragma unroll
+                    for (int j = 0; j < 8; ++j)
+                        lanes[j] =
+                            __fadd_rn(lanes[j], __fmul_rn(__half2float(k8[j]), qh[v * 8 + j]));
+                }
+            } else {
+                for (int v = 0; v < vectors; ++v)
+#pragma unroll
+                    for (int j = 0; j < 8; ++j)
+                        lanes[j] = __fadd_rn(lanes[j], __fmul_rn(kcur[v * 8 + j], qh[v * 8 + j]));
+            }
+            const float dot =
+                __fadd_rn(__fadd_rn(__fadd_rn(lanes[0], lanes[1]), __fadd_rn(lanes[2], lanes[3])),
+                          __fadd_rn(__fadd_rn(lanes[4], lanes[5]), __fadd_rn(lanes[6], lanes[7])));
+            scores[q] = __fmul_rn(dot, sh.scale);
+        }
+        __syncthreads();
+        mark(p.stamps, s, 1);
+        float m = -INFINITY;
+        for (int q = threadIdx.x; q <= pos; q += kThreads) m = fmaxf(m, scores[q]);
+        m = block_max_any(m, s);
+        double sum = 0;
+        for (int q = threadIdx.x; q <= pos; q += kThreads) {
+            const float e = static_cast<float>(exp(static_cast<double>(__fsub_rn(scores[q], m))));
+            scores[q] = e;
+            sum += e;
+        }
+        const double total = block_sum(sum, s);
+        const float inv = static_cast<float>(1.0 / total);
+        for (int q = threadIdx.x; q <= pos; q += kThreads) scores[q] = __fmul_rn(scores[q], inv);
+        mark(p.stamps, s, 2);
+        // V over the cached positions 0 .. pos - 1 in tiles (next tile in flight), then the row's
+        // own value: position by position, as the CPU adds them.
+        float acc = 0;
+        // The first head's first kVStage positions arrived during the barrier; the rest comes a
+        // tile at a time through registers (the next tile in flight while one is summed).
+        const int prefetched = first ? min(pos, kVStage) : 0;
+        if (prefetched < pos) load_v_tile(values, prefetched, pos, kv_dim, vectors, staged);
+        __syncthreads();  // scores final
+        for (int p0 = 0; p0 < pos; p0 += kVTile) {
+            const int count = min(kVTile, pos - p0);
+            const __half* tile = v_tile + static_cast<std::size_t>(p0) * hd;
+            if (p0 + count > prefetched) {
+                __syncthreads();  // the previous tile consumed
+#pragma unroll
+                for (int j = 0; j < kVPieces; ++j) {
+                    const int e = threadIdx.x + j * kThreads;
+                    if (e < count * vectors) reinterpret_cast<uint4*>(v_tile)[e] = staged[j];
+                }
+                __syncthreads();
+                if (p0 + kVTile < pos)
+                    load_v_tile(values, p0 + kVTile, pos, kv_dim, vectors, staged);
+                tile = v_tile;
+            }
+            // One dependent add per position; the loads and products are independent of it, so
+            // the unrolled loop keeps them ahead of the chain.
+            if (static_cast<int>(threadIdx.x) < hd) {
+                if (count == kVTile) {
+#pragma unroll 16
+                    for (int q = 0; q < kVTile; ++q)
+                        acc = __fadd_rn(acc, __fmul_rn(scores[p0 + q],
+                                                       __half2float(tile[q * hd + threadIdx.x])));
+                } else {
+                    for (int q = 0; q < count; ++q)
+                        acc = __fadd_rn(acc, __fmul_rn(scores[p0 + q],
+                                                       __half2float(tile[q * hd + threadIdx.x])));
+                }
+            }
+        }
+        __syncthreads();
+        mark(p.stamps, s, 3);
+        if (static_cast<int>(threadIdx.x) < hd) {
+            acc = __fadd_rn(acc, __fmul_rn(scores[pos], vcur[threadIdx.x]));
+            p.att[h * hd + threadIdx.x] = acc;
+        }
+        __syncthreads();  // shared memory reused by the block's next head
+    }
+}
+
+// rmsnorm rounded to F16 (rmsnorm_half's rules), by one block.
+__device__ void final_norm(const DecodeStep& p, Scratch& s) {
+    double squares = 0;
+    for (int i = threadIdx.x; i < p.hidden; i += kThreads) {
+        const float v = __ldcg(p.x + i);
+        squares += static_cast<double>(v) * v;
+    }
+    const double total = block_sum(squares, s);
+    const float mean = static_cast<float>(total / p.hidden);
+    const float scale = __fdiv_rn(1.0f, sqrtf(__fadd_rn(mean, p.eps)));
+    auto* out = reinterpret_cast<__half*>(p.out_half);
+    for (int i = threadIdx.x; i < p.hidden; i += kThreads)
+        out[i] = __float2half_rn(__fmul_rn(__fmul_rn(__ldcg(p.x + i), scale), p.output_norm[i]));
+}
+
+std::size_t product_smem() {
+    return kMaxCols + kPartialInts * sizeof(int) + kMaxCols * sizeof(float) +
+           kCodeUint4s * sizeof(uint4);
+}
+std::size_t attention_smem(int positions) {
+    return (3 * static_cast<std::size_t>(kMaxHeadDim) + (positions + 3) / 4 * 4) * sizeof(float) +
+           static_cast<std::size_t>(kVStage + kKeyStage) * kMaxHeadDim * sizeof(__half);
+}
+std::size_t step_smem(int positions, int head_dim) {
+    return std::max(product_smem(), attention_smem(positions));
+}
+
+__global__ void __launch_bounds__(kThreads, 1) decode_step(DecodeStep p, int positions) {
+    extern __shared__ uint4 dynamic_smem[];
+    __shared__ Scratch s;
+    auto* q8 = reinterpret_cast<std::int8_t*>(dynamic_smem);
+    auto* partial = reinterpret_cast<int*>(q8 + kMaxCols);
+    auto* norm_smem = reinterpret_cast<float*>(partial + kPartialInts);
+    auto* code_smem = reinterpret_cast<uint4*>(norm_smem + kMaxCols);
+    auto* dyn = reinterpret_cast<float*>(dynamic_smem);
+    const int pos = p.row[1], seq = p.row[2];
+    if (threadIdx.x == 0) {
+        s.barriers = 0;
+        s.detail = 1 + 2 * kStepPhasesPerLayer * p.n_layers;
+        s.layers = p.n_layers;
+        if (p.stamps != nullptr && blockIdx.x == 0) p.stamps[0] = global_ns();
+    }
+    const int q_dim = p.shape.heads * p.shape.head_dim;
+    const int kv_dim = p.shape.kv_heads * p.shape.head_dim;
+    for (int l = 0; l < p.n_layers; ++l) {
+        const DecodeLayer& L = p.layers[l];
+        MmaEpilogue qkv;
+        qkv.count = 3;
+        qkv.seg[0] = {L.q_first, q_dim, L.scale_q, p.q};
+        qkv.seg[1] = {L.k_first, kv_dim, L.scale_k, p.k};
+        qkv.seg[2] = {L.v_first, kv_dim, L.scale_v, p.v};
+        product_phase(L.qkv, L.qkv_blocks, L.qkv_cols, p.x, p.hidden, L.attn_norm, p.eps, qkv,
+                      l > 0, p.barrier, p.stamps, q8, partial, norm_smem, code_smem, s);
+        attention_phase(p, l, pos, seq, dyn, positions, s);
+        MmaEpilogue add_o;
+        add_o.kind = MmaOutput::AddInto;
+        add_o.seg[0] = {0, p.hidden, L.scale_o, p.x};
+        product_phase(L.wo, L.wo_blocks, L.wo_cols, p.att, q_dim, L.attn_sub_norm, p.eps, add_o,
+                      true, p.barrier, p.stamps, q8, partial, norm_smem, code_smem, s);
+        MmaEpilogue gate_up;
+        gate_up.kind = MmaOutput::ReluSquaredPair;
+        gate_up.count = 2;
+        gate_up.seg[0] = {0, p.ffn, L.scale_gate, p.g};
+        gate_up.seg[1] = {1, p.ffn, L.scale_up, nullptr};
+        product_phase(L.gate_up, L.gate_up_blocks, L.gate_up_cols, p.x, p.hidden, L.ffn_norm, p.eps,
+                      gate_up, true, p.barrier, p.stamps, q8, partial, norm_smem, code_smem, s);
+        MmaEpilogue add_down;
+        add_down.kind = MmaOutput::AddInto;
+        add_down.seg[0] = {0, p.hidden, L.scale_down, p.x};
+        product_phase(L.down, L.down_blocks, L.down_cols, p.g, p.ffn, L.ffn_sub_norm, p.eps,
+                      add_down, true, p.barrier, p.stamps, q8, partial, norm_smem, code_smem, s);
+    }
+    grid_barrier(p.barrier, p.stamps, s);
+    if (blockIdx.x == 0) final_norm(p, s);
+}
+
+}  // namespace
+
+bool decode_step_fits(int hidden, int ffn, int q_dim, int head_dim, int positions,
+                      std::string& why) {
+    if (std::max(std::max(hidden, ffn), q_dim) > kMaxCols || head_dim > kMaxHeadDim ||
+        head_dim % 8 != 0) {
+        why = "rows wider than " + std::to_string(kMaxCols) + " or head_dim above " +
+              std::to_string(kMaxHeadDim);
+        return false;
+    }
+    int device = 0;
+    cudaDeviceProp prop{};
+    if (cudaGetDevice(&device) != cudaSuccess ||
+        cudaGetDeviceProperties(&prop, device) != cudaSuccess) {
+        why = "no device properties";
+        return false;
+    }
+    if (step_smem(positions, head_dim) + sizeof(Scratch) > prop.sharedMemPerBlockOptin) {
+        why = std::to_string(positions) + " positions need more shared memory than a block has";
+        return false;
+    }
+    return true;
+}
+
+int prepare_decode_step(int positions, int head_dim) {
+    const int bytes = static_cast<int>(step_smem(positions, head_dim));
+    BITNET_CUDA_CHECK(
+        cudaFuncSetAttribute(decode_step, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
+    int per_sm = 0;
+    BITNET_CUDA_CHECK(
+        cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, decode_step, kThreads, bytes));
+    int device = 0, sms = 0;
+    BITNET_CUDA_CHECK(cudaGetDevice(&device));
+    BITNET_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+    return per_sm >= 1 ? sms : 0;
+}
+
+void launch_decode_step(const DecodeStep& step, int grid, int positions, void* stream) {
+    cudaLaunchConfig_t config{};
+    config.gridDim = dim3(grid);
+    config.blockDim = dim3(kThreads);
+    config.dynamicSmemBytes = step_smem(positions, step.shape.head_dim);
+    config.stream = static_cast<cudaStream_t>(stream);
+    // Cooperative: the launch fails instead of hanging at a barrier if the blocks cannot all be
+    // resident at once.
+    cudaLaunchAttribute attribute{};
+    attribute.id = cudaLaunchAttributeCooperative;
+    attribute.val.cooperative = 1;
+    config.attrs = &attribute;
+    config.numAttrs = 1;
+    BITNET_CUDA_CHECK(cudaLaunchKernelEx(&config, decode_step, step, positions));
+}
+
+}  // namespace bitnet::kernels::cuda

@@ -1,0 +1,74 @@
+// The fused decode step: all layers of one token's forward pass in a single persistent kernel
+// (one block per SM, grid-wide barriers between the phases), for batch-1 decode, which is
+// otherwise bound by the ~300 dependent launches of a step (docs/performance.md).
+//
+// Per layer, five phases separated by grid barriers:
+//   Q|K|V product -> RoPE + KV write + attention -> output projection (+= residual) ->
+//   gate|up with relu(gate)^2 * up -> down projection (+= residual);
+// then the final norm rounded to F16 for the head (launched after it as its own kernel). Every
+// block computes the rmsnorm + int8 quantization of a product's input itself, into shared
+// memory, instead of a separate norm kernel and barrier; each block's first weight loads of a
+// product are issued before it waits at the barrier. The arithmetic is that of the per-kernel
+// path (same integer products, same float rules, attention in the CPU's order), so both paths
+// give the same numbers; tests/gpu compares them and the CPU.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "gpu_layer_kernels.hpp"
+
+namespace bitnet::kernels::cuda {
+
+// One layer's device weights (packed by pack_mma_*; gpu_model.cu fills these).
+struct DecodeLayer {
+    const unsigned* qkv = nullptr;
+    int qkv_blocks = 0, qkv_cols = 0;
+    int q_first = 0, k_first = 0, v_first = 0;  // first block of each part
+    float scale_q = 1, scale_k = 1, scale_v = 1;
+    const unsigned* wo = nullptr;
+    int wo_blocks = 0, wo_cols = 0;
+    float scale_o = 1;
+    const unsigned* gate_up = nullptr;
+    int gate_up_blocks = 0, gate_up_cols = 0;
+    float scale_gate = 1, scale_up = 1;
+    const unsigned* down = nullptr;
+    int down_blocks = 0, down_cols = 0;
+    float scale_down = 1;
+    const float* attn_norm = nullptr;
+    const float* attn_sub_norm = nullptr;
+    const float* ffn_norm = nullptr;
+    const float* ffn_sub_norm = nullptr;
+};
+
+struct DecodeStep {
+    const DecodeLayer* layers = nullptr;  // device array
+    int n_layers = 0;
+    int hidden = 0, ffn = 0;
+    HeadShape shape;
+    float eps = 1e-5f;
+    const int* row = nullptr;          // device: token, position, KV slot of the step's row
+    std::uint16_t* k_cache = nullptr;  // layer 0, slot 0 (F16)
+    std::uint16_t* v_cache = nullptr;
+    std::size_t layer_stride = 0;  // elements per layer
+    std::size_t seq_stride = 0;    // elements per slot
+    const float* cos_table = nullptr;
+    const float* sin_table = nullptr;
+    float *x = nullptr, *q = nullptr, *k = nullptr, *v = nullptr, *att = nullptr, *g = nullptr;
+    const float* output_norm = nullptr;
+    std::uint16_t* out_half = nullptr;  // the final norm, F16: the head's input
+    unsigned* barrier = nullptr;        // two words, zero before the first launch
+    // Profiling (BITNET_CUDA_STEP_PROFILE=1): [0] start, then per grid barrier the time the last
+    // block arrived and the time block 0 left; nullptr: off.
+    unsigned long long* stamps = nullptr;
+};
+
+// Whether the fused step takes this shape with `positions` of context; `why` if not.
+bool decode_step_fits(int hidden, int ffn, int q_dim, int head_dim, int positions,
+                      std::string& why);
+// Sets the kernel's shared memory for `positions`; returns the grid (blocks that fit at once).
+int prepare_decode_step(int positions, int head_dim);
+void launch_decode_step(const DecodeStep& step, int grid, int positions, void* stream);
+
+}  // namespace bitnet::kernels::cuda
