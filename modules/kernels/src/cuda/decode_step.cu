@@ -160,7 +160,9 @@ __device__ int block_int_sum(int v, Scratch& s) {
 constexpr int kNormPer = 28;  // row values per thread: rows up to kNormPer * kThreads wide
 static_assert(kNormPer * kThreads == kMaxCols, "the norm holds a whole row in registers");
 __device__ __forceinline__ void request_norm_weights(const float* w, int cols, float* to) {
-    for (int i = threadIdx.x * 4; i < cols; i += kThreads * 4) copy_async16(to + i, w + i);
+    if (threadIdx.x < kWarp) return;  // warp 0 waits at the barrier (grid_wait)
+    for (int i = (threadIdx.x - kWarp) * 4; i < cols; i += (kThreads - kWarp) * 4)
+        copy_async16(to + i, w + i);
 }
 
 // rmsnorm then int8 quantization of one row into shared memory (zero padded to `padded`), with
@@ -463,6 +465,9 @@ __device__ __noinline__ void attention_phase(const DecodeStep& p, int layer, int
     const HeadShape& sh = p.shape;
     const int hd = sh.head_dim, half_dim = sh.rope_dim / 2, group = sh.heads / sh.kv_heads;
     const int kv_dim = sh.kv_heads * hd, vectors = hd / 8;
+    // Staged key pieces are stored XOR-swizzled (piece v of key q at v ^ (q % vectors)): threads
+    // read different keys at once, and unswizzled the same piece of every key is one bank.
+    const int swizzle = (vectors & (vectors - 1)) == 0 ? vectors - 1 : 0;
     float* qh = dyn;  // (regions sized for kMaxHeadDim: attention_smem)
     float* kcur = qh + kMaxHeadDim;
     float* vcur = kcur + kMaxHeadDim;
@@ -480,12 +485,14 @@ __device__ __noinline__ void attention_phase(const DecodeStep& p, int layer, int
         const std::size_t base = cache_base(blockIdx.x);
         const __half* keys = reinterpret_cast<const __half*>(p.k_cache) + base;
         const __half* values = reinterpret_cast<const __half*>(p.v_cache) + base;
-        for (int q = threadIdx.x; q < min(pos, kKeyStage); q += kThreads)
+        // (not warp 0: its thread 0 polls the barrier, and its load would queue behind these)
+        const int helper = static_cast<int>(threadIdx.x) - kWarp, helpers = kThreads - kWarp;
+        for (int q = helper; helper >= 0 && q < min(pos, kKeyStage); q += helpers)
             for (int v = 0; v < vectors; ++v)
-                copy_async16(key_stage + q * hd + v * 8,
+                copy_async16(key_stage + q * hd + (v ^ (q & swizzle)) * 8,
                              keys + static_cast<std::size_t>(q) * kv_dim + v * 8);
         const int count = min(kVStage, pos);
-        for (int e = threadIdx.x; e < count * vectors; e += kThreads)
+        for (int e = helper; helper >= 0 && e < count * vectors; e += helpers)
             copy_async16(v_tile + e * 8,
                          values + static_cast<std::size_t>(e / vectors) * kv_dim + e % vectors * 8);
     }
@@ -520,7 +527,7 @@ __device__ __noinline__ void attention_phase(const DecodeStep& p, int layer, int
                     const auto* staged_key = reinterpret_cast<const uint4*>(key_stage + q * hd);
 #pragma unroll
                     for (int v = 0; v < kKeyPieces; ++v)
-                        if (v < vectors) raw[v] = staged_key[v];
+                        if (v < vectors) raw[v] = staged_key[v ^ (q & swizzle)];
                 } else {
                     load_key(keys, q, kv_dim, vectors, raw);
                 }
