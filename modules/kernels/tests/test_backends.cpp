@@ -129,6 +129,31 @@ TEST_CASE("every cpu kernel variant equals the reference on random shapes, 1..17
     }
 }
 
+TEST_CASE("the I2_S prefill tiles (4 rows x 4 tokens, 64-row blocks) equal the reference") {
+    // Shapes around the tiling: row blocks and their ragged ends, token groups and their
+    // remainders, an odd block count (the row kernel instead).
+    auto reference = kernels::make_reference_backend();
+    for (auto isa : {kernels::CpuIsa::Avx2, kernels::CpuIsa::Avx512Vnni}) {
+        if (!kernels::cpu_isa_supported(isa)) {
+            WARN("SKIPPED: this CPU lacks an instruction set variant " << static_cast<int>(isa));
+            continue;
+        }
+        auto cpu = kernels::make_cpu_backend(2, isa);
+        std::uint32_t seed = 100;
+        for (std::int64_t cols : {256, 2560, 384})
+            for (std::int64_t rows : {4, 67, 130})
+                for (std::int64_t tokens : {4, 6, 13}) {
+                    const Matrix w = ternary_matrix(TypeId::I2_S, rows, cols, ++seed);
+                    const auto x = random_activations(tokens * cols, ++seed);
+                    std::vector<float> a(static_cast<std::size_t>(tokens * rows)), b(a.size());
+                    reference->matmul(w.view, x.data(), tokens, a.data());
+                    cpu->matmul(w.view, x.data(), tokens, b.data());
+                    INFO(rows << "x" << cols << " x " << tokens << " tokens");
+                    REQUIRE(a == b);
+                }
+    }
+}
+
 TEST_CASE("I2_S kernels handle extreme activations and long rows exactly") {
     // All codes 2 and activations -128: the largest magnitude an int32 accumulator sees.
     const std::int64_t rows = 3, cols = 6912 + 128;  // an odd number of 128-blocks

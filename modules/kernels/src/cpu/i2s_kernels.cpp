@@ -1,5 +1,12 @@
 #include "i2s_kernels.hpp"
 
+// GCC 12 flags _mm512_undefined_* inside its own AVX-512 headers (reached from the 256-bit
+// extract in lane_sum) as uninitialized: a false positive, those lanes are overwritten.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#endif
+
 #include <immintrin.h>
 
 #include <algorithm>
@@ -202,7 +209,91 @@ struct VnniRow {
 // multiplies u8 codes with s8 activations and accumulates groups of 4 into int32 directly.
 // Activations are pre-arranged (i2s_prepare_activations) so vector X of a block pair holds
 // elements X*32..X*32+31 of the first block, then of the second.
+// Sum of the 16 lanes.
+__attribute__((target("avx512f,avx512vl"))) inline std::int32_t lane_sum(__m512i v) {
+    const __m256i s = _mm256_add_epi32(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64(v, 1));
+    __m128i x = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+    x = _mm_add_epi32(x, _mm_unpackhi_epi64(x, x));
+    x = _mm_add_epi32(x, _mm_shuffle_epi32(x, 1));
+    return _mm_cvtsi128_si32(x);
+}
+
+// Prefill micro-kernel: 4 rows x 4 tokens. Per 64-column slice each unpacked code vector is
+// used for 4 tokens and each activation vector for 4 rows (16 vpdpbusd per 4 unpacks and 4
+// activation loads; the row kernel above issues one load per vpdpbusd). Needs an even number
+// of blocks (the activation layout pairs them).
+constexpr int kTileRows = 4, kTileTokens = 4;
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni"))) void tile_vnni(const I2sProblem& p,
+                                                                               std::int64_t t0,
+                                                                               std::int64_t r0) {
+    const std::int64_t row_bytes = p.cols / 4, pairs = p.cols / (2 * kBlock);
+    const __m512i mask = _mm512_set1_epi8(3);
+    __m512i acc[kTileRows][kTileTokens];
+    for (auto& row : acc)
+        for (auto& a : row) a = _mm512_setzero_si512();
+    const std::uint8_t* w = p.weights + r0 * row_bytes;
+    const std::int8_t* q0 = p.q + t0 * p.cols;
+    for (std::int64_t pr = 0; pr < pairs; ++pr) {
+        __m512i packed[kTileRows];
+        for (int i = 0; i < kTileRows; ++i)
+            packed[i] = _mm512_loadu_si512(w + i * row_bytes + pr * 2 * kBlockBytes);
+        for (int k = 0; k < 4; ++k) {
+            __m512i codes[kTileRows];
+            for (int i = 0; i < kTileRows; ++i)
+                codes[i] = _mm512_and_si512(_mm512_srli_epi16(packed[i], 6 - 2 * k), mask);
+            for (int t = 0; t < kTileTokens; ++t) {
+                const __m512i a = _mm512_loadu_si512(q0 + t * p.cols + pr * 2 * kBlock + k * 64);
+                for (int i = 0; i < kTileRows; ++i)
+                    acc[i][t] = _mm512_dpbusd_epi32(acc[i][t], codes[i], a);
+            }
+        }
+    }
+    for (int t = 0; t < kTileTokens; ++t)
+        for (int i = 0; i < kTileRows; ++i)
+            p.out[(t0 + t) * p.out_stride + r0 + i] = lane_sum(acc[i][t]);
+}
+
+// Runs Row<NT> for one token group over rows [r_begin, r_end).
+template <int NT>
+void rows_of_group(const I2sProblem& p, std::int64_t t0, std::int64_t r_begin, std::int64_t r_end) {
+    const std::int64_t row_bytes = p.cols / 4;
+    for (std::int64_t r = r_begin; r < r_end; ++r)
+        row_vnni<NT>(p.weights + r * row_bytes, p, t0, r);
+}
+
+// Prefill: blocks of kRowBlock rows (their weights stay in L2) x groups of 4 tokens (their
+// activations stay in L1), 4x4 tiles inside; ragged rows and tokens by the row kernel.
+void dot_vnni_tiled(const I2sProblem& p) {
+    constexpr std::int64_t kRowBlock = 64;
+    const std::int64_t full_tokens = p.n_tokens / kTileTokens * kTileTokens;
+    for (std::int64_t rb = 0; rb < p.n_rows; rb += kRowBlock) {
+        const std::int64_t r_end = std::min(rb + kRowBlock, p.n_rows);
+        const std::int64_t r_tiles = rb + (r_end - rb) / kTileRows * kTileRows;
+        for (std::int64_t t0 = 0; t0 < full_tokens; t0 += kTileTokens) {
+            for (std::int64_t r = rb; r < r_tiles; r += kTileRows) tile_vnni(p, t0, r);
+            rows_of_group<kTileTokens>(p, t0, r_tiles, r_end);
+        }
+        switch (p.n_tokens - full_tokens) {
+            case 1:
+                rows_of_group<1>(p, full_tokens, rb, r_end);
+                break;
+            case 2:
+                rows_of_group<2>(p, full_tokens, rb, r_end);
+                break;
+            case 3:
+                rows_of_group<3>(p, full_tokens, rb, r_end);
+                break;
+            default:
+                break;
+        }
+    }
+}
+
 void dot_vnni(const I2sProblem& p) {
+    if (p.n_tokens >= kTileTokens && (p.cols / kBlock) % 2 == 0) {
+        dot_vnni_tiled(p);
+        return;
+    }
     for_token_groups<VnniRow>(p);
 }
 
