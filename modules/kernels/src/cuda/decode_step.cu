@@ -39,7 +39,7 @@ struct Scratch {
     float act_scale;
     int act_sum;
     int barriers;  // grid barriers passed (profiling stamps)
-    int detail;    // where block 0's marks inside the phases start in the stamps
+    int detail;    // where the marks inside the phases start in the stamps
     int layers;
     unsigned seen;  // the barrier generation seen on arriving
 };
@@ -63,9 +63,10 @@ __device__ __forceinline__ void wait_async() {
     asm volatile("cp.async.wait_all;" ::: "memory");
 }
 
-// Profiling: block 0's time at mark k (0..3) of the current phase.
+// Profiling: the last block's time at mark k (0..3) of the current phase (it has a share of
+// every product: pairs are dealt from the last block down).
 __device__ __forceinline__ void mark(unsigned long long* stamps, const Scratch& s, int k) {
-    if (stamps != nullptr && blockIdx.x == 0 && threadIdx.x == 0)
+    if (stamps != nullptr && blockIdx.x == gridDim.x - 1 && threadIdx.x == 0)
         stamps[s.detail + 4 * s.barriers + k] = global_ns();
 }
 
@@ -115,24 +116,26 @@ __device__ void grid_barrier(unsigned* words, unsigned long long* stamps, Scratc
     grid_wait(words, stamps, s);
 }
 
+// Block-wide reductions: a warp step, one barrier, every thread adds the kWarps partials. No
+// barrier after the read: consecutive uses of the same Scratch slot are always separated by
+// another reduction's barrier or a phase's.
 __device__ double block_sum(double v, Scratch& s) {
     for (int off = 16; off > 0; off /= 2) v += __shfl_xor_sync(0xffffffffu, v, off);
     if (threadIdx.x % kWarp == 0) s.d[threadIdx.x / kWarp] = v;
     __syncthreads();
     double total = 0;
     for (int w = 0; w < kWarps; ++w) total += s.d[w];
-    __syncthreads();
     return total;
 }
 
+// Maximum of non-negative values: their bit patterns order as unsigned integers (redux.sync).
 __device__ float block_max(float v, Scratch& s) {
-    for (int off = 16; off > 0; off /= 2) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, off));
-    if (threadIdx.x % kWarp == 0) s.f[threadIdx.x / kWarp] = v;
+    const unsigned m = __reduce_max_sync(0xffffffffu, __float_as_uint(v));
+    if (threadIdx.x % kWarp == 0) s.f[threadIdx.x / kWarp] = __uint_as_float(m);
     __syncthreads();
-    float m = 0.0f;
-    for (int w = 0; w < kWarps; ++w) m = fmaxf(m, s.f[w]);
-    __syncthreads();
-    return m;
+    float all = 0.0f;
+    for (int w = 0; w < kWarps; ++w) all = fmaxf(all, s.f[w]);
+    return all;
 }
 
 __device__ float block_max_any(float v, Scratch& s) {
@@ -141,17 +144,15 @@ __device__ float block_max_any(float v, Scratch& s) {
     __syncthreads();
     float m = s.f[0];
     for (int w = 1; w < kWarps; ++w) m = fmaxf(m, s.f[w]);
-    __syncthreads();
     return m;
 }
 
 __device__ int block_int_sum(int v, Scratch& s) {
-    for (int off = 16; off > 0; off /= 2) v += __shfl_xor_sync(0xffffffffu, v, off);
+    v = __reduce_add_sync(0xffffffffu, v);
     if (threadIdx.x % kWarp == 0) s.i[threadIdx.x / kWarp] = v;
     __syncthreads();
     int total = 0;
     for (int w = 0; w < kWarps; ++w) total += s.i[w];
-    __syncthreads();
     return total;
 }
 
@@ -285,7 +286,9 @@ __device__ void product(const uint4* w, int blocks, int chunks, const float* src
     const int c_begin = chunks * part / KSPLIT, c_stop = chunks * (part + 1) / KSPLIT;
     const int pairs = blocks / kMmaPairBlocks;
     const int stride = static_cast<int>(gridDim.x) * kGroups;
-    const int first_pair = static_cast<int>(blockIdx.x) * kGroups + group;
+    // Pairs are dealt from the last block down: attention runs on the first blocks, so the
+    // products that follow it start on blocks whose codes were requested early.
+    const int first_pair = (static_cast<int>(gridDim.x - 1 - blockIdx.x)) * kGroups + group;
     if (wait) grid_arrive(barrier, stamps, s);
     // The first round's codes are copied into shared memory before the barrier (cp.async: no
     // registers held across the barrier and the norm); later rounds load them directly.

@@ -342,7 +342,7 @@ class CudaModel final : public GpuModel {
         std::fprintf(stderr, "fused step, %d steps, microseconds per layer (work / barrier):\n",
                      profiled_steps_);
         for (int i = 0; i < kStepPhases; ++i)
-            std::fprintf(stderr, "  %-18s %7.2f / %5.2f   block 0 marks: %5.2f %5.2f %5.2f %5.2f\n",
+            std::fprintf(stderr, "  %-18s %7.2f / %5.2f   last block: %5.2f %5.2f %5.2f %5.2f\n",
                          names[i], phase_work_ns_[i] * per, phase_wait_ns_[i] * per,
                          phase_marks_ns_[i][0] * per, phase_marks_ns_[i][1] * per,
                          phase_marks_ns_[i][2] * per, phase_marks_ns_[i][3] * per);
