@@ -22,6 +22,7 @@ namespace {
 constexpr std::int64_t kBlock = 128;      // elements per I2_S block
 constexpr std::int64_t kBlockBytes = 32;  // bytes per block
 constexpr std::int64_t kTokenGroup = 8;   // tokens sharing one unpacked weight vector
+constexpr int kPrefetchBytes = 4096;      // software prefetch distance of the decode GEMV
 
 // Scalar fallback (any x86-64): same arithmetic as the reference.
 void dot_generic(const I2sProblem& p) {
@@ -57,6 +58,10 @@ __attribute__((target("avx2,fma"))) void row_avx2(const std::uint8_t* w, const I
     for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_si256();
     const std::int8_t* q0 = p.q + t0 * p.cols;
     for (std::int64_t b = 0; b < p.cols / kBlock; ++b) {
+        // Decode streams the weights once: ask for lines ahead (see kPrefetchBytes).
+        if (NT == 1 && b % 2 == 0)
+            _mm_prefetch(reinterpret_cast<const char*>(w + b * kBlockBytes) + kPrefetchBytes,
+                         _MM_HINT_T0);
         const __m256i packed =
             _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + b * kBlockBytes));
         const __m256i c0 = _mm256_and_si256(_mm256_srli_epi16(packed, 6), mask);
