@@ -14,6 +14,8 @@
 namespace bitnet::kernels::detail {
 namespace {
 
+constexpr int kPrefetchBytes = 4096;  // software prefetch distance (cpu_backend.cpp)
+
 // Two consecutive Q8_0 blocks' 64 quants in one vector: lanes 0-31 from the first block (b + 2),
 // lanes 32-63 from the second (b + 36 = (b + 4) + 32), by two masked loads.
 __attribute__((target("avx512f,avx512bw"))) __m512i q8_0_block_pair(const std::uint8_t* b) {
@@ -69,6 +71,8 @@ __attribute__((target("avx512f,avx512bw,avx512vnni,avx2,f16c,fma"))) float dot_q
     for (; b + 2 <= blocks; b += 2) {
         const std::uint8_t* wb = w + b * 34;
         const std::uint8_t* xb = x + b * 34;
+        // The head streams 330 MB per token: ask for its lines ahead (as the F16 and I2_S GEMVs).
+        _mm_prefetch(reinterpret_cast<const char*>(wb) + kPrefetchBytes, _MM_HINT_T0);
         const __m512i qw = q8_0_block_pair(wb), qx = q8_0_block_pair(xb);
         const __m512i signed_x = _mm512_mask_sub_epi8(qx, _mm512_movepi8_mask(qw), zero, qx);
         const __m512i dots = _mm512_dpbusd_epi32(zero, _mm512_abs_epi8(qw), signed_x);
