@@ -20,6 +20,7 @@
 #include "bitnet/quantization/fp16.hpp"
 #include "i2s_kernels.hpp"
 #include "matmul_common.hpp"
+#include "prefetch.hpp"
 #include "q8_0_kernels.hpp"
 #include "tl1_kernels.hpp"
 #include "tl2_kernels.hpp"
@@ -30,11 +31,6 @@ namespace {
 
 using quant::TypeId;
 
-// How far ahead of its loads a GEMV row kernel asks for weight lines (software prefetch): a
-// core's hardware prefetcher alone keeps too few misses in flight on these streams (F16 head,
-// 1 thread: 7.6 -> 12.8 GB/s; 2 threads: 18 -> 24 GB/s on the 2-core VM, kernels_bench).
-constexpr int kPrefetchBytes = 4096;
-
 // F16 row . f32 vector (the vector already rounded to half precision) with F16C + FMA; four
 // independent accumulators hide the FMA latency.
 __attribute__((target("avx2,f16c,fma"))) float dot_f16_f16c(const std::uint16_t* w, const float* x,
@@ -43,7 +39,7 @@ __attribute__((target("avx2,f16c,fma"))) float dot_f16_f16c(const std::uint16_t*
            acc3 = _mm256_setzero_ps();
     std::int64_t i = 0;
     for (; i + 32 <= n; i += 32) {
-        _mm_prefetch(reinterpret_cast<const char*>(w + i) + kPrefetchBytes, _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(w + i) + detail::kPrefetchBytes, _MM_HINT_T0);
         const __m256 w0 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + i)));
         const __m256 w1 =
             _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + i + 8)));

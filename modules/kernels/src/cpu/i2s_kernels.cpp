@@ -1,4 +1,5 @@
 #include "i2s_kernels.hpp"
+#include "prefetch.hpp"
 
 // GCC 12 flags _mm512_undefined_* inside its own AVX-512 headers (reached from the 256-bit
 // extract in lane_sum) as uninitialized: a false positive, those lanes are overwritten.
@@ -22,7 +23,6 @@ namespace {
 constexpr std::int64_t kBlock = 128;      // elements per I2_S block
 constexpr std::int64_t kBlockBytes = 32;  // bytes per block
 constexpr std::int64_t kTokenGroup = 8;   // tokens sharing one unpacked weight vector
-constexpr int kPrefetchBytes = 4096;      // software prefetch distance of the decode GEMV
 
 // Scalar fallback (any x86-64): same arithmetic as the reference.
 void dot_generic(const I2sProblem& p) {

@@ -1,4 +1,5 @@
 #include "q8_0_kernels.hpp"
+#include "prefetch.hpp"
 
 // GCC 12 flags _mm512_undefined_* inside its own AVX-512 headers as (maybe-)uninitialized (a
 // false positive: those lanes are overwritten); only this file's intrinsics are affected.
@@ -13,8 +14,6 @@
 
 namespace bitnet::kernels::detail {
 namespace {
-
-constexpr int kPrefetchBytes = 4096;  // software prefetch distance (cpu_backend.cpp)
 
 // Two consecutive Q8_0 blocks' 64 quants in one vector: lanes 0-31 from the first block (b + 2),
 // lanes 32-63 from the second (b + 36 = (b + 4) + 32), by two masked loads.
