@@ -1,14 +1,7 @@
 #include "i2s_kernels.hpp"
 #include "prefetch.hpp"
 
-// GCC 12 flags _mm512_undefined_* inside its own AVX-512 headers (reached from the 256-bit
-// extract in lane_sum) as uninitialized: a false positive, those lanes are overwritten.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#endif
-
-#include <immintrin.h>
+#include "avx512_intrinsics.hpp"
 
 #include <algorithm>
 #include <chrono>

@@ -1,14 +1,7 @@
 #include "q8_0_kernels.hpp"
 #include "prefetch.hpp"
 
-// GCC 12 flags _mm512_undefined_* inside its own AVX-512 headers as (maybe-)uninitialized (a
-// false positive: those lanes are overwritten); only this file's intrinsics are affected.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#endif
-
-#include <immintrin.h>
+#include "avx512_intrinsics.hpp"
 
 #include <cstring>
 

@@ -1,12 +1,6 @@
 #include "tl2_kernels.hpp"
 
-// GCC 12 flags _mm512_undefined_* inside its own AVX-512 headers as maybe-uninitialized (a false
-// positive: those lanes are overwritten); only this file's intrinsics are affected.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
-
-#include <immintrin.h>
+#include "avx512_intrinsics.hpp"
 
 #include <algorithm>
 #include <cstring>
