@@ -383,13 +383,13 @@ __device__ void product(const uint4* w, int blocks, int chunks, const float* src
 
 // The most warps per pair that still covers all pairs in the fewest rounds (the decode products
 // are latency bound: shorter per-warp chains, as long as no round is added).
-__device__ void product_phase(const unsigned* words, int blocks, int cols_padded, const float* src,
-                              int cols, const float* norm_w, float eps, const MmaEpilogue& epi,
-                              bool wait, unsigned* barrier, unsigned long long* stamps,
-                              std::int8_t* q8, int* partial, float* norm_smem, uint4* code_smem,
-                              Scratch& s) {
-    const auto* w = reinterpret_cast<const uint4*>(words);
-    const int chunks = cols_padded / kMmaChunk;
+__device__ void product_phase(const DecodeMatrix& m, const float* src, int cols,
+                              const float* norm_w, float eps, const MmaEpilogue& epi, bool wait,
+                              unsigned* barrier, unsigned long long* stamps, std::int8_t* q8,
+                              int* partial, float* norm_smem, uint4* code_smem, Scratch& s) {
+    const auto* w = reinterpret_cast<const uint4*>(m.words);
+    const int blocks = m.blocks;
+    const int chunks = m.padded_cols / kMmaChunk;
     const int pairs = blocks / kMmaPairBlocks;
     auto rounds = [&](int ksplit) {
         const int per_round = static_cast<int>(gridDim.x) * (kWarps / ksplit);
@@ -668,26 +668,26 @@ __global__ void __launch_bounds__(kThreads, 1) decode_step(DecodeStep p, int pos
         qkv.seg[0] = {L.q_first, q_dim, L.scale_q, p.q};
         qkv.seg[1] = {L.k_first, kv_dim, L.scale_k, p.k};
         qkv.seg[2] = {L.v_first, kv_dim, L.scale_v, p.v};
-        product_phase(L.qkv, L.qkv_blocks, L.qkv_cols, p.x, p.hidden, L.attn_norm, p.eps, qkv,
-                      l > 0, p.barrier, p.stamps, q8, partial, norm_smem, code_smem, s);
+        product_phase(L.qkv, p.x, p.hidden, L.attn_norm, p.eps, qkv, l > 0, p.barrier, p.stamps, q8,
+                      partial, norm_smem, code_smem, s);
         attention_phase(p, l, pos, seq, dyn, positions, s);
         MmaEpilogue add_o;
         add_o.kind = MmaOutput::AddInto;
         add_o.seg[0] = {0, p.hidden, L.scale_o, p.x};
-        product_phase(L.wo, L.wo_blocks, L.wo_cols, p.att, q_dim, L.attn_sub_norm, p.eps, add_o,
-                      true, p.barrier, p.stamps, q8, partial, norm_smem, code_smem, s);
+        product_phase(L.wo, p.att, q_dim, L.attn_sub_norm, p.eps, add_o, true, p.barrier, p.stamps,
+                      q8, partial, norm_smem, code_smem, s);
         MmaEpilogue gate_up;
         gate_up.kind = MmaOutput::ReluSquaredPair;
         gate_up.count = 2;
         gate_up.seg[0] = {0, p.ffn, L.scale_gate, p.g};
         gate_up.seg[1] = {1, p.ffn, L.scale_up, nullptr};
-        product_phase(L.gate_up, L.gate_up_blocks, L.gate_up_cols, p.x, p.hidden, L.ffn_norm, p.eps,
-                      gate_up, true, p.barrier, p.stamps, q8, partial, norm_smem, code_smem, s);
+        product_phase(L.gate_up, p.x, p.hidden, L.ffn_norm, p.eps, gate_up, true, p.barrier,
+                      p.stamps, q8, partial, norm_smem, code_smem, s);
         MmaEpilogue add_down;
         add_down.kind = MmaOutput::AddInto;
         add_down.seg[0] = {0, p.hidden, L.scale_down, p.x};
-        product_phase(L.down, L.down_blocks, L.down_cols, p.g, p.ffn, L.ffn_sub_norm, p.eps,
-                      add_down, true, p.barrier, p.stamps, q8, partial, norm_smem, code_smem, s);
+        product_phase(L.down, p.g, p.ffn, L.ffn_sub_norm, p.eps, add_down, true, p.barrier,
+                      p.stamps, q8, partial, norm_smem, code_smem, s);
     }
     grid_barrier(p.barrier, p.stamps, s);
     if (blockIdx.x == 0) final_norm(p, s);

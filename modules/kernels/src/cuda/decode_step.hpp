@@ -21,21 +21,18 @@
 
 namespace bitnet::kernels::cuda {
 
-// One layer's device weights (packed by pack_mma_*; gpu_model.cu fills these).
+// A packed matrix on the device (pack_mma_*): 16-row blocks of padded_cols columns.
+struct DecodeMatrix {
+    const unsigned* words = nullptr;
+    int blocks = 0, padded_cols = 0;
+};
+
+// One layer's device weights (gpu_model.cu fills these).
 struct DecodeLayer {
-    const unsigned* qkv = nullptr;
-    int qkv_blocks = 0, qkv_cols = 0;
-    int q_first = 0, k_first = 0, v_first = 0;  // first block of each part
-    float scale_q = 1, scale_k = 1, scale_v = 1;
-    const unsigned* wo = nullptr;
-    int wo_blocks = 0, wo_cols = 0;
-    float scale_o = 1;
-    const unsigned* gate_up = nullptr;
-    int gate_up_blocks = 0, gate_up_cols = 0;
-    float scale_gate = 1, scale_up = 1;
-    const unsigned* down = nullptr;
-    int down_blocks = 0, down_cols = 0;
-    float scale_down = 1;
+    DecodeMatrix qkv, wo, gate_up, down;
+    int q_first = 0, k_first = 0, v_first = 0;  // first block of each part of qkv
+    float scale_q = 1, scale_k = 1, scale_v = 1, scale_o = 1, scale_gate = 1, scale_up = 1,
+          scale_down = 1;
     const float* attn_norm = nullptr;
     const float* attn_sub_norm = nullptr;
     const float* ffn_norm = nullptr;

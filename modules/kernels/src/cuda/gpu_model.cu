@@ -261,27 +261,19 @@ class CudaModel final : public GpuModel {
         std::vector<cuda::DecodeLayer> host;
         for (const auto& l : layers_) {
             cuda::DecodeLayer L;
-            L.qkv = l->qkv.words.get();
-            L.qkv_blocks = l->qkv.blocks;
-            L.qkv_cols = l->qkv.padded_cols;
+            L.qkv = device_matrix(l->qkv);
+            L.wo = device_matrix(l->wo);
+            L.gate_up = device_matrix(l->gate_up);
+            L.down = device_matrix(l->down);
             L.q_first = l->qkv.first_block[0];
             L.k_first = l->qkv.first_block[1];
             L.v_first = l->qkv.first_block[2];
             L.scale_q = l->scale_q;
             L.scale_k = l->scale_k;
             L.scale_v = l->scale_v;
-            L.wo = l->wo.words.get();
-            L.wo_blocks = l->wo.blocks;
-            L.wo_cols = l->wo.padded_cols;
             L.scale_o = l->scale_o;
-            L.gate_up = l->gate_up.words.get();
-            L.gate_up_blocks = l->gate_up.blocks;
-            L.gate_up_cols = l->gate_up.padded_cols;
             L.scale_gate = l->scale_gate;
             L.scale_up = l->scale_up;
-            L.down = l->down.words.get();
-            L.down_blocks = l->down.blocks;
-            L.down_cols = l->down.padded_cols;
             L.scale_down = l->scale_down;
             L.attn_norm = l->attn_norm.get();
             L.attn_sub_norm = l->attn_sub_norm.get();
@@ -358,6 +350,10 @@ class CudaModel final : public GpuModel {
                 std::fprintf(stderr, " %5.2f (%d)", late[k].first, late[k].second);
             std::fprintf(stderr, "\n");
         }
+    }
+
+    static cuda::DecodeMatrix device_matrix(const PackedWeight& w) {
+        return {w.words.get(), w.blocks, w.padded_cols};
     }
 
     void enqueue_fused_step(const KvPool& pool) {
