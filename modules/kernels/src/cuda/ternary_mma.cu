@@ -71,36 +71,42 @@ __global__ void __launch_bounds__(WARPS* kWarp)
             if (c + u < c_end) chunk_product<MR, NT>(codes[u], x[u], acc);
     }
     if constexpr (KSPLIT > 1) {
-        // The warps' integer partial sums added pairwise through shared memory (exact in any
-        // order; no atomics, which serialize on the shared addresses).
+        // Every warp's integer partial sums go to shared memory (exact in any order); then the
+        // results are finished by NT * 2 warps at once, warp w taking tile w / 2 and its rows
+        // g (w even) or g + 8 (w odd) of both blocks: a quarter of the stores and loads each
+        // instead of all of them in one warp.
         constexpr int kValues = MR * NT * 4;
-        __shared__ int partial[KSPLIT / 2][kValues][kWarp];
-        for (int half = KSPLIT / 2; half >= 1; half /= 2) {
-            if (warp >= half && warp < 2 * half) {
+        static_assert(NT * 2 <= WARPS, "a warp per tile half");
+        __shared__ int partial[KSPLIT][kValues][kWarp];
 #pragma unroll
-                for (int m = 0; m < MR; ++m)
+        for (int m = 0; m < MR; ++m)
 #pragma unroll
-                    for (int nt = 0; nt < NT; ++nt)
+            for (int nt = 0; nt < NT; ++nt)
 #pragma unroll
-                        for (int i = 0; i < 4; ++i)
-                            partial[warp - half][(m * NT + nt) * 4 + i][lane] = acc[m][nt][i];
+                for (int i = 0; i < 4; ++i)
+                    partial[warp][(m * NT + nt) * 4 + i][lane] = acc[m][nt][i];
+        __syncthreads();
+        if (warp >= NT * 2 || b0 >= blocks) return;
+        const int nt = warp / 2, half = warp % 2;
+        int dot[MR][2], r[2], tok[2];
+#pragma unroll
+        for (int j = 0; j < 2; ++j) {
+            r[j] = g + 8 * half;
+            tok[j] = tok_base + nt * 8 + t * 2 + j;
+#pragma unroll
+            for (int m = 0; m < MR; ++m) {
+                const int value = (m * NT + nt) * 4 + 2 * half + j;
+                int total = 0;
+#pragma unroll
+                for (int k = 0; k < KSPLIT; ++k) total += partial[k][value][lane];
+                dot[m][j] = total;
             }
-            __syncthreads();
-            if (warp < half) {
-#pragma unroll
-                for (int m = 0; m < MR; ++m)
-#pragma unroll
-                    for (int nt = 0; nt < NT; ++nt)
-#pragma unroll
-                        for (int i = 0; i < 4; ++i)
-                            acc[m][nt][i] += partial[warp][(m * NT + nt) * 4 + i][lane];
-            }
-            __syncthreads();
         }
-        if (warp > 0) return;
+        finish_results<MR, 2>(dot, b0, r, tok, n, act_scales, act_sums, epi);
+    } else {
+        if (b0 >= blocks) return;
+        write_results<MR, NT>(acc, b0, tok_base, g, t, n, act_scales, act_sums, epi);
     }
-    if (b0 >= blocks) return;
-    write_results<MR, NT>(acc, b0, tok_base, g, t, n, act_scales, act_sums, epi);
 }
 
 }  // namespace

@@ -70,58 +70,89 @@ __device__ __forceinline__ float ternary_result(int dot, float act_scale, float 
     return __fmul_rn(__fdiv_rn(static_cast<float>(dot), act_scale), w_scale);
 }
 
-// (act_scales / act_sums are not __restrict__: the fused decode step passes shared memory,
-// which must not be read through the read-only global path.)
+// A thread's finished results: for each of its MR blocks (b0, b0 + 1, ...), NV values at row
+// r[v] of the block and token tok[v]. Every load (token scales and sums, the AddInto targets'
+// current values) is issued before the first store: stores through `out` could alias those
+// addresses for all the compiler knows, so interleaving them would make each value wait a full
+// memory round trip (32 values per thread: ~20 us per product).
+template <int MR, int NV>
+__device__ __forceinline__ void finish_results(const int (&dot)[MR][NV], int b0, const int (&r)[NV],
+                                               const int (&tok)[NV], int n,
+                                               const float* __restrict__ act_scales,
+                                               const int* __restrict__ act_sums,
+                                               const MmaEpilogue& epi) {
+    float a[NV];
+    int sum[NV];
+#pragma unroll
+    for (int v = 0; v < NV; ++v) {
+        a[v] = tok[v] < n ? act_scales[tok[v]] : 1.0f;
+        sum[v] = tok[v] < n ? act_sums[tok[v]] : 0;
+    }
+    if (epi.kind == MmaOutput::ReluSquaredPair) {
+        if constexpr (MR == 2) {
+            const int rows = epi.seg[0].rows;
+#pragma unroll
+            for (int v = 0; v < NV; ++v) {
+                const int row = b0 / 2 * kMmaBlockRows + r[v];
+                if (tok[v] >= n || row >= rows) continue;
+                const float gv = ternary_result(dot[0][v] - sum[v], a[v], epi.seg[0].scale);
+                const float uv = ternary_result(dot[1][v] - sum[v], a[v], epi.seg[1].scale);
+                const float rl = gv > 0.0f ? gv : 0.0f;
+                epi.seg[0].out[static_cast<std::size_t>(tok[v]) * rows + row] =
+                    __fmul_rn(__fmul_rn(rl, rl), uv);
+            }
+        }
+        return;
+    }
+    float* dst[MR][NV];
+    float y[MR][NV];
+#pragma unroll
+    for (int m = 0; m < MR; ++m) {
+        const int block = b0 + m;
+        int s = 0;
+        for (int k = 1; k < epi.count; ++k)
+            if (block >= epi.seg[k].first_block) s = k;
+        const MmaSegment& seg = s == 0 ? epi.seg[0] : (s == 1 ? epi.seg[1] : epi.seg[2]);
+#pragma unroll
+        for (int v = 0; v < NV; ++v) {
+            const int row = (block - seg.first_block) * kMmaBlockRows + r[v];
+            const bool inside = tok[v] < n && row < seg.rows;
+            dst[m][v] =
+                inside ? seg.out + static_cast<std::size_t>(tok[v]) * seg.rows + row : nullptr;
+            y[m][v] = ternary_result(dot[m][v] - sum[v], a[v], seg.scale);
+        }
+    }
+    if (epi.kind == MmaOutput::AddInto) {
+#pragma unroll
+        for (int m = 0; m < MR; ++m)
+#pragma unroll
+            for (int v = 0; v < NV; ++v)
+                if (dst[m][v] != nullptr) y[m][v] = __fadd_rn(__ldcg(dst[m][v]), y[m][v]);
+    }
+#pragma unroll
+    for (int m = 0; m < MR; ++m)
+#pragma unroll
+        for (int v = 0; v < NV; ++v)
+            if (dst[m][v] != nullptr) *dst[m][v] = y[m][v];
+}
+
+// All of a warp's accumulators (MR blocks x NT 8-token tiles): accumulator i of a thread is row
+// g (+8 for i >= 2) and token 2t (+1 for odd i) of its tile.
 template <int MR, int NT>
 __device__ __forceinline__ void write_results(const int (&acc)[MR][NT][4], int b0, int tok_base,
                                               int g, int t, int n, const float* act_scales,
                                               const int* act_sums, const MmaEpilogue& epi) {
+    int dot[MR][NT * 4], r[NT * 4], tok[NT * 4];
 #pragma unroll
     for (int nt = 0; nt < NT; ++nt)
 #pragma unroll
         for (int i = 0; i < 4; ++i) {
-            // Accumulator i of a thread: row g (+8 for i >= 2), token 2t (+1 for odd i).
-            const int tok = tok_base + nt * 8 + t * 2 + (i & 1);
-            if (tok >= n) continue;
-            const int r = g + (i >= 2 ? 8 : 0);
-            const float a = act_scales[tok];
-            const int sum = act_sums[tok];
-            if (epi.kind == MmaOutput::ReluSquaredPair) {
-                if constexpr (MR == 2) {
-                    const int row = b0 / 2 * kMmaBlockRows + r;
-                    const int rows = epi.seg[0].rows;
-                    if (row >= rows) continue;
-                    const float gv = ternary_result(acc[0][nt][i] - sum, a, epi.seg[0].scale);
-                    const float uv = ternary_result(acc[1][nt][i] - sum, a, epi.seg[1].scale);
-                    const float rl = gv > 0.0f ? gv : 0.0f;
-                    epi.seg[0].out[static_cast<std::size_t>(tok) * rows + row] =
-                        __fmul_rn(__fmul_rn(rl, rl), uv);
-                }
-                continue;
-            }
+            r[nt * 4 + i] = g + (i >= 2 ? 8 : 0);
+            tok[nt * 4 + i] = tok_base + nt * 8 + t * 2 + (i & 1);
 #pragma unroll
-            for (int m = 0; m < MR; ++m) {
-                const int block = b0 + m;
-                int s = 0;
-                for (int k = 1; k < epi.count; ++k)
-                    if (block >= epi.seg[k].first_block) s = k;
-                const int first = s == 0
-                                      ? epi.seg[0].first_block
-                                      : (s == 1 ? epi.seg[1].first_block : epi.seg[2].first_block);
-                const int rows =
-                    s == 0 ? epi.seg[0].rows : (s == 1 ? epi.seg[1].rows : epi.seg[2].rows);
-                const float scale =
-                    s == 0 ? epi.seg[0].scale : (s == 1 ? epi.seg[1].scale : epi.seg[2].scale);
-                float* out = s == 0 ? epi.seg[0].out : (s == 1 ? epi.seg[1].out : epi.seg[2].out);
-                const int row = (block - first) * kMmaBlockRows + r;
-                if (row >= rows) continue;
-                const float y = ternary_result(acc[m][nt][i] - sum, a, scale);
-                float* o = out + static_cast<std::size_t>(tok) * rows + row;
-                // (__ldcg: read past L1, which the fused decode step's other blocks do not
-                // update when they wrote this residual row in an earlier phase)
-                *o = epi.kind == MmaOutput::AddInto ? __fadd_rn(__ldcg(o), y) : y;
-            }
+            for (int m = 0; m < MR; ++m) dot[m][nt * 4 + i] = acc[m][nt][i];
         }
+    finish_results<MR, NT * 4>(dot, b0, r, tok, n, act_scales, act_sums, epi);
 }
 
 }  // namespace bitnet::kernels::cuda::mma_device
