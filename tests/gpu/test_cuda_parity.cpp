@@ -148,3 +148,55 @@ TEST_CASE("the fused single-token GPU step equals the per-kernel step bit for bi
         CHECK(differing_steps == 0);
     }
 }
+
+TEST_CASE("every attention shape gives the same bits: grouped heads, split kernels, one kernel") {
+    const auto info = kernels::cuda_info();
+    if (info.device_count == 0) {
+        WARN("attention shapes check skipped: " << (info.compiled ? info.reason
+                                                                  : "not a gpu build"));
+        return;
+    }
+    test::TempDir dir("cuda-attention-shapes");
+    // 2b4t: 4 query heads per KV head. A 200-row prefill runs the one-kernel shape (groups of 4
+    // or 1); 32 sequences decoded together run the split scores / values kernels (or, with the
+    // split off, the one-kernel shape), over several V tiles and score blocks.
+    const std::string path = test::write_synthetic_model(dir, "2b4t", 17);
+    auto grouped = load(path, "cuda:0", 256);
+    ::setenv("BITNET_CUDA_ATTENTION_GROUP", "1", 1);
+    auto single = load(path, "cuda:0", 256);
+    ::unsetenv("BITNET_CUDA_ATTENTION_GROUP");
+    ::setenv("BITNET_CUDA_ATTENTION_SPLIT", "0", 1);
+    auto one_kernel = load(path, "cuda:0", 256);
+    ::unsetenv("BITNET_CUDA_ATTENTION_SPLIT");
+    std::vector<std::int32_t> tokens;
+    for (int i = 0; i < 200; ++i) tokens.push_back((i * 7919 + 3) % 500);
+    const bool same_prefill = grouped->evaluate_all(tokens) == single->evaluate_all(tokens);
+    CHECK(same_prefill);  // (a bool: Catch would print both 25-million-float vectors)
+
+    constexpr int kSeqs = 32, kSteps = 150;
+    std::vector<kernels::GpuModel*> models = {grouped->gpu_model(), single->gpu_model(),
+                                              one_kernel->gpu_model()};
+    for (kernels::GpuModel* m : models) {
+        REQUIRE(m != nullptr);
+        m->reserve_sequences(kSeqs, kSteps);
+    }
+    const std::size_t vocab = grouped->model().config().vocab_size;
+    int differing = 0;
+    std::vector<int> positions(kSeqs), seqs(kSeqs);
+    std::vector<std::int32_t> step(kSeqs);
+    for (int pos = 0; pos < kSteps; ++pos) {
+        for (int q = 0; q < kSeqs; ++q) {
+            positions[q] = pos;
+            seqs[q] = q;
+            step[q] = (pos * 31 + q * 17) % 500;
+        }
+        std::vector<std::vector<float>> logits;
+        for (kernels::GpuModel* m : models) {
+            const float* l =
+                m->forward_sequences(step.data(), positions.data(), seqs.data(), kSeqs, false);
+            logits.emplace_back(l, l + kSeqs * vocab);
+        }
+        if (logits[0] != logits[1] || logits[0] != logits[2]) ++differing;
+    }
+    CHECK(differing == 0);
+}

@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <string>
 
+#include "async_copy.cuh"
 #include "cuda_memory.hpp"
 #include "decode_step.hpp"
 #include "ternary_mma_device.cuh"
@@ -50,19 +51,6 @@ __device__ __forceinline__ unsigned long long global_ns() {
     return t;
 }
 
-// Grid-wide barrier: an arrival counter and a generation word. The last block to arrive resets
-// the counter and advances the generation; the others wait for it to move. Needs every block
-// resident (one per SM, launched cooperatively).
-// 16 bytes global -> shared without passing through registers (cp.async, sm_80+): what a phase
-// can request before its barrier without holding registers across it. wait_async() before use.
-__device__ __forceinline__ void copy_async16(void* shared, const void* global) {
-    const auto to = static_cast<unsigned>(__cvta_generic_to_shared(shared));
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(to), "l"(global) : "memory");
-}
-__device__ __forceinline__ void wait_async() {
-    asm volatile("cp.async.wait_all;" ::: "memory");
-}
-
 // Profiling: the last block's time at mark k (0..3) of the current phase (it has a share of
 // every product: pairs are dealt from the last block down).
 __device__ __forceinline__ void mark(unsigned long long* stamps, const Scratch& s, int k) {
@@ -74,7 +62,10 @@ __device__ __forceinline__ void mark(unsigned long long* stamps, const Scratch& 
 // codes, norm weights, cached keys and values) between them: arrive() publishes the block's
 // writes (the fence waits for them, not for loads issued after it) and counts the block in;
 // wait() returns once every block has arrived. With `stamps` (DecodeStep::stamps) every block's
-// arrival, the last arrival and block 0's leaving are timed.
+// arrival, the last arrival and block 0's leaving are timed. The barrier itself: an arrival
+// counter and a generation word. The last block to arrive resets the counter and advances the
+// generation; the others wait for it to move. Needs every block resident (one per SM, launched
+// cooperatively).
 __device__ void grid_arrive(unsigned* words, unsigned long long* stamps, Scratch& s) {
     __syncthreads();
     if (threadIdx.x == 0) {
@@ -719,14 +710,20 @@ bool decode_step_fits(int hidden, int ffn, int q_dim, int head_dim, int position
 
 int prepare_decode_step(int positions, int head_dim) {
     const int bytes = static_cast<int>(step_smem(positions, head_dim));
+    int device = 0, sms = 0, optin = 0;
+    BITNET_CUDA_CHECK(cudaGetDevice(&device));
+    BITNET_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
     BITNET_CUDA_CHECK(
-        cudaFuncSetAttribute(decode_step, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
+        cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
+    // The limit belongs to the kernel function, shared by every model in the process: all the
+    // device allows, so a model with a shorter context does not lower it under a longer one.
+    cudaFuncAttributes attributes{};
+    BITNET_CUDA_CHECK(cudaFuncGetAttributes(&attributes, decode_step));
+    BITNET_CUDA_CHECK(cudaFuncSetAttribute(decode_step, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                           optin - static_cast<int>(attributes.sharedSizeBytes)));
     int per_sm = 0;
     BITNET_CUDA_CHECK(
         cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, decode_step, kThreads, bytes));
-    int device = 0, sms = 0;
-    BITNET_CUDA_CHECK(cudaGetDevice(&device));
-    BITNET_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
     return per_sm >= 1 ? sms : 0;
 }
 

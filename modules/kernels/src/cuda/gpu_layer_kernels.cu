@@ -6,6 +6,7 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
+#include "block_reduce.cuh"
 #include "cuda_memory.hpp"
 #include "gpu_layer_kernels.hpp"
 #include "launch_control.cuh"
@@ -15,23 +16,6 @@ namespace {
 
 constexpr int kThreads = 256;
 constexpr int kNormThreads = 1024;
-constexpr int kVTile = 64;  // V positions staged in shared memory at a time
-constexpr int kMaxHeadDim = 256;
-
-__device__ double block_sum(double v, double* shared) {
-    for (int off = 16; off > 0; off /= 2) v += __shfl_xor_sync(0xffffffffu, v, off);
-    if ((threadIdx.x & 31) == 0) shared[threadIdx.x / 32] = v;
-    __syncthreads();
-    if (threadIdx.x < 32) {
-        v = threadIdx.x < blockDim.x / 32 ? shared[threadIdx.x] : 0.0;
-        for (int off = 16; off > 0; off /= 2) v += __shfl_xor_sync(0xffffffffu, v, off);
-        if (threadIdx.x == 0) shared[0] = v;
-    }
-    __syncthreads();
-    const double total = shared[0];
-    __syncthreads();
-    return total;
-}
 
 // 1 / sqrt(mean(x^2) + eps) as the CPU computes it (sum of squares in double).
 __device__ float rms_scale(const float* xr, int cols, float eps, double* shared) {
@@ -173,110 +157,6 @@ __global__ void rope_and_store(float* q, const float* k, const float* v, RowPlac
     }
 }
 
-// One block per (query head, token row). Scores: one position per thread, all of its key's
-// 16-byte loads issued before any is used, 8 lanes reduced pairwise as the CPU does. Softmax
-// with the sum in double. V: tiles of 32 positions staged in shared memory (the next tile's
-// loads in flight while the current one is summed), each thread adding its dimension position
-// by position — the CPU's order, without a memory round trip per step.
-template <int MAXHD>
-__global__ void __launch_bounds__(kThreads)
-    attention(const float* q, RowPlaces rows, HeadShape shape, KvLayer kv, float* out) {
-    pdl_wait();
-    pdl_trigger();
-    extern __shared__ float smem[];  // head_dim (query) + positions (scores)
-    __shared__ __align__(16) __half v_tile[kVTile * MAXHD];
-    __shared__ float reduce[32];
-    __shared__ double dshared[32];
-    const int h = blockIdx.x, t = blockIdx.y;
-    const int hd = shape.head_dim;
-    const int n_pos = rows.positions[t] + 1;
-    const int kvh = h / (shape.heads / shape.kv_heads);
-    const int kv_dim = shape.kv_heads * hd;
-    const std::size_t base = static_cast<std::size_t>(rows.seqs[t]) * kv.seq_stride + kvh * hd;
-    const __half* keys = reinterpret_cast<const __half*>(kv.k) + base;
-    const __half* values = reinterpret_cast<const __half*>(kv.v) + base;
-    float* qh = smem;
-    float* scores = smem + hd;
-    const float* qs = q + (static_cast<std::size_t>(t) * shape.heads + h) * hd;
-    for (int i = threadIdx.x; i < hd; i += blockDim.x)
-        qh[i] = __half2float(__float2half_rn(qs[i]));  // as ggml: the query meets F16 keys as F16
-    __syncthreads();
-    const int vectors = hd / 8;  // 16-byte pieces per position (head_dim % 8 == 0)
-    for (int p = threadIdx.x; p < n_pos; p += blockDim.x) {
-        const uint4* kp =
-            reinterpret_cast<const uint4*>(keys + static_cast<std::size_t>(p) * kv_dim);
-        uint4 raw[MAXHD / 8];
-#pragma unroll
-        for (int v = 0; v < MAXHD / 8; ++v)
-            if (v < vectors) raw[v] = __ldg(kp + v);
-        float lanes[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-#pragma unroll
-        for (int v = 0; v < MAXHD / 8; ++v) {
-            if (v >= vectors) break;
-            const __half* k8 = reinterpret_cast<const __half*>(&raw[v]);
-#pragma unroll
-            for (int j = 0; j < 8; ++j)
-                lanes[j] = __fadd_rn(lanes[j], __fmul_rn(__half2float(k8[j]), qh[v * 8 + j]));
-        }
-        const float dot =
-            __fadd_rn(__fadd_rn(__fadd_rn(lanes[0], lanes[1]), __fadd_rn(lanes[2], lanes[3])),
-                      __fadd_rn(__fadd_rn(lanes[4], lanes[5]), __fadd_rn(lanes[6], lanes[7])));
-        scores[p] = __fmul_rn(dot, shape.scale);
-    }
-    __syncthreads();
-    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, warps = blockDim.x / 32;
-    float m = -INFINITY;
-    for (int p = threadIdx.x; p < n_pos; p += blockDim.x) m = fmaxf(m, scores[p]);
-    for (int off = 16; off > 0; off /= 2) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, off));
-    if (lane == 0) reduce[warp] = m;
-    __syncthreads();
-    m = reduce[0];
-    for (int w = 1; w < warps; ++w) m = fmaxf(m, reduce[w]);
-    double sum = 0;
-    for (int p = threadIdx.x; p < n_pos; p += blockDim.x) {
-        const float e = static_cast<float>(exp(static_cast<double>(__fsub_rn(scores[p], m))));
-        scores[p] = e;
-        sum += e;
-    }
-    const double total = block_sum(sum, dshared);
-    const float inv = static_cast<float>(1.0 / total);
-    for (int p = threadIdx.x; p < n_pos; p += blockDim.x) scores[p] = __fmul_rn(scores[p], inv);
-    // Each thread moves up to kPieces 16-byte pieces of a tile.
-    constexpr int kPieces = (kVTile * MAXHD / 8 + kThreads - 1) / kThreads;
-    uint4 staged[kPieces];
-    auto fetch = [&](int p0) {
-        const int count = min(kVTile, n_pos - p0);
-#pragma unroll
-        for (int j = 0; j < kPieces; ++j) {
-            const int e = threadIdx.x + j * kThreads;
-            if (e < count * vectors)
-                staged[j] =
-                    __ldg(reinterpret_cast<const uint4*>(
-                              values + static_cast<std::size_t>(p0 + e / vectors) * kv_dim) +
-                          e % vectors);
-        }
-    };
-    float acc = 0;
-    fetch(0);
-    for (int p0 = 0; p0 < n_pos; p0 += kVTile) {
-        const int count = min(kVTile, n_pos - p0);
-        __syncthreads();  // scores written / the previous tile consumed
-#pragma unroll
-        for (int j = 0; j < kPieces; ++j) {
-            const int e = threadIdx.x + j * kThreads;
-            if (e < count * vectors) reinterpret_cast<uint4*>(v_tile)[e] = staged[j];
-        }
-        __syncthreads();
-        if (p0 + kVTile < n_pos) fetch(p0 + kVTile);
-        if (threadIdx.x < hd)
-            for (int p = 0; p < count; ++p)
-                acc = __fadd_rn(
-                    acc, __fmul_rn(scores[p0 + p], __half2float(v_tile[p * hd + threadIdx.x])));
-    }
-    if (threadIdx.x < hd)
-        out[(static_cast<std::size_t>(t) * shape.heads + h) * hd + threadIdx.x] = acc;
-}
-
 // One warp per weight row, 16-byte loads (8 halves), up to 4 token rows per pass.
 constexpr int kGemvWarps = 4;
 constexpr int kGemvTokens = 4;
@@ -372,10 +252,6 @@ __global__ void __launch_bounds__(kHeadWarps * 32)
         }
 }
 
-std::size_t attention_smem(int max_positions, int head_dim) {
-    return (static_cast<std::size_t>(head_dim) + max_positions) * sizeof(float);
-}
-
 }  // namespace
 
 void launch_embed_rows(const std::uint16_t* embedding, const int* tokens, int n, int hidden,
@@ -400,26 +276,6 @@ void launch_rope_and_store(float* q, const float* k, const float* v, int n, RowP
                            const HeadShape& shape, const float* cos_table, const float* sin_table,
                            KvLayer kv, void* stream) {
     launch(rope_and_store, n, kThreads, 0, stream, q, k, v, rows, shape, cos_table, sin_table, kv);
-}
-
-void prepare_attention(int max_positions, int head_dim) {
-    const int bytes = static_cast<int>(attention_smem(max_positions, head_dim));
-    BITNET_CUDA_CHECK(
-        cudaFuncSetAttribute(attention<64>, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
-    BITNET_CUDA_CHECK(
-        cudaFuncSetAttribute(attention<128>, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
-    BITNET_CUDA_CHECK(cudaFuncSetAttribute(attention<kMaxHeadDim>,
-                                           cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
-}
-
-void launch_attention(const float* q, int n, RowPlaces rows, const HeadShape& shape, KvLayer kv,
-                      int max_positions, float* out, void* stream) {
-    const dim3 grid(shape.heads, n);
-    const std::size_t smem = attention_smem(max_positions, shape.head_dim);
-    auto* kernel = shape.head_dim <= 64    ? attention<64>
-                   : shape.head_dim <= 128 ? attention<128>
-                                           : attention<kMaxHeadDim>;
-    launch(kernel, grid, kThreads, smem, stream, q, rows, shape, kv, out);
 }
 
 void launch_f16_gemv(const std::uint16_t* w, int rows, int cols, const std::uint16_t* x, int n,

@@ -42,12 +42,6 @@ void launch_rmsnorm_half(const float* x, const float* weight, int n, int cols, f
 void launch_rope_and_store(float* q, const float* k, const float* v, int n, RowPlaces rows,
                            const HeadShape& shape, const float* cos_table, const float* sin_table,
                            KvLayer kv, void* stream);
-// Attention of each row over positions 0..position of its sequence, in the CPU's order of
-// operations. `max_positions`: the shared memory for scores (fixed so a graph can replay it).
-void launch_attention(const float* q, int n, RowPlaces rows, const HeadShape& shape, KvLayer kv,
-                      int max_positions, float* out, void* stream);
-// Lets launch_attention use scores for `max_positions` (above 48 KB of shared memory).
-void prepare_attention(int max_positions, int head_dim);
 // y[t][r] = sum_k w[r][k] * x[t][k]: F16 weights and inputs, f32 accumulation; cols % 8 == 0.
 void launch_f16_gemv(const std::uint16_t* w, int rows, int cols, const std::uint16_t* x, int n,
                      float* y, void* stream);

@@ -21,6 +21,7 @@
 #include <tuple>
 #include <vector>
 
+#include "attention.hpp"
 #include "bitnet/common/error.hpp"
 #include "bitnet/kernels/gpu_model.hpp"
 #include "bitnet/quantization/formats.hpp"
@@ -34,6 +35,10 @@ namespace bitnet::kernels {
 namespace {
 
 constexpr int kMaxGraphRows = 64;
+// From this position on a single-row step runs the per-kernel pass: its split attention keeps
+// more of the cache reads in flight than the fused step's block per head (H100, 2b4t: 400 vs
+// 391 tok/s at 1000 positions, 198 vs 174 at 3900; below ~1000 the fused step wins).
+constexpr int kFusedStepPositions = 1024;
 
 template <typename T>
 class Buffer {
@@ -155,7 +160,13 @@ class CudaModel final : public GpuModel {
         cos_table_.upload(cos_t.data(), cos_t.size());
         sin_table_.allocate(sin_t.size(), "RoPE tables", bytes_);
         sin_table_.upload(sin_t.data(), sin_t.size());
-        cuda::prepare_attention(context, d.head_dim);
+        // BITNET_CUDA_ATTENTION_GROUP=1: one query head per attention block;
+        // BITNET_CUDA_ATTENTION_SPLIT=0: no split scores / values kernels (both to compare).
+        const char* group = std::getenv("BITNET_CUDA_ATTENTION_GROUP");
+        const char* split = std::getenv("BITNET_CUDA_ATTENTION_SPLIT");
+        const bool no_split = split != nullptr && std::string(split) == "0";
+        attention_ = cuda::prepare_attention(
+            context, shape_, group != nullptr ? std::atoi(group) : 0, no_split ? 0 : kMaxGraphRows);
         prepare_fused_step();
     }
     ~CudaModel() override {
@@ -207,7 +218,7 @@ class CudaModel final : public GpuModel {
             staging_[n + i] = start + i;
             staging_[2 * n + i] = 0;
         }
-        run(n, main_, all_logits ? 0 : n - 1, logits);
+        run(n, main_, all_logits ? 0 : n - 1, logits, start);
     }
 
     void reserve_sequences(int count, int context) override {
@@ -244,7 +255,7 @@ class CudaModel final : public GpuModel {
             BITNET_CUDA_CHECK(cudaMallocHost(&pinned_logits_, floats * sizeof(float)));
             pinned_logits_size_ = floats;
         }
-        run(n, batch_, n - rows, pinned_logits_);
+        run(n, batch_, n - rows, pinned_logits_, positions[0]);
         return pinned_logits_;
     }
 
@@ -432,16 +443,18 @@ class CudaModel final : public GpuModel {
         ensure_work(n);
     }
 
-    void run(int n, const KvPool& pool, int first_logits, float* logits) {
+    // `position`: of the first row (a single row at a long position runs the per-kernel step).
+    void run(int n, const KvPool& pool, int first_logits, float* logits, int position) {
+        const bool fused = n == 1 && fused_grid_ > 0 && position < kFusedStepPositions;
         cudaStream_t s = stream_;
         BITNET_CUDA_CHECK(cudaMemcpyAsync(
             rows_.get(), staging_, 3 * static_cast<std::size_t>(n) * 4, cudaMemcpyHostToDevice, s));
         if (n <= kMaxGraphRows) {
-            const auto key = std::make_tuple(n, &pool == &main_ ? 0 : 1, first_logits);
+            const auto key = std::make_tuple(n, &pool == &main_ ? 0 : 1, first_logits, fused);
             auto it = graphs_.find(key);
             if (it == graphs_.end()) {
                 BITNET_CUDA_CHECK(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
-                enqueue(n, pool, first_logits);
+                enqueue(n, pool, first_logits, fused);
                 cudaGraph_t graph = nullptr;
                 BITNET_CUDA_CHECK(cudaStreamEndCapture(s, &graph));
                 cudaGraphExec_t exec = nullptr;
@@ -452,19 +465,19 @@ class CudaModel final : public GpuModel {
             }
             BITNET_CUDA_CHECK(cudaGraphLaunch(it->second, s));
         } else {
-            enqueue(n, pool, first_logits);
+            enqueue(n, pool, first_logits, fused);
         }
         const std::size_t vocab = static_cast<std::size_t>(d_.output.rows);
         BITNET_CUDA_CHECK(cudaMemcpyAsync(logits, logits_.get(),
                                           static_cast<std::size_t>(n - first_logits) * vocab * 4,
                                           cudaMemcpyDeviceToHost, s));
         BITNET_CUDA_CHECK(cudaStreamSynchronize(s));
-        if (n == 1 && fused_grid_ > 0 && stamps_.get() != nullptr) collect_stamps();
+        if (fused && stamps_.get() != nullptr) collect_stamps();
     }
 
     // Every kernel of one forward pass over n rows, on the stream.
-    void enqueue(int n, const KvPool& pool, int first_logits) {
-        if (n == 1 && fused_grid_ > 0) {
+    void enqueue(int n, const KvPool& pool, int first_logits, bool fused) {
+        if (fused) {
             enqueue_fused_step(pool);
             return;
         }
@@ -491,7 +504,8 @@ class CudaModel final : public GpuModel {
             product(l.qkv, n, qkv);
             cuda::launch_rope_and_store(q_.get(), k_.get(), v_.get(), n, places, shape_,
                                         cos_table_.get(), sin_table_.get(), kv, s);
-            cuda::launch_attention(q_.get(), n, places, shape_, kv, context_, att_.get(), s);
+            cuda::launch_attention(q_.get(), n, places, shape_, kv, attention_, scores_.get(),
+                                   att_.get(), s);
             quantize(att_.get(), l.attn_sub_norm.get(), n, q_dim, l.wo.padded_cols);
             cuda::MmaEpilogue add_o;
             add_o.kind = cuda::MmaOutput::AddInto;
@@ -549,6 +563,9 @@ class CudaModel final : public GpuModel {
         k_.allocate(rows * kv_dim, "activations", b);
         v_.allocate(rows * kv_dim, "activations", b);
         att_.allocate(rows * q_dim, "activations", b);
+        scores_.allocate(
+            std::max<std::size_t>(1, cuda::attention_score_floats(attention_, shape_, n)),
+            "attention scores", b);
         g_.allocate(rows * ffn, "activations", b);
         q8_.allocate(rows * widest, "quantized activations", b);
         act_scales_.allocate(rows, "activation scales", b);
@@ -561,6 +578,7 @@ class CudaModel final : public GpuModel {
     int context_;
     bool pdl_ = false;
     cuda::HeadShape shape_;
+    cuda::AttentionPlan attention_;
     cudaStream_t stream_ = nullptr;
     std::uint64_t bytes_ = 0;
     std::vector<std::unique_ptr<LayerOnDevice>> layers_;
@@ -574,8 +592,9 @@ class CudaModel final : public GpuModel {
     int staging_rows_ = 0;
     float* pinned_logits_ = nullptr;  // forward_sequences() results
     std::size_t pinned_logits_size_ = 0;
-    std::map<std::tuple<int, int, int>, cudaGraphExec_t> graphs_;  // (rows, pool, first logits)
-    Buffer<float> x_, q_, k_, v_, att_, g_, act_scales_, logits_;
+    // (rows, pool, first logits, fused step)
+    std::map<std::tuple<int, int, int, bool>, cudaGraphExec_t> graphs_;
+    Buffer<float> x_, q_, k_, v_, att_, scores_, g_, act_scales_, logits_;
     Buffer<std::uint16_t> xh_;
     Buffer<int> act_sums_;
     Buffer<std::int8_t> q8_;
