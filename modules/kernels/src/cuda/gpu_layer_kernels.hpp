@@ -1,5 +1,6 @@
 // The non-matrix kernels of the GPU forward pass (gpu_model.cu): embedding rows, rmsnorm fused
-// with the int8 quantization, RoPE + KV-cache write, attention, the final norm and the F16 head.
+// with the int8 quantization, RoPE + KV-cache write, the final norm and the F16 head (attention:
+// attention.hpp).
 // Every token row carries its own position and sequence (KV slot), so one pass can prefill one
 // prompt or decode the next token of many sequences. Launchers take plain pointers (F16 data as
 // uint16_t, streams as void*) so no CUDA header is needed to call them.

@@ -1,14 +1,16 @@
-// GpuModel (gpu_model.hpp): the device-resident forward pass. Per layer, ten kernels:
+// GpuModel (gpu_model.hpp): the device-resident forward pass. Per layer, ten kernels (eleven
+// when attention is split into scores and values, attention.hpp):
 //   rmsnorm+quantize -> Q|K|V (one tensor-core launch) -> RoPE + KV write -> attention ->
 //   sub-norm+quantize -> output projection added to the residual -> rmsnorm+quantize ->
 //   gate|up with relu(gate)^2 * up in the epilogue -> sub-norm+quantize -> down added to the
 //   residual;
 // then the final norm (rounded to F16) and the F16 head. The matrix products are ternary_mma.cu,
-// the rest gpu_layer_kernels.cu. Every token row has its own position and KV slot, so the same
-// pass prefills a prompt, decodes one token, or decodes the next token of many sequences; for
-// up to kMaxGraphRows rows the pass is captured once as a CUDA graph and replayed (positions,
-// slots and tokens are read from device memory, copied in with one transfer per step), with
-// programmatic dependent launch between its kernels on sm_90 (launch_control.cuh).
+// attention attention.cu, the rest gpu_layer_kernels.cu; a single row below kFusedStepPositions
+// runs as one persistent kernel instead (decode_step.cu). Every token row has its own position and
+// KV slot, so the same pass prefills a prompt, decodes one token, or decodes the next token of many
+// sequences; for up to kMaxGraphRows rows the pass is captured once as a CUDA graph and replayed
+// (positions, slots and tokens are read from device memory, copied in with one transfer per step),
+// with programmatic dependent launch between its kernels on sm_90 (launch_control.cuh).
 #include <cuda_runtime.h>
 
 #include <algorithm>
