@@ -1,6 +1,7 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <random>
 #include <vector>
 
 #include "bitnet/kernels/ops.hpp"
@@ -76,6 +77,31 @@ TEST_CASE("relu^2 * up and silu * up") {
     CHECK(s[0] == Approx(3.0 / (1.0 + std::exp(-1.0))));
     CHECK(s[1] == 0);
     CHECK(s[2] == Approx(2.0 * -2.0 / (1.0 + std::exp(2.0))));
+}
+
+TEST_CASE("the fused relu^2 * up + rmsnorm equals the two passes bit for bit") {
+    std::mt19937 rng(7);
+    std::normal_distribution<float> dist(0.0f, 2.0f);
+    for (const std::int64_t n : {1, 7, 64, 6912}) {
+        std::vector<float> gate(static_cast<std::size_t>(n)), up(gate.size()), w(gate.size());
+        for (std::size_t i = 0; i < gate.size(); ++i) {
+            gate[i] = dist(rng);
+            up[i] = dist(rng);
+            w[i] = dist(rng);
+        }
+        std::vector<float> two_passes = gate, fused = gate;
+        relu_squared_mul(two_passes.data(), up.data(), n);
+        rmsnorm(two_passes.data(), w.data(), n, 1e-5f, two_passes.data());
+        relu_squared_mul_rmsnorm(fused.data(), up.data(), w.data(), n, 1e-5f);
+        CHECK(fused == two_passes);
+        // Without a weight: the plain normalization.
+        std::vector<float> plain = gate;
+        relu_squared_mul_rmsnorm(plain.data(), up.data(), nullptr, n, 1e-5f);
+        std::vector<float> expected = gate;
+        relu_squared_mul(expected.data(), up.data(), n);
+        rmsnorm(expected.data(), nullptr, n, 1e-5f, expected.data());
+        CHECK(plain == expected);
+    }
 }
 
 TEST_CASE("rounding to f16 keeps representable values and rounds the rest to nearest even") {

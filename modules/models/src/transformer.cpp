@@ -62,7 +62,19 @@ void add_projection(const kernels::Backend& backend, const kernels::WeightView& 
                     std::vector<float>& x) {
     backend.matmul(w, in, n, proj.data());
     scale_in_place(proj.data(), n * w.rows, scale);
-    for (std::size_t i = 0; i < static_cast<std::size_t>(n * w.rows); ++i) x[i] += proj[i];
+    const auto size = static_cast<std::int64_t>(n * w.rows);
+#pragma omp parallel for schedule(static) if (n > 1)
+    for (std::int64_t i = 0; i < size; ++i)
+        x[static_cast<std::size_t>(i)] += proj[static_cast<std::size_t>(i)];
+}
+
+// f(t) for every token row of a pass; rows run on the threads when there are several (prefill,
+// batches): the per-row work between the products (norms, activations) would otherwise leave
+// all but one core idle. Each row's arithmetic is unchanged, so the results are too.
+template <typename PerRow>
+void for_each_row(std::int64_t n, PerRow f) {
+#pragma omp parallel for schedule(static) if (n > 1)
+    for (std::int64_t t = 0; t < n; ++t) f(t);
 }
 
 }  // namespace
@@ -283,8 +295,9 @@ void Transformer::run(std::span<const BatchToken> batch, const kernels::Backend&
 
     for (std::size_t layer = 0; layer < layers_.size(); ++layer) {
         const LayerWeights& l = layers_[layer];
-        for (std::int64_t t = 0; t < n; ++t)
+        for_each_row(n, [&](std::int64_t t) {
             kernels::rmsnorm(x.data() + t * h, l.attn_norm, h, config_.rms_eps, xn.data() + t * h);
+        });
         backend.matmul_many({{&l.wq, q.data()}, {&l.wk, k.data()}, {&l.wv, v.data()}}, xn.data(),
                             n);
         scale_in_place(q.data(), n * q_dim, l.scale_q);
@@ -300,32 +313,38 @@ void Transformer::run(std::span<const BatchToken> batch, const kernels::Backend&
                            v.data() + t * kv_dim);
         }
         attention(static_cast<std::int64_t>(layer), q.data(), batch, attention_mode_, att.data());
-        for (std::int64_t t = 0; t < n; ++t)
+        for_each_row(n, [&](std::int64_t t) {
             kernels::rmsnorm(att.data() + t * q_dim, l.attn_sub_norm, q_dim, config_.rms_eps,
                              att.data() + t * q_dim);
+        });
         add_projection(backend, l.wo, l.scale_o, att.data(), n, proj, x);
 
-        for (std::int64_t t = 0; t < n; ++t)
+        for_each_row(n, [&](std::int64_t t) {
             kernels::rmsnorm(x.data() + t * h, l.ffn_norm, h, config_.rms_eps, xn.data() + t * h);
+        });
         backend.matmul_many({{&l.gate, g.data()}, {&l.up, u.data()}}, xn.data(), n);
         scale_in_place(g.data(), n * ffn, l.scale_gate);
         scale_in_place(u.data(), n * ffn, l.scale_up);
-        if (config_.ffn_activation == FfnActivation::ReluSquared) {
-            kernels::relu_squared_mul(g.data(), u.data(), n * ffn);
-        } else {
-            kernels::silu_mul(g.data(), u.data(), n * ffn);
-        }
-        for (std::int64_t t = 0; t < n; ++t)
-            kernels::rmsnorm(g.data() + t * ffn, l.ffn_sub_norm, ffn, config_.rms_eps,
-                             g.data() + t * ffn);
+        // The activation and the sub-norm (one pass over the row for relu^2, BitNet's).
+        for_each_row(n, [&](std::int64_t t) {
+            float* row = g.data() + t * ffn;
+            if (config_.ffn_activation == FfnActivation::ReluSquared) {
+                kernels::relu_squared_mul_rmsnorm(row, u.data() + t * ffn, l.ffn_sub_norm, ffn,
+                                                  config_.rms_eps);
+            } else {
+                kernels::silu_mul(row, u.data() + t * ffn, ffn);
+                kernels::rmsnorm(row, l.ffn_sub_norm, ffn, config_.rms_eps, row);
+            }
+        });
         add_projection(backend, l.down, l.scale_down, g.data(), n, proj, x);
     }
 
     const std::int64_t first = first_logits;
     const std::int64_t rows = n - first;
-    for (std::int64_t t = first; t < n; ++t)
-        kernels::rmsnorm(x.data() + t * h, output_norm_, h, config_.rms_eps,
-                         xn.data() + (t - first) * h);
+    for_each_row(rows, [&](std::int64_t r) {
+        kernels::rmsnorm(x.data() + (first + r) * h, output_norm_, h, config_.rms_eps,
+                         xn.data() + r * h);
+    });
     logits.resize(static_cast<std::size_t>(rows * output_.rows));
     backend.matmul(output_, xn.data(), rows, logits.data());
 }

@@ -61,6 +61,23 @@ void relu_squared_mul(float* x, const float* up, std::int64_t n) {
     }
 }
 
+void relu_squared_mul_rmsnorm(float* gate, const float* up, const float* weight, std::int64_t n,
+                              float eps) {
+    double sum = 0.0;
+    for (std::int64_t i = 0; i < n; ++i) {
+        const float r = gate[i] > 0.0f ? gate[i] : 0.0f;
+        const float a = r * r * up[i];
+        gate[i] = a;
+        sum += static_cast<double>(a) * static_cast<double>(a);
+    }
+    const float mean = static_cast<float>(sum / static_cast<double>(n));
+    const float scale = 1.0f / std::sqrt(mean + eps);
+    for (std::int64_t i = 0; i < n; ++i) {
+        const float normalized = gate[i] * scale;
+        gate[i] = weight != nullptr ? normalized * weight[i] : normalized;
+    }
+}
+
 void silu_mul(float* x, const float* up, std::int64_t n) {
     for (std::int64_t i = 0; i < n; ++i) x[i] = x[i] / (1.0f + std::exp(-x[i])) * up[i];
 }

@@ -21,6 +21,11 @@ void softmax(float* x, std::int64_t n, float scale);
 // x = relu(x)^2 * up  /  x = silu(x) * up
 void relu_squared_mul(float* x, const float* up, std::int64_t n);
 void silu_mul(float* x, const float* up, std::int64_t n);
+// The FFN's activation and sub-norm in one pass over gate and up: gate = rmsnorm(relu(gate)^2 *
+// up) * weight, bit for bit what relu_squared_mul followed by rmsnorm gives (same operations,
+// same order), without reading the activations back for the sum of squares.
+void relu_squared_mul_rmsnorm(float* gate, const float* up, const float* weight, std::int64_t n,
+                              float eps);
 
 // Attention inner products over the KV cache. Eight interleaved partial sums (element i goes to
 // lane i % 8), combined in a fixed order: the SIMD (F16C/AVX2) and the scalar versions give
