@@ -202,12 +202,15 @@ __global__ void f16_gemv(const uint4* __restrict__ w, int rows, int pieces,
     }
 }
 
-// Several token rows: F16 tensor cores (mma m16n8k16, f32 accumulation). A warp owns 16 rows
-// and 32 tokens; per 32 columns a thread loads 16 bytes of row g, of row g + 8 and of each of its
-// tokens, used as the fragments of two k-steps (the same column permutation on both sides:
-// fragment pair kk = 2t, 2t+1 is column 8t, 8t+1 of the step's first half, and so on).
+// Several token rows: F16 tensor cores (mma m16n8k16, f32 accumulation). A warp owns MR tiles
+// of 16 rows and NT tiles of 8 tokens; per 32 columns a thread loads 16 bytes of rows g and g + 8
+// of each row tile and of each of its tokens, used as the fragments of two k-steps (the same
+// column permutation on both sides: fragment pair kk = 2t, 2t+1 is column 8t, 8t+1 of the step's
+// first half, and so on). Each token vector serves MR row tiles: the activations, re-read by
+// every warp, are read from L1/L2 less often than the weights stream from memory. Every output's
+// sum runs over the columns in the same order whatever MR and NT are.
 constexpr int kHeadWarps = 4;
-constexpr int kHeadTiles = 4;  // 8-token tiles per warp
+constexpr int kHeadRowTiles = 4;  // 16-row tiles per warp
 
 __device__ __forceinline__ void mma_f16(float (&d)[4], unsigned a0, unsigned a1, unsigned a2,
                                         unsigned a3, unsigned b0, unsigned b1) {
@@ -217,39 +220,64 @@ __device__ __forceinline__ void mma_f16(float (&d)[4], unsigned a0, unsigned a1,
         : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
 }
 
+template <int MR, int NT>
 __global__ void __launch_bounds__(kHeadWarps * 32)
     f16_mma_rows(const uint4* __restrict__ w, int rows, int pieces, const uint4* __restrict__ x,
                  int n, float* __restrict__ y) {
     pdl_wait();
     pdl_trigger();
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
-    const int row0 = (blockIdx.x * kHeadWarps + warp) * 16;
-    const int tok0 = blockIdx.y * kHeadTiles * 8;
+    const int row0 = (blockIdx.x * kHeadWarps + warp) * 16 * MR;
+    const int tok0 = blockIdx.y * NT * 8;
     if (row0 >= rows) return;
-    const int r_lo = min(row0 + g, rows - 1), r_hi = min(row0 + g + 8, rows - 1);
-    const uint4* w_lo = w + static_cast<std::size_t>(r_lo) * pieces;
-    const uint4* w_hi = w + static_cast<std::size_t>(r_hi) * pieces;
-    float acc[kHeadTiles][4] = {};
-#pragma unroll 4
-    for (int c = t; c < pieces; c += 4) {  // 4 threads of a group cover 32 columns
-        const uint4 lo = __ldg(w_lo + c), hi = __ldg(w_hi + c);
+    const uint4* w_lo[MR];
+    const uint4* w_hi[MR];
 #pragma unroll
-        for (int nt = 0; nt < kHeadTiles; ++nt) {
+    for (int m = 0; m < MR; ++m) {
+        w_lo[m] = w + static_cast<std::size_t>(min(row0 + m * 16 + g, rows - 1)) * pieces;
+        w_hi[m] = w + static_cast<std::size_t>(min(row0 + m * 16 + g + 8, rows - 1)) * pieces;
+    }
+    float acc[MR][NT][4] = {};
+#pragma unroll 2
+    for (int c = t; c < pieces; c += 4) {  // 4 threads of a group cover 32 columns
+        uint4 lo[MR], hi[MR];
+#pragma unroll
+        for (int m = 0; m < MR; ++m) {
+            lo[m] = __ldg(w_lo[m] + c);
+            hi[m] = __ldg(w_hi[m] + c);
+        }
+#pragma unroll
+        for (int nt = 0; nt < NT; ++nt) {
             const int tok = tok0 + nt * 8 + g;
             const uint4 xv = tok < n ? __ldg(x + static_cast<std::size_t>(tok) * pieces + c)
                                      : make_uint4(0, 0, 0, 0);
-            mma_f16(acc[nt], lo.x, hi.x, lo.y, hi.y, xv.x, xv.y);
-            mma_f16(acc[nt], lo.z, hi.z, lo.w, hi.w, xv.z, xv.w);
+#pragma unroll
+            for (int m = 0; m < MR; ++m) {
+                mma_f16(acc[m][nt], lo[m].x, hi[m].x, lo[m].y, hi[m].y, xv.x, xv.y);
+                mma_f16(acc[m][nt], lo[m].z, hi[m].z, lo[m].w, hi[m].w, xv.z, xv.w);
+            }
         }
     }
 #pragma unroll
-    for (int nt = 0; nt < kHeadTiles; ++nt)
+    for (int m = 0; m < MR; ++m)
 #pragma unroll
-        for (int i = 0; i < 4; ++i) {
-            const int row = row0 + g + (i >= 2 ? 8 : 0);
-            const int tok = tok0 + nt * 8 + t * 2 + (i & 1);
-            if (row < rows && tok < n) y[static_cast<std::size_t>(tok) * rows + row] = acc[nt][i];
-        }
+        for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+            for (int i = 0; i < 4; ++i) {
+                const int row = row0 + m * 16 + g + (i >= 2 ? 8 : 0);
+                const int tok = tok0 + nt * 8 + t * 2 + (i & 1);
+                if (row < rows && tok < n)
+                    y[static_cast<std::size_t>(tok) * rows + row] = acc[m][nt][i];
+            }
+}
+
+template <int NT>
+void launch_head_rows(const uint4* w, int rows, int pieces, const uint4* x, int n, float* y,
+                      void* stream) {
+    constexpr int kRowsPerBlock = kHeadWarps * 16 * kHeadRowTiles;
+    const dim3 grid((rows + kRowsPerBlock - 1) / kRowsPerBlock, (n + NT * 8 - 1) / (NT * 8));
+    launch(f16_mma_rows<kHeadRowTiles, NT>, grid, kHeadWarps * 32, 0, stream, w, rows, pieces, x, n,
+           y);
 }
 
 }  // namespace
@@ -283,9 +311,13 @@ void launch_f16_gemv(const std::uint16_t* w, int rows, int cols, const std::uint
     const auto* wv = reinterpret_cast<const uint4*>(w);
     const auto* xv = reinterpret_cast<const uint4*>(x);
     if (n > 1 && cols % 32 == 0) {  // (every lane of a group must run the same steps)
-        const dim3 grid((rows + kHeadWarps * 16 - 1) / (kHeadWarps * 16),
-                        (n + kHeadTiles * 8 - 1) / (kHeadTiles * 8));
-        launch(f16_mma_rows, grid, kHeadWarps * 32, 0, stream, wv, rows, cols / 8, xv, n, y);
+        // Token tiles per warp: as many as the rows need, up to 4 (the rest in grid.y).
+        if (n <= 8)
+            launch_head_rows<1>(wv, rows, cols / 8, xv, n, y, stream);
+        else if (n <= 16)
+            launch_head_rows<2>(wv, rows, cols / 8, xv, n, y, stream);
+        else
+            launch_head_rows<4>(wv, rows, cols / 8, xv, n, y, stream);
         return;
     }
     launch(f16_gemv, (rows + kGemvWarps - 1) / kGemvWarps, kGemvWarps * 32, 0, stream, wv, rows,
