@@ -10,16 +10,22 @@
 #include <memory>
 
 #include "bitnet/common/cpu_features.hpp"
+#include "prefetch.hpp"
 
 namespace bitnet::kernels {
 namespace {
 
 constexpr std::uint64_t kChunk = 4096;
 
+// The reads ask for lines kPrefetchBytes ahead, as the decode kernels do: the floor is what the
+// machine can stream, and without the prefetch one core reaches much less (7.6 vs 12.8 GB/s on
+// the 2-core VM), which would put the kernels above their own "floor".
+
 __attribute__((target("avx2"))) std::uint64_t sum_chunk_avx2(const std::uint8_t* p) {
     __m256i a0 = _mm256_setzero_si256(), a1 = _mm256_setzero_si256();
     const auto* v = reinterpret_cast<const __m256i*>(p);
     for (std::uint64_t i = 0; i < kChunk / 32; i += 2) {
+        _mm_prefetch(reinterpret_cast<const char*>(v + i) + detail::kPrefetchBytes, _MM_HINT_T0);
         a0 = _mm256_add_epi64(a0, _mm256_load_si256(v + i));
         a1 = _mm256_add_epi64(a1, _mm256_load_si256(v + i + 1));
     }
@@ -30,6 +36,9 @@ __attribute__((target("avx2"))) std::uint64_t sum_chunk_avx2(const std::uint8_t*
 std::uint64_t sum_chunk_scalar(const std::uint8_t* p) {
     std::uint64_t s = 0, x;
     for (std::uint64_t i = 0; i < kChunk; i += 8) {
+        if (i % 64 == 0)
+            _mm_prefetch(reinterpret_cast<const char*>(p + i) + detail::kPrefetchBytes,
+                         _MM_HINT_T0);
         std::memcpy(&x, p + i, 8);
         s += x;
     }
