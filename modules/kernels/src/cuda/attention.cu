@@ -306,7 +306,12 @@ void launch_for(const float* q, int n, RowPlaces rows, const HeadShape& shape, K
         const int group = fitting_group(plan.group, plan.multiprocessors, [&](int g) {
             return heads / g * n * (hd / value_slice(g, hd));
         });
-        const int slice = value_slice(group, hd);
+        // Few rows (a single sequence): narrower slices until there is a block per SM, so a
+        // long context's values stream through many blocks at once (each block repeats the
+        // cheap softmax; 16 dimensions = 32-byte pieces keep the reads whole sectors).
+        int slice = value_slice(group, hd);
+        while (heads / group * n * (hd / slice) < plan.multiprocessors && slice % 32 == 0)
+            slice /= 2;
         launch(attention_values, dim3(heads / group, n, hd / slice), kThreads,
                values_smem(group, plan.stride), stream, rows, shape, group, plan.stride, slice, kv,
                static_cast<const float*>(scores), out);

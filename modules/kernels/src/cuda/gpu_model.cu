@@ -37,10 +37,11 @@ namespace bitnet::kernels {
 namespace {
 
 constexpr int kMaxGraphRows = 64;
-// From this position on a single-row step runs the per-kernel pass: its split attention keeps
-// more of the cache reads in flight than the fused step's block per head (H100, 2b4t: 400 vs
-// 391 tok/s at 1000 positions, 198 vs 174 at 3900; below ~1000 the fused step wins).
-constexpr int kFusedStepPositions = 1024;
+// From this position on a single-row step runs the per-kernel pass: its split attention spreads
+// the cache reads over a block per SM, the fused step has a block per head (H100, 2b4t, tok/s
+// fused / per-kernel: 571 / 492 after 256 positions, 491 / 471 after 512, 420 / 439 after
+// 1000; 315 per-kernel after 3900, where the fused step gave 174).
+constexpr int kFusedStepPositions = 768;
 
 template <typename T>
 class Buffer {
