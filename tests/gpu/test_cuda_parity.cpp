@@ -121,8 +121,9 @@ TEST_CASE("the fused single-token GPU step equals the per-kernel step bit for bi
         INFO(preset);
         const std::string path = test::write_synthetic_model(dir, preset, 11);
         // Past 512 positions: keys and values beyond what the fused step requests before its
-        // barrier are streamed (decode_step.cu), so both ways are covered.
-        const int steps = std::string(preset) == "small" ? 600 : 300;
+        // barrier are streamed (decode_step.cu), so both ways are covered; past 384 the fused
+        // step splits each head's values over several blocks.
+        const int steps = std::string(preset) == "small" ? 600 : 450;
         auto fused = load(path, "cuda:0", steps);
         ::setenv("BITNET_CUDA_FUSED_STEP", "0", 1);
         auto split = load(path, "cuda:0", steps);

@@ -38,10 +38,10 @@ namespace {
 
 constexpr int kMaxGraphRows = 64;
 // From this position on a single-row step runs the per-kernel pass: its split attention spreads
-// the cache reads over a block per SM, the fused step has a block per head (H100, 2b4t, tok/s
-// fused / per-kernel: 571 / 492 after 256 positions, 491 / 471 after 512, 420 / 439 after
-// 1000; 315 per-kernel after 3900, where the fused step gave 174).
-constexpr int kFusedStepPositions = 768;
+// the cache reads over a block per SM (H100, 2b4t, tok/s fused / per-kernel: 567 / 492 after
+// 256 positions, 516 / 471 after 512, 456 / 454 after 900; 315 per-kernel after 3900, where
+// the fused step gave 174).
+constexpr int kFusedStepPositions = 1024;
 
 template <typename T>
 class Buffer {
