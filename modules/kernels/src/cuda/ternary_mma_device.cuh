@@ -122,6 +122,8 @@ __device__ __forceinline__ void finish_results(const int (&dot)[MR][NV], int b0,
             y[m][v] = ternary_result(dot[m][v] - sum[v], a[v], seg.scale);
         }
     }
+    // (__ldcg: each residual value is read once, from L2 where the previous kernel left it;
+    // keeping it out of L1 leaves L1 to the activations the warps share.)
     if (epi.kind == MmaOutput::AddInto) {
 #pragma unroll
         for (int m = 0; m < MR; ++m)
