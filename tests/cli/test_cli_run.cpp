@@ -192,4 +192,13 @@ TEST_CASE("bitnet bench --json reports pp, tg, batched decode and the bandwidth 
     const auto bad = test::run_command(std::string(BITNET_CLI_PATH) + " bench -m " +
                                        test::quoted(model) + " -p 4 -n 4 -b 0");
     CHECK(bad.exit_code == 2);
+    // -c loads the model with a session's context; too small for -p + -n is refused.
+    const auto wide = test::run_command(std::string(BITNET_CLI_PATH) + " bench -m " +
+                                        test::quoted(model) + " -p 4 -n 2 -r 1 -c 64");
+    INFO(wide.err);
+    CHECK(wide.exit_code == 0);
+    const auto narrow = test::run_command(std::string(BITNET_CLI_PATH) + " bench -m " +
+                                          test::quoted(model) + " -p 4 -n 4 -r 1 -c 6");
+    CHECK(narrow.exit_code != 0);
+    CHECK_THAT(narrow.err, Catch::Contains("-c"));
 }

@@ -32,6 +32,7 @@ Command add_bench_command(CLI::App& app) {
     struct Options {
         GenerationOptions gen;
         inference::BenchmarkOptions bench;
+        std::int64_t context = 0;
         bool json = false;
     };
     auto o = std::make_shared<Options>();
@@ -44,6 +45,9 @@ Command add_bench_command(CLI::App& app) {
         ->capture_default_str();
     cmd->add_option("-r,--repetitions", o->bench.repeats, "Runs of each test")
         ->capture_default_str();
+    cmd->add_option("-c,--ctx-size", o->context,
+                    "Context the model is loaded with (default: -p + -n + 1; a real session's "
+                    "context sizes its buffers)");
     cmd->add_option("-b,--batch", o->bench.batch_sizes,
                     "Batched decode: sequences decoded together, comma-separated (e.g. 1,8,32)")
         ->delimiter(',')
@@ -58,7 +62,8 @@ Command add_bench_command(CLI::App& app) {
     cmd->add_flag("--json", o->json, "Machine-readable output on stdout");
     return {
         cmd, [o]() {
-            o->gen.context = o->bench.prompt_tokens + o->bench.gen_tokens + 1;
+            o->gen.context =
+                o->context > 0 ? o->context : o->bench.prompt_tokens + o->bench.gen_tokens + 1;
             auto engine = load_engine(o->gen);
             o->bench.threads = o->gen.threads;
             const auto r = inference::run_benchmark(*engine, o->bench);

@@ -297,12 +297,14 @@ int value_slice(int group, int head_dim) {
 
 template <int MAXHD>
 void launch_for(const float* q, int n, RowPlaces rows, const HeadShape& shape, KvLayer kv,
-                const AttentionPlan& plan, float* scores, float* out, void* stream) {
+                const AttentionPlan& plan, int span, float* scores, float* out, void* stream) {
     const int heads = shape.heads, hd = shape.head_dim;
+    // Score rows as long as this launch needs (the plan's stride is the whole context).
+    const int stride = std::min((span + 3) / 4 * 4, plan.stride);
     if (n <= plan.split_rows && scores != nullptr) {
-        const int chunks = (plan.stride + kScoreThreads - 1) / kScoreThreads;
+        const int chunks = (stride + kScoreThreads - 1) / kScoreThreads;
         launch(attention_scores<MAXHD>, dim3(heads / plan.group, n, chunks), kScoreThreads, 0,
-               stream, q, rows, shape, plan.group, plan.stride, kv, scores);
+               stream, q, rows, shape, plan.group, stride, kv, scores);
         const int group = fitting_group(plan.group, plan.multiprocessors, [&](int g) {
             return heads / g * n * (hd / value_slice(g, hd));
         });
@@ -313,14 +315,14 @@ void launch_for(const float* q, int n, RowPlaces rows, const HeadShape& shape, K
         while (heads / group * n * (hd / slice) < plan.multiprocessors && slice % 32 == 0)
             slice /= 2;
         launch(attention_values, dim3(heads / group, n, hd / slice), kThreads,
-               values_smem(group, plan.stride), stream, rows, shape, group, plan.stride, slice, kv,
+               values_smem(group, stride), stream, rows, shape, group, stride, slice, kv,
                static_cast<const float*>(scores), out);
         return;
     }
     const int group =
         fitting_group(plan.group, plan.multiprocessors, [&](int g) { return heads / g * n; });
-    launch(attention_rows<MAXHD>, dim3(heads / group, n), kThreads, plan.smem, stream, q, rows,
-           shape, group, plan.stride, kv, out);
+    launch(attention_rows<MAXHD>, dim3(heads / group, n), kThreads, rows_smem(group, stride, hd),
+           stream, q, rows, shape, group, stride, kv, out);
 }
 
 // The dynamic shared memory limit is per kernel function, shared by every model in the
@@ -368,7 +370,6 @@ AttentionPlan prepare_attention(int max_positions, const HeadShape& shape, int m
              "attention over " + std::to_string(max_positions) +
                  " positions needs more shared memory than the GPU has per block (" +
                  std::to_string(optin) + " bytes): use a shorter context (-c)");
-    plan.smem = rows_smem(plan.group, plan.stride, shape.head_dim);
     allow_all<64>(optin);
     allow_all<128>(optin);
     allow_all<kMaxHeadDim>(optin);
@@ -383,13 +384,14 @@ std::size_t attention_score_floats(const AttentionPlan& plan, const HeadShape& s
 }
 
 void launch_attention(const float* q, int n, RowPlaces rows, const HeadShape& shape, KvLayer kv,
-                      const AttentionPlan& plan, float* scores, float* out, void* stream) {
+                      const AttentionPlan& plan, int span, float* scores, float* out,
+                      void* stream) {
     if (shape.head_dim <= 64)
-        launch_for<64>(q, n, rows, shape, kv, plan, scores, out, stream);
+        launch_for<64>(q, n, rows, shape, kv, plan, span, scores, out, stream);
     else if (shape.head_dim <= 128)
-        launch_for<128>(q, n, rows, shape, kv, plan, scores, out, stream);
+        launch_for<128>(q, n, rows, shape, kv, plan, span, scores, out, stream);
     else
-        launch_for<kMaxHeadDim>(q, n, rows, shape, kv, plan, scores, out, stream);
+        launch_for<kMaxHeadDim>(q, n, rows, shape, kv, plan, span, scores, out, stream);
 }
 
 }  // namespace bitnet::kernels::cuda

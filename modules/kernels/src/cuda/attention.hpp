@@ -21,9 +21,8 @@
 namespace bitnet::kernels::cuda {
 
 struct AttentionPlan {
-    int group = 0;         // query heads per block, at most (launches with few rows may use fewer)
-    int stride = 0;        // score row length: the context rounded up to 4
-    std::size_t smem = 0;  // the one-kernel shape's shared memory
+    int group = 0;   // query heads per block, at most (launches with few rows may use fewer)
+    int stride = 0;  // score row length: the context rounded up to 4
     int multiprocessors = 0;
     int split_rows = 0;  // launches of up to this many rows use the split shape
 };
@@ -35,9 +34,10 @@ AttentionPlan prepare_attention(int max_positions, const HeadShape& shape, int m
                                 int split_rows);
 // Floats of score buffer the split shape needs for `rows` rows (0 when the plan does not split).
 std::size_t attention_score_floats(const AttentionPlan& plan, const HeadShape& shape, int rows);
-// out[t] = attention of row t's query heads over positions 0..position of its sequence.
+// out[t] = attention of row t's query heads over positions 0..position of its sequence; every
+// row's position is below `span` (<= the plan's context), which sizes the shared memory.
 // `scores`: attention_score_floats(plan, shape, n) floats when n <= plan.split_rows.
 void launch_attention(const float* q, int n, RowPlaces rows, const HeadShape& shape, KvLayer kv,
-                      const AttentionPlan& plan, float* scores, float* out, void* stream);
+                      const AttentionPlan& plan, int span, float* scores, float* out, void* stream);
 
 }  // namespace bitnet::kernels::cuda

@@ -221,7 +221,7 @@ class CudaModel final : public GpuModel {
             staging_[n + i] = start + i;
             staging_[2 * n + i] = 0;
         }
-        run(n, main_, all_logits ? 0 : n - 1, logits, start);
+        run(n, main_, all_logits ? 0 : n - 1, logits, start, start + n);
     }
 
     void reserve_sequences(int count, int context) override {
@@ -258,7 +258,8 @@ class CudaModel final : public GpuModel {
             BITNET_CUDA_CHECK(cudaMallocHost(&pinned_logits_, floats * sizeof(float)));
             pinned_logits_size_ = floats;
         }
-        run(n, batch_, n - rows, pinned_logits_, positions[0]);
+        run(n, batch_, n - rows, pinned_logits_, positions[0],
+            *std::max_element(positions, positions + n) + 1);
         return pinned_logits_;
     }
 
@@ -447,17 +448,26 @@ class CudaModel final : public GpuModel {
     }
 
     // `position`: of the first row (a single row at a long position runs the per-kernel step).
-    void run(int n, const KvPool& pool, int first_logits, float* logits, int position) {
+    // `position`: of the first row (a single row at a long position runs the per-kernel step);
+    // `span`: positions the rows attend over at most (sizes the attention's shared memory).
+    void run(int n, const KvPool& pool, int first_logits, float* logits, int position, int span) {
         const bool fused = n == 1 && fused_grid_ > 0 && position < kFusedStepPositions;
+        // Graphs replay at any position, so they are captured per power-of-two span (from 256):
+        // a short conversation does not pay for the whole context's scores.
+        if (n <= kMaxGraphRows) {
+            int bucket = 256;
+            while (bucket < span) bucket *= 2;
+            span = std::min(bucket, context_);
+        }
         cudaStream_t s = stream_;
         BITNET_CUDA_CHECK(cudaMemcpyAsync(
             rows_.get(), staging_, 3 * static_cast<std::size_t>(n) * 4, cudaMemcpyHostToDevice, s));
         if (n <= kMaxGraphRows) {
-            const auto key = std::make_tuple(n, &pool == &main_ ? 0 : 1, first_logits, fused);
+            const auto key = std::make_tuple(n, &pool == &main_ ? 0 : 1, first_logits, fused, span);
             auto it = graphs_.find(key);
             if (it == graphs_.end()) {
                 BITNET_CUDA_CHECK(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
-                enqueue(n, pool, first_logits, fused);
+                enqueue(n, pool, first_logits, fused, span);
                 cudaGraph_t graph = nullptr;
                 BITNET_CUDA_CHECK(cudaStreamEndCapture(s, &graph));
                 cudaGraphExec_t exec = nullptr;
@@ -468,7 +478,7 @@ class CudaModel final : public GpuModel {
             }
             BITNET_CUDA_CHECK(cudaGraphLaunch(it->second, s));
         } else {
-            enqueue(n, pool, first_logits, fused);
+            enqueue(n, pool, first_logits, fused, span);
         }
         const std::size_t vocab = static_cast<std::size_t>(d_.output.rows);
         BITNET_CUDA_CHECK(cudaMemcpyAsync(logits, logits_.get(),
@@ -479,7 +489,7 @@ class CudaModel final : public GpuModel {
     }
 
     // Every kernel of one forward pass over n rows, on the stream.
-    void enqueue(int n, const KvPool& pool, int first_logits, bool fused) {
+    void enqueue(int n, const KvPool& pool, int first_logits, bool fused, int span) {
         if (fused) {
             enqueue_fused_step(pool);
             return;
@@ -507,7 +517,7 @@ class CudaModel final : public GpuModel {
             product(l.qkv, n, qkv);
             cuda::launch_rope_and_store(q_.get(), k_.get(), v_.get(), n, places, shape_,
                                         cos_table_.get(), sin_table_.get(), kv, s);
-            cuda::launch_attention(q_.get(), n, places, shape_, kv, attention_, scores_.get(),
+            cuda::launch_attention(q_.get(), n, places, shape_, kv, attention_, span, scores_.get(),
                                    att_.get(), s);
             quantize(att_.get(), l.attn_sub_norm.get(), n, q_dim, l.wo.padded_cols);
             cuda::MmaEpilogue add_o;
@@ -595,8 +605,8 @@ class CudaModel final : public GpuModel {
     int staging_rows_ = 0;
     float* pinned_logits_ = nullptr;  // forward_sequences() results
     std::size_t pinned_logits_size_ = 0;
-    // (rows, pool, first logits, fused step)
-    std::map<std::tuple<int, int, int, bool>, cudaGraphExec_t> graphs_;
+    // (rows, pool, first logits, fused step, attention span)
+    std::map<std::tuple<int, int, int, bool, int>, cudaGraphExec_t> graphs_;
     Buffer<float> x_, q_, k_, v_, att_, scores_, g_, act_scales_, logits_;
     Buffer<std::uint16_t> xh_;
     Buffer<int> act_sums_;
