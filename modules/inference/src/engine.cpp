@@ -11,6 +11,7 @@
 #include "bitnet/common/timer.hpp"
 #include "bitnet/kernels/cuda_backend.hpp"
 #include "bitnet/kernels/cuda_info.hpp"
+#include "bitnet/kernels/threads.hpp"
 #include "decode_state.hpp"
 
 namespace bitnet::inference {
@@ -104,6 +105,7 @@ std::unique_ptr<Engine> Engine::load(const EngineOptions& options) {
     const int threads = options.threads > 0
                             ? options.threads
                             : env_config().threads.value_or(cpu_features().physical_cores);
+    kernels::use_cpu_threads(threads);
     if (cuda_device >= 0) {
         if (options.kernel != "auto")
             fail(ErrorCode::InvalidArgument, "--kernel " + options.kernel +

@@ -1,5 +1,7 @@
 #include <catch2/catch.hpp>
 
+#include <omp.h>
+
 #include <atomic>
 #include <cstdlib>
 
@@ -219,4 +221,25 @@ TEST_CASE("a Q8_0 output head (head = q8_0) keeps logits within 1% of the F16 he
     CHECK(relative_l2(b, a) < 1e-2);
     o.head = "q4";
     CHECK_THROWS_WITH(inference::Engine::load(o), Catch::Contains("unknown --head"));
+}
+
+TEST_CASE("-t bounds the model's own parallel work too (OpenMP's default team)") {
+    test::TempDir dir("engine-threads");
+    const std::string path = test::write_synthetic_model(dir, "tiny", 5);
+    for (const int threads : {1, 3}) {
+        inference::EngineOptions o;
+        o.model_path = path;
+        o.context = 64;
+        o.threads = threads;
+        o.device = "cpu";
+        const auto engine = inference::Engine::load(o);
+        CHECK(omp_get_max_threads() == threads);
+        int seen = 0;
+#pragma omp parallel
+        {
+#pragma omp single
+            seen = omp_get_num_threads();
+        }
+        CHECK(seen == threads);
+    }
 }

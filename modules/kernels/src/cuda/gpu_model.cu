@@ -447,14 +447,15 @@ class CudaModel final : public GpuModel {
         ensure_work(n);
     }
 
-    // `position`: of the first row (a single row at a long position runs the per-kernel step).
     // `position`: of the first row (a single row at a long position runs the per-kernel step);
     // `span`: positions the rows attend over at most (sizes the attention's shared memory).
     void run(int n, const KvPool& pool, int first_logits, float* logits, int position, int span) {
         const bool fused = n == 1 && fused_grid_ > 0 && position < kFusedStepPositions;
         // Graphs replay at any position, so they are captured per power-of-two span (from 256):
         // a short conversation does not pay for the whole context's scores.
-        if (n <= kMaxGraphRows) {
+        if (fused) {
+            span = 0;  // (the fused step sizes its own memory for the whole context)
+        } else if (n <= kMaxGraphRows) {
             int bucket = 256;
             while (bucket < span) bucket *= 2;
             span = std::min(bucket, context_);
