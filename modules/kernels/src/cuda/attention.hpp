@@ -24,7 +24,8 @@ struct AttentionPlan {
     int group = 0;   // query heads per block, at most (launches with few rows may use fewer)
     int stride = 0;  // score row length: the context rounded up to 4
     int multiprocessors = 0;
-    int split_rows = 0;  // launches of up to this many rows use the split shape
+    std::size_t max_smem = 0;  // dynamic shared memory a block may use
+    int split_rows = 0;        // launches of up to this many rows use the split shape
 };
 
 // Picks the plan for `max_positions` on the current device (groups of at most `max_group` heads
