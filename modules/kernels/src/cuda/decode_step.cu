@@ -37,12 +37,10 @@ struct Scratch {
     double d[kWarps];
     float f[kWarps];
     int i[kWarps];
-    float act_scale;
-    int act_sum;
     int barriers;  // grid barriers passed (profiling stamps)
     int detail;    // where the marks inside the phases start in the stamps
     int layers;
-    unsigned seen;  // the barrier generation seen on arriving
+    unsigned long long target;  // the barrier counter's value that ends the current barrier
 };
 
 __device__ __forceinline__ unsigned long long global_ns() {
@@ -51,10 +49,12 @@ __device__ __forceinline__ unsigned long long global_ns() {
     return t;
 }
 
-// Profiling: the last block's time at mark k (0..3) of the current phase (it has a share of
-// every product: pairs are dealt from the last block down).
-__device__ __forceinline__ void mark(unsigned long long* stamps, const Scratch& s, int k) {
-    if (stamps != nullptr && blockIdx.x == gridDim.x - 1 && threadIdx.x == 0)
+// Profiling: block `who`'s time at mark k (0..3) of the current phase: the last block in the
+// products (it has a share of every product: pairs are dealt from the last block down), block 0
+// in attention.
+__device__ __forceinline__ void mark(unsigned long long* stamps, const Scratch& s, int k,
+                                     unsigned who) {
+    if (stamps != nullptr && blockIdx.x == who && threadIdx.x == 0)
         stamps[s.detail + 4 * s.barriers + k] = global_ns();
 }
 
@@ -62,39 +62,35 @@ __device__ __forceinline__ void mark(unsigned long long* stamps, const Scratch& 
 // codes, norm weights, cached keys and values) between them: arrive() publishes the block's
 // writes (the fence waits for them, not for loads issued after it) and counts the block in;
 // wait() returns once every block has arrived. With `stamps` (DecodeStep::stamps) every block's
-// arrival, the last arrival and block 0's leaving are timed. The barrier itself: an arrival
-// counter and a generation word. The last block to arrive resets the counter and advances the
-// generation; the others wait for it to move. Needs every block resident (one per SM, launched
-// cooperatively).
-__device__ void grid_arrive(unsigned* words, unsigned long long* stamps, Scratch& s) {
+// arrival and block 0's leaving are timed. The barrier itself is one 64-bit
+// counter that only grows: each block adds 1 per barrier, so barrier k of all launches so far is
+// passed when the counter reaches a multiple of the grid, the one above the value a block's add
+// returned. The last block's add is all the others wait for (a reset and a separate generation
+// word would put two more round trips to L2 on the critical path). Needs every block resident
+// (one per SM, launched cooperatively) and the same grid in every launch on one counter.
+__device__ void grid_arrive(unsigned long long* counter, unsigned long long* stamps, Scratch& s) {
     __syncthreads();
     if (threadIdx.x == 0) {
-        volatile unsigned* generation = words + 1;
-        s.seen = *generation;
         if (stamps != nullptr)
             stamps[s.detail + 4 * kStepPhasesPerLayer * s.layers +
                    static_cast<std::size_t>(s.barriers) * gridDim.x + blockIdx.x] = global_ns();
         __threadfence();
-        if (atomicAdd(words, 1u) == gridDim.x - 1) {
-            if (stamps != nullptr) stamps[1 + 2 * s.barriers] = global_ns();
-            atomicExch(words, 0u);
-            __threadfence();
-            atomicAdd(words + 1, 1u);
-        }
+        const unsigned long long before = atomicAdd(counter, 1ull);
+        s.target = before - before % gridDim.x + gridDim.x;
     }
 }
 
 // An acquire load (not a fence: a fence would also wait for this thread's requests issued
 // between arrive() and wait()).
-__device__ __forceinline__ unsigned load_acquire(const unsigned* p) {
-    unsigned v;
-    asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(v) : "l"(p) : "memory");
+__device__ __forceinline__ unsigned long long load_acquire(const unsigned long long* p) {
+    unsigned long long v;
+    asm volatile("ld.acquire.gpu.global.u64 %0, [%1];" : "=l"(v) : "l"(p) : "memory");
     return v;
 }
 
-__device__ void grid_wait(unsigned* words, unsigned long long* stamps, Scratch& s) {
+__device__ void grid_wait(unsigned long long* counter, unsigned long long* stamps, Scratch& s) {
     if (threadIdx.x == 0) {
-        while (load_acquire(words + 1) == s.seen) {
+        while (load_acquire(counter) < s.target) {
         }
         if (stamps != nullptr && blockIdx.x == 0) stamps[2 + 2 * s.barriers] = global_ns();
         ++s.barriers;
@@ -102,9 +98,9 @@ __device__ void grid_wait(unsigned* words, unsigned long long* stamps, Scratch& 
     __syncthreads();
 }
 
-__device__ void grid_barrier(unsigned* words, unsigned long long* stamps, Scratch& s) {
-    grid_arrive(words, stamps, s);
-    grid_wait(words, stamps, s);
+__device__ void grid_barrier(unsigned long long* counter, unsigned long long* stamps, Scratch& s) {
+    grid_arrive(counter, stamps, s);
+    grid_wait(counter, stamps, s);
 }
 
 // Block-wide reductions: a warp step, one barrier, every thread adds the kWarps partials. No
@@ -138,15 +134,6 @@ __device__ float block_max_any(float v, Scratch& s) {
     return m;
 }
 
-__device__ int block_int_sum(int v, Scratch& s) {
-    v = __reduce_add_sync(0xffffffffu, v);
-    if (threadIdx.x % kWarp == 0) s.i[threadIdx.x / kWarp] = v;
-    __syncthreads();
-    int total = 0;
-    for (int w = 0; w < kWarps; ++w) total += s.i[w];
-    return total;
-}
-
 // A norm's weights are constants: copied to shared memory before the barrier that makes the
 // norm's input ready (after it they would add a memory latency to the critical path).
 constexpr int kNormPer = 28;  // row values per thread: rows up to kNormPer * kThreads wide
@@ -157,11 +144,13 @@ __device__ __forceinline__ void request_norm_weights(const float* w, int cols, f
         copy_async16(to + i, w + i);
 }
 
-// rmsnorm then int8 quantization of one row into shared memory (zero padded to `padded`), with
-// its scale and sum in s.act_scale / s.act_sum: rmsnorm_quantize's rules. All of a thread's
-// values are loaded at once and kept in registers.
-__device__ __noinline__ void norm_quantize(const float* x, const float* nw, int cols, int padded,
-                                           float eps, std::int8_t* q, Scratch& s) {
+// rmsnorm then int8 quantization of one row into shared memory (zero padded to `padded`):
+// rmsnorm_quantize's rules; returns the activation scale (every thread has it). The sum of the
+// codes is not reduced here: each warp of a product adds up the codes of its own chunks
+// (product()), an exact integer sum in any order, without a block-wide reduction. All of a
+// thread's values are loaded at once and kept in registers.
+__device__ __noinline__ float norm_quantize(const float* x, const float* nw, int cols, int padded,
+                                            float eps, std::int8_t* q, Scratch& s) {
     float v[kNormPer];
     double squares = 0;
 #pragma unroll
@@ -183,22 +172,15 @@ __device__ __noinline__ void norm_quantize(const float* x, const float* nw, int 
     }
     m = block_max(m, s);
     const float a = static_cast<float>(127.0 / fmax(static_cast<double>(m), 1e-5));
-    int sum = 0;
 #pragma unroll
     for (int j = 0; j < kNormPer; ++j) {
         const int i = threadIdx.x + j * kThreads;
-        if (i < padded) {
-            const int c = i < cols ? max(-128, min(127, __float2int_rn(__fmul_rn(v[j], a)))) : 0;
-            q[i] = static_cast<std::int8_t>(c);
-            sum += c;
-        }
-    }
-    sum = block_int_sum(sum, s);
-    if (threadIdx.x == 0) {
-        s.act_scale = a;
-        s.act_sum = sum;
+        if (i < padded)
+            q[i] = static_cast<std::int8_t>(
+                i < cols ? max(-128, min(127, __float2int_rn(__fmul_rn(v[j], a)))) : 0);
     }
     __syncthreads();
+    return a;
 }
 
 // Codes of chunks c .. c + kU - 1 (below `stop`) of a row pair, one uint4 per block and lane.
@@ -219,15 +201,15 @@ __device__ __forceinline__ void fetch_codes(const uint4* w, int pair, int chunks
 // of both blocks of the pair): the CPU's float rule, then Store / AddInto / relu(gate)^2 * up
 // (write_results' rules for n = 1). `old`: the AddInto targets' values, loaded early.
 __device__ __forceinline__ void write_token(const int (&acc)[2][1][4], int pair, int g,
-                                            const float (&old)[2][2], float a, int sum,
+                                            const float (&old)[2][2], float a,
                                             const MmaEpilogue& epi) {
     if (epi.kind == MmaOutput::ReluSquaredPair) {
 #pragma unroll
         for (int h = 0; h < 2; ++h) {
             const int row = pair * kMmaBlockRows + g + 8 * h;
             if (row >= epi.seg[0].rows) continue;
-            const float gv = ternary_result(acc[0][0][2 * h] - sum, a, epi.seg[0].scale);
-            const float uv = ternary_result(acc[1][0][2 * h] - sum, a, epi.seg[1].scale);
+            const float gv = ternary_result(acc[0][0][2 * h], a, epi.seg[0].scale);
+            const float uv = ternary_result(acc[1][0][2 * h], a, epi.seg[1].scale);
             const float rl = gv > 0.0f ? gv : 0.0f;
             epi.seg[0].out[row] = __fmul_rn(__fmul_rn(rl, rl), uv);
         }
@@ -244,7 +226,7 @@ __device__ __forceinline__ void write_token(const int (&acc)[2][1][4], int pair,
         for (int h = 0; h < 2; ++h) {
             const int row = (block - seg.first_block) * kMmaBlockRows + g + 8 * h;
             if (row >= seg.rows) continue;
-            const float y = ternary_result(acc[m][0][2 * h] - sum, a, seg.scale);
+            const float y = ternary_result(acc[m][0][2 * h], a, seg.scale);
             seg.out[row] = epi.kind == MmaOutput::AddInto ? __fadd_rn(old[m][h], y) : y;
         }
     }
@@ -268,7 +250,7 @@ __device__ __forceinline__ void load_old(const MmaEpilogue& epi, int pair, int g
 template <int KSPLIT>
 __device__ void product(const uint4* w, int blocks, int chunks, const float* src, int cols,
                         const float* norm_w, float eps, const MmaEpilogue& epi, bool wait,
-                        unsigned* barrier, unsigned long long* stamps, std::int8_t* q8,
+                        unsigned long long* barrier, unsigned long long* stamps, std::int8_t* q8,
                         int* partial, float* norm_smem, uint4* code_smem, Scratch& s) {
     constexpr int kGroups = kWarps / KSPLIT;
     const int warp = threadIdx.x / kWarp, lane = threadIdx.x % kWarp;
@@ -305,22 +287,27 @@ __device__ void product(const uint4* w, int blocks, int chunks, const float* src
     if (wait) grid_wait(barrier, stamps, s);
     wait_async();
     __syncthreads();
-    norm_quantize(src, norm_smem, cols, chunks * kMmaChunk, eps, q8, s);
-    mark(stamps, s, 0);
+    const float act_scale = norm_quantize(src, norm_smem, cols, chunks * kMmaChunk, eps, q8, s);
+    mark(stamps, s, 0, gridDim.x - 1);
     const int rounds = (pairs + stride - 1) / stride;
     for (int r = 0; r < rounds; ++r) {
         const int pair = first_pair + r * stride;
         const bool active = pair < pairs;
         int acc[2][1][4] = {};
+        int code_sum = 0;  // lanes 0..3: the sum of the activation codes they multiplied
         for (int c = c_begin; active && c < c_stop; c += kU) {
-            if (r > 0 || c - c_begin + kU > staged) {
+            // (A group's chunks past c_stop are not used: a group ending there is staged whole
+            // when its chunks are.)
+            if (r > 0 || c - c_begin + min(kU, c_stop - c) > staged) {
                 fetch_codes(w, pair, chunks, c, c_stop, lane, codes);
             } else {
 #pragma unroll
                 for (int u = 0; u < kU; ++u)
 #pragma unroll
                     for (int m = 0; m < 2; ++m)
-                        codes[u][m] = my_codes[((c - c_begin + u) * 2 + m) * kWarp + lane];
+                        codes[u][m] = c + u < c_stop
+                                          ? my_codes[((c - c_begin + u) * 2 + m) * kWarp + lane]
+                                          : make_uint4(0, 0, 0, 0);
             }
 #pragma unroll
             for (int u = 0; u < kU; ++u) {
@@ -333,11 +320,27 @@ __device__ void product(const uint4* w, int blocks, int chunks, const float* src
                         reinterpret_cast<const uint4*>(q8 + (c + u) * kMmaChunk + t * 32);
                     x[0][0] = q[0];
                     x[0][1] = q[1];
+#pragma unroll
+                    for (int h = 0; h < 2; ++h)
+#pragma unroll
+                        for (int k = 0; k < 4; ++k)
+                            code_sum =
+                                __dp4a(static_cast<int>(word_of(x[0][h], k)), 0x01010101, code_sum);
                 }
                 chunk_product<2, 1>(codes[u], x, acc);
             }
         }
-        if (r == 0) mark(stamps, s, 1);
+        if (r == 0) mark(stamps, s, 1, gridDim.x - 1);
+        // The codes are w + 1: subtract this warp's share of the activations' sum from the
+        // token's dots (exact integers; the K-split then adds the shares up with the dots).
+        code_sum += __shfl_xor_sync(0xffffffffu, code_sum, 1);
+        code_sum += __shfl_xor_sync(0xffffffffu, code_sum, 2);
+        code_sum = __shfl_sync(0xffffffffu, code_sum, 0);
+#pragma unroll
+        for (int m = 0; m < 2; ++m) {
+            acc[m][0][0] -= code_sum;
+            acc[m][0][2] -= code_sum;
+        }
         if constexpr (KSPLIT > 1) {
             // Integer partial sums of a pair's warps added in shared memory (exact in any order).
 #pragma unroll
@@ -362,12 +365,12 @@ __device__ void product(const uint4* w, int blocks, int chunks, const float* src
                     for (int i = 0; i < 4; ++i)
                         acc[m][0][i] = partial[(warp * 8 + m * 4 + i) * kWarp + lane];
         }
-        if (r == 0) mark(stamps, s, 2);
+        if (r == 0) mark(stamps, s, 2, gridDim.x - 1);
         if (writer && active) {
             if (add_into && r > 0) load_old(epi, pair, g, old);
-            write_token(acc, pair, g, old, s.act_scale, s.act_sum, epi);
+            write_token(acc, pair, g, old, act_scale, epi);
         }
-        if (r == 0) mark(stamps, s, 3);
+        if (r == 0) mark(stamps, s, 3, gridDim.x - 1);
         if constexpr (KSPLIT > 1) __syncthreads();  // partial is reused by the next round
     }
 }
@@ -376,8 +379,9 @@ __device__ void product(const uint4* w, int blocks, int chunks, const float* src
 // are latency bound: shorter per-warp chains, as long as no round is added).
 __device__ void product_phase(const DecodeMatrix& m, const float* src, int cols,
                               const float* norm_w, float eps, const MmaEpilogue& epi, bool wait,
-                              unsigned* barrier, unsigned long long* stamps, std::int8_t* q8,
-                              int* partial, float* norm_smem, uint4* code_smem, Scratch& s) {
+                              unsigned long long* barrier, unsigned long long* stamps,
+                              std::int8_t* q8, int* partial, float* norm_smem, uint4* code_smem,
+                              Scratch& s) {
     const auto* w = reinterpret_cast<const uint4*>(m.words);
     const int blocks = m.blocks;
     const int chunks = m.padded_cols / kMmaChunk;
@@ -530,7 +534,7 @@ __device__ __noinline__ void attention_phase(const DecodeStep& p, int layer, int
             }
         }
         __syncthreads();
-        mark(p.stamps, s, 0);
+        mark(p.stamps, s, 0, 0);
         for (int q = threadIdx.x; q <= pos; q += kThreads) {
             float lanes[8] = {0, 0, 0, 0, 0, 0, 0, 0};
             if (q < pos) {
@@ -563,7 +567,7 @@ __device__ __noinline__ void attention_phase(const DecodeStep& p, int layer, int
             scores[q] = __fmul_rn(dot, sh.scale);
         }
         __syncthreads();
-        mark(p.stamps, s, 1);
+        mark(p.stamps, s, 1, 0);
         float m = -INFINITY;
         for (int q = threadIdx.x; q <= pos; q += kThreads) m = fmaxf(m, scores[q]);
         m = block_max_any(m, s);
@@ -576,7 +580,7 @@ __device__ __noinline__ void attention_phase(const DecodeStep& p, int layer, int
         const double total = block_sum(sum, s);
         const float inv = static_cast<float>(1.0 / total);
         for (int q = threadIdx.x; q <= pos; q += kThreads) scores[q] = __fmul_rn(scores[q], inv);
-        mark(p.stamps, s, 2);
+        mark(p.stamps, s, 2, 0);
         // V over the cached positions 0 .. pos - 1 in tiles (next tile in flight), then the row's
         // own value: position by position, as the CPU adds them.
         float acc = 0;
@@ -612,7 +616,7 @@ __device__ __noinline__ void attention_phase(const DecodeStep& p, int layer, int
             }
         }
         __syncthreads();
-        mark(p.stamps, s, 3);
+        mark(p.stamps, s, 3, 0);
         if (static_cast<int>(threadIdx.x) < width) {
             acc = __fadd_rn(acc, __fmul_rn(scores[pos], vcur[d0 + threadIdx.x]));
             p.att[h * hd + d0 + threadIdx.x] = acc;

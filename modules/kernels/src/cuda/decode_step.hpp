@@ -55,9 +55,9 @@ struct DecodeStep {
     float *x = nullptr, *q = nullptr, *k = nullptr, *v = nullptr, *att = nullptr, *g = nullptr;
     const float* output_norm = nullptr;
     std::uint16_t* out_half = nullptr;  // the final norm, F16: the head's input
-    unsigned* barrier = nullptr;        // two words, zero before the first launch
-    // Profiling (BITNET_CUDA_STEP_PROFILE=1): [0] start, then per grid barrier the time the last
-    // block arrived and the time block 0 left; nullptr: off.
+    unsigned long long* barrier = nullptr;  // the grid barrier's counter, zero at first
+    // Profiling (BITNET_CUDA_STEP_PROFILE=1): [0] start, then per grid barrier (unused) and the
+    // time block 0 left it, the marks inside the phases and every block's arrivals; nullptr: off.
     unsigned long long* stamps = nullptr;
 };
 

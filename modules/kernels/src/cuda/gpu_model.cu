@@ -176,7 +176,6 @@ class CudaModel final : public GpuModel {
         print_profile();
         drop_graphs();
         cudaFreeHost(staging_);
-        cudaFreeHost(pinned_logits_);
         cudaStreamDestroy(stream_);
     }
 
@@ -221,7 +220,16 @@ class CudaModel final : public GpuModel {
             staging_[n + i] = start + i;
             staging_[2 * n + i] = 0;
         }
-        run(n, main_, all_logits ? 0 : n - 1, logits, start, start + n);
+        const int rows = all_logits ? n : 1;
+        if (rows > kPinnedForwardRows) {
+            run(n, main_, n - rows, logits, start, start + n);
+            return;
+        }
+        // A few rows' logits land in pinned memory, then a host copy: the DMA into the caller's
+        // pageable buffer is staged by the driver and took ~10% of a batch-1 step on the H100.
+        const std::size_t floats = static_cast<std::size_t>(rows) * d_.output.rows;
+        run(n, main_, n - rows, pinned(pinned_forward_, floats), start, start + n);
+        std::memcpy(logits, pinned_forward_.data, floats * sizeof(float));
     }
 
     void reserve_sequences(int count, int context) override {
@@ -251,19 +259,31 @@ class CudaModel final : public GpuModel {
         }
         const int rows = last_row_only ? 1 : n;
         const std::size_t floats = static_cast<std::size_t>(rows) * d_.output.rows;
-        if (floats > pinned_logits_size_) {
-            cudaFreeHost(pinned_logits_);
-            pinned_logits_ = nullptr;
-            pinned_logits_size_ = 0;
-            BITNET_CUDA_CHECK(cudaMallocHost(&pinned_logits_, floats * sizeof(float)));
-            pinned_logits_size_ = floats;
-        }
-        run(n, batch_, n - rows, pinned_logits_, positions[0],
+        float* logits = pinned(pinned_logits_, floats);
+        run(n, batch_, n - rows, logits, positions[0],
             *std::max_element(positions, positions + n) + 1);
-        return pinned_logits_;
+        return logits;
     }
 
   private:
+    // Page-locked host memory for logits, grown on demand.
+    struct PinnedFloats {
+        float* data = nullptr;
+        std::size_t size = 0;
+        ~PinnedFloats() { cudaFreeHost(data); }
+    };
+    static float* pinned(PinnedFloats& buffer, std::size_t floats) {
+        if (floats > buffer.size) {
+            cudaFreeHost(buffer.data);
+            buffer.data = nullptr;
+            buffer.size = 0;
+            BITNET_CUDA_CHECK(cudaMallocHost(&buffer.data, floats * sizeof(float)));
+            buffer.size = floats;
+        }
+        return buffer.data;
+    }
+    static constexpr int kPinnedForwardRows = 8;  // forward() rows copied through pinned memory
+
     // The single-token step as one persistent kernel (decode_step.hpp) where the shape fits;
     // BITNET_CUDA_FUSED_STEP=0 keeps the per-kernel step (to compare).
     void prepare_fused_step() {
@@ -298,8 +318,8 @@ class CudaModel final : public GpuModel {
         }
         decode_layers_.allocate(host.size(), "layer tables", bytes_);
         decode_layers_.upload(host.data(), host.size());
-        barrier_.allocate(2, "the grid barrier", bytes_);
-        BITNET_CUDA_CHECK(cudaMemset(barrier_.get(), 0, 2 * sizeof(unsigned)));
+        barrier_.allocate(1, "the grid barrier", bytes_);
+        BITNET_CUDA_CHECK(cudaMemset(barrier_.get(), 0, sizeof(unsigned long long)));
         fused_grid_ = cuda::prepare_decode_step(context_, d_.head_dim);
         const char* profile = std::getenv("BITNET_CUDA_STEP_PROFILE");
         if (profile != nullptr && std::string(profile) == "1")
@@ -309,8 +329,8 @@ class CudaModel final : public GpuModel {
     // BITNET_CUDA_STEP_PROFILE=1: where the fused step's time goes, per phase of a layer (from
     // the stamps the kernel writes at its grid barriers), printed when the model is released.
     static constexpr int kStepPhases = 5;
-    // [0] start; per phase i: [1 + 2i] last block at its barrier, [2 + 2i] block 0 leaving it;
-    // then 4 marks of block 0 inside each phase (decode_step.cu).
+    // [0] start; per phase i: [1 + 2i] unused, [2 + 2i] block 0 leaving its barrier; then 4 marks
+    // inside each phase and every block's arrival at each barrier (decode_step.cu).
     std::size_t stamp_count() const {
         return (1 + 6 * kStepPhases + kStepPhases * static_cast<std::size_t>(fused_grid_)) *
                    layers_.size() +
@@ -321,6 +341,8 @@ class CudaModel final : public GpuModel {
         BITNET_CUDA_CHECK(
             cudaMemcpy(t.data(), stamps_.get(), t.size() * sizeof(t[0]), cudaMemcpyDeviceToHost));
         const std::size_t detail = 1 + 2 * kStepPhases * layers_.size();
+        const std::size_t arrivals = detail + 4 * kStepPhases * layers_.size();
+        block_late_ns_.resize(kStepPhases * static_cast<std::size_t>(fused_grid_));
         unsigned long long left = t[0];
         for (std::size_t i = 0; i < kStepPhases * layers_.size(); ++i) {
             unsigned long long at = left;
@@ -330,13 +352,15 @@ class CudaModel final : public GpuModel {
                 at = m;
             }
             // Each block's arrival at this phase's barrier, after block 0 left the last one.
-            const std::size_t arrivals = detail + 4 * kStepPhases * layers_.size();
-            block_late_ns_.resize(kStepPhases * static_cast<std::size_t>(fused_grid_));
-            for (int b = 0; b < fused_grid_; ++b)
+            unsigned long long last = left;
+            for (int b = 0; b < fused_grid_; ++b) {
+                const unsigned long long arrived = t[arrivals + i * fused_grid_ + b];
                 block_late_ns_[(i % kStepPhases) * fused_grid_ + b] +=
-                    static_cast<double>(t[arrivals + i * fused_grid_ + b] - left);
-            phase_work_ns_[i % kStepPhases] += static_cast<double>(t[1 + 2 * i] - left);
-            phase_wait_ns_[i % kStepPhases] += static_cast<double>(t[2 + 2 * i] - t[1 + 2 * i]);
+                    static_cast<double>(arrived - left);
+                last = std::max(last, arrived);
+            }
+            phase_work_ns_[i % kStepPhases] += static_cast<double>(last - left);
+            phase_wait_ns_[i % kStepPhases] += static_cast<double>(t[2 + 2 * i] - last);
             left = t[2 + 2 * i];
         }
         ++profiled_steps_;
@@ -604,8 +628,8 @@ class CudaModel final : public GpuModel {
     Buffer<int> rows_;        // tokens, positions, slots of the current rows
     int* staging_ = nullptr;  // pinned: the same, on the host
     int staging_rows_ = 0;
-    float* pinned_logits_ = nullptr;  // forward_sequences() results
-    std::size_t pinned_logits_size_ = 0;
+    PinnedFloats pinned_logits_;   // forward_sequences() results
+    PinnedFloats pinned_forward_;  // forward() results of a few rows
     // (rows, pool, first logits, fused step, attention span)
     std::map<std::tuple<int, int, int, bool, int>, cudaGraphExec_t> graphs_;
     Buffer<float> x_, q_, k_, v_, att_, scores_, g_, act_scales_, logits_;
@@ -613,7 +637,7 @@ class CudaModel final : public GpuModel {
     Buffer<int> act_sums_;
     Buffer<std::int8_t> q8_;
     Buffer<cuda::DecodeLayer> decode_layers_;  // the fused step's layer table
-    Buffer<unsigned> barrier_;
+    Buffer<unsigned long long> barrier_;
     int fused_grid_ = 0;  // blocks of the fused step; 0: not used
     Buffer<unsigned long long> stamps_;
     double phase_work_ns_[kStepPhases] = {}, phase_wait_ns_[kStepPhases] = {};
