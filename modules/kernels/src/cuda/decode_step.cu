@@ -144,13 +144,14 @@ __device__ __forceinline__ void request_norm_weights(const float* w, int cols, f
         copy_async16(to + i, w + i);
 }
 
-// rmsnorm then int8 quantization of one row into shared memory (zero padded to `padded`):
-// rmsnorm_quantize's rules; returns the activation scale (every thread has it). The sum of the
-// codes is not reduced here: each warp of a product adds up the codes of its own chunks
+// rmsnorm then int8 quantization of one row into shared memory (zero past the row, up to
+// kMaxCols): rmsnorm_quantize's rules; returns the activation scale (every thread has it). The sum
+// of the codes is not reduced here: each warp of a product adds up the codes of its own chunks
 // (product()), an exact integer sum in any order, without a block-wide reduction. All of a
-// thread's values are loaded at once and kept in registers.
-__device__ __noinline__ float norm_quantize(const float* x, const float* nw, int cols, int padded,
-                                            float eps, std::int8_t* q, Scratch& s) {
+// thread's values are loaded at once and kept in registers; the loops past the row are
+// branch-free (its values are zero), except the double-precision squares, which are slow.
+__device__ __noinline__ float norm_quantize(const float* x, const float* nw, int cols, float eps,
+                                            std::int8_t* q, Scratch& s) {
     float v[kNormPer];
     double squares = 0;
 #pragma unroll
@@ -159,7 +160,10 @@ __device__ __noinline__ float norm_quantize(const float* x, const float* nw, int
         v[j] = i < cols ? __ldcg(x + i) : 0.0f;
     }
 #pragma unroll
-    for (int j = 0; j < kNormPer; ++j) squares += static_cast<double>(v[j]) * v[j];
+    for (int j = 0; j < kNormPer; ++j) {
+        if (threadIdx.x + j * kThreads >= cols) break;
+        squares += static_cast<double>(v[j]) * v[j];
+    }
     const double total = block_sum(squares, s);
     const float mean = static_cast<float>(total / cols);
     const float scale = __fdiv_rn(1.0f, sqrtf(__fadd_rn(mean, eps)));
@@ -167,18 +171,15 @@ __device__ __noinline__ float norm_quantize(const float* x, const float* nw, int
 #pragma unroll
     for (int j = 0; j < kNormPer; ++j) {
         const int i = threadIdx.x + j * kThreads;
-        if (i < cols) v[j] = __fmul_rn(__fmul_rn(v[j], scale), nw[i]);
+        v[j] = i < cols ? __fmul_rn(__fmul_rn(v[j], scale), nw[i]) : 0.0f;
         m = fmaxf(m, fabsf(v[j]));
     }
     m = block_max(m, s);
     const float a = static_cast<float>(127.0 / fmax(static_cast<double>(m), 1e-5));
 #pragma unroll
-    for (int j = 0; j < kNormPer; ++j) {
-        const int i = threadIdx.x + j * kThreads;
-        if (i < padded)
-            q[i] = static_cast<std::int8_t>(
-                i < cols ? max(-128, min(127, __float2int_rn(__fmul_rn(v[j], a)))) : 0);
-    }
+    for (int j = 0; j < kNormPer; ++j)
+        q[threadIdx.x + j * kThreads] =
+            static_cast<std::int8_t>(max(-128, min(127, __float2int_rn(__fmul_rn(v[j], a)))));
     __syncthreads();
     return a;
 }
@@ -287,7 +288,7 @@ __device__ void product(const uint4* w, int blocks, int chunks, const float* src
     if (wait) grid_wait(barrier, stamps, s);
     wait_async();
     __syncthreads();
-    const float act_scale = norm_quantize(src, norm_smem, cols, chunks * kMmaChunk, eps, q8, s);
+    const float act_scale = norm_quantize(src, norm_smem, cols, eps, q8, s);
     mark(stamps, s, 0, gridDim.x - 1);
     const int rounds = (pairs + stride - 1) / stride;
     for (int r = 0; r < rounds; ++r) {
