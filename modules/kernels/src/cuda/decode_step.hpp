@@ -54,7 +54,7 @@ struct DecodeStep {
     const float* sin_table = nullptr;
     float *x = nullptr, *q = nullptr, *k = nullptr, *v = nullptr, *att = nullptr, *g = nullptr;
     const float* output_norm = nullptr;
-    std::uint16_t* out_half = nullptr;  // the final norm, F16: the head's input
+    std::uint16_t* out_half = nullptr;      // the final norm, F16: the head's input
     unsigned long long* barrier = nullptr;  // the grid barrier's counter, zero at first
     // Profiling (BITNET_CUDA_STEP_PROFILE=1): [0] start, then per grid barrier (unused) and the
     // time block 0 left it, the marks inside the phases and every block's arrivals; nullptr: off.
