@@ -79,6 +79,9 @@ void BM_I2S_ffn_down_6912x2560(benchmark::State& s) {
 void BM_I2S_avx2_ffn_up(benchmark::State& s) {
     matmul(s, TypeId::I2_S, 6912, 2560, bitnet::kernels::CpuIsa::Avx2);
 }
+void BM_I2S_vnni_ffn_up(benchmark::State& s) {
+    matmul(s, TypeId::I2_S, 6912, 2560, bitnet::kernels::CpuIsa::Avx512Vnni);
+}
 void BM_TL1_ffn_up(benchmark::State& s) {
     matmul(s, TypeId::I2_S, 6912, 2560, bitnet::kernels::CpuIsa::Avx2, Kernel::Tl1);
 }
@@ -108,6 +111,7 @@ BENCHMARK(BM_I2S_ffn_up_2560x6912)
     ->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_I2S_ffn_down_6912x2560)->Args({1, 2})->Args({128, 2})->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_I2S_avx2_ffn_up)->Args({1, 2})->Args({128, 2})->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_I2S_vnni_ffn_up)->Args({1, 1})->Args({1, 2})->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_TL1_ffn_up)->Args({1, 2})->Args({128, 2})->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_TL2_ffn_up)->Args({1, 2})->Args({128, 2})->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_TQ2_0_ffn_up)->Args({1, 2})->Args({128, 2})->Unit(benchmark::kMillisecond);
