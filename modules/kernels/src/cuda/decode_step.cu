@@ -522,12 +522,17 @@ __device__ __noinline__ void attention_phase(const DecodeStep& p, int layer, int
         const std::size_t base = cache_base(h);
         const __half* keys = reinterpret_cast<const __half*>(p.k_cache) + base;
         const __half* values = reinterpret_cast<const __half*>(p.v_cache) + base + d0;
+        // The row's own key also goes with the staged ones where they fit: a thread taking it
+        // from kcur instead ran a second path in the scores' one busy warp (same products: kcur
+        // holds the same F16 values).
+        const bool own_staged = first && pos < kKeyStage;
         for (int i = threadIdx.x; i < hd; i += kThreads) {
             qh[i] = __half2float(__float2half_rn(rotated(p.q + h * hd, i, half_dim, cs, sn)));
             const __half kh = __float2half_rn(rotated(p.k + kvh * hd, i, half_dim, cs, sn));
             const __half vh = __float2half_rn(__ldcg(p.v + kvh * hd + i));
             kcur[i] = __half2float(kh);
             vcur[i] = __half2float(vh);
+            if (own_staged) key_stage[pos * hd + ((i / 8) ^ (pos & swizzle)) * 8 + i % 8] = kh;
             if (h % group == 0 && slice == 0) {
                 const std::size_t at = base + static_cast<std::size_t>(pos) * kv_dim + i;
                 reinterpret_cast<__half*>(p.k_cache)[at] = kh;
@@ -538,7 +543,7 @@ __device__ __noinline__ void attention_phase(const DecodeStep& p, int layer, int
         mark(p.stamps, s, 0, 0);
         for (int q = threadIdx.x; q <= pos; q += kThreads) {
             float lanes[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-            if (q < pos) {
+            if (q < pos || own_staged) {
                 if (first && q < kKeyStage) {
                     const auto* staged_key = reinterpret_cast<const uint4*>(key_stage + q * hd);
 #pragma unroll
