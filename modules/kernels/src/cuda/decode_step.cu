@@ -36,7 +36,6 @@ constexpr int kPartialInts = kWarps * 8 * kWarp;           // a warp's 2x1x4 acc
 struct Scratch {
     double d[kWarps];
     float f[kWarps];
-    int i[kWarps];
     int barriers;  // grid barriers passed (profiling stamps)
     int detail;    // where the marks inside the phases start in the stamps
     int layers;

@@ -225,8 +225,8 @@ class CudaModel final : public GpuModel {
             run(n, main_, n - rows, logits, start, start + n);
             return;
         }
-        // A few rows' logits land in pinned memory, then a host copy: the DMA into the caller's
-        // pageable buffer is staged by the driver and took ~10% of a batch-1 step on the H100.
+        // A few rows' logits land in pinned memory, then a host copy: a copy into the caller's
+        // pageable buffer is staged by the driver, a slower round between two decode steps.
         const std::size_t floats = static_cast<std::size_t>(rows) * d_.output.rows;
         run(n, main_, n - rows, pinned(pinned_forward_, floats), start, start + n);
         std::memcpy(logits, pinned_forward_.data, floats * sizeof(float));
@@ -270,6 +270,9 @@ class CudaModel final : public GpuModel {
     struct PinnedFloats {
         float* data = nullptr;
         std::size_t size = 0;
+        PinnedFloats() = default;
+        PinnedFloats(const PinnedFloats&) = delete;
+        PinnedFloats& operator=(const PinnedFloats&) = delete;
         ~PinnedFloats() { cudaFreeHost(data); }
     };
     static float* pinned(PinnedFloats& buffer, std::size_t floats) {
