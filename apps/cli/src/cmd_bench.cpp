@@ -56,6 +56,9 @@ Command add_bench_command(CLI::App& app) {
     cmd->add_option("--kernel", o->gen.kernel, "auto | i2s | tl1 | tl2 | ref")
         ->capture_default_str();
     cmd->add_option("--device", o->gen.device, "auto | cpu | cuda[:N]");
+    cmd->add_flag("--mmap", o->gen.mmap,
+                  "CPU: read the weights in place from the file's mapping (no copy into huge "
+                  "pages; pages shared with other processes, decode a few % slower)");
     cmd->add_option("--head", o->gen.head, "Output head: f16 | q8_0")
         ->check(CLI::IsMember({"f16", "q8_0"}))
         ->capture_default_str();

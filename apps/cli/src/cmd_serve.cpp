@@ -65,6 +65,9 @@ Command add_serve_command(CLI::App& app) {
         ->check(CLI::IsMember({"f16", "q8_0"}))
         ->capture_default_str();
     cmd->add_option("--device", o->gen.device, "auto | cpu | cuda[:N]");
+    cmd->add_flag("--mmap", o->gen.mmap,
+                  "CPU: read the weights in place from the file's mapping (no copy into huge "
+                  "pages; pages shared with other processes, decode a few % slower)");
     return {cmd, [o]() {
                 // Signals are taken by one thread with sigwait(); every other thread (OpenMP,
                 // HTTP, scheduler) inherits this mask, so none is interrupted by them.

@@ -36,6 +36,9 @@ void add_generation_options(CLI::App* cmd, GenerationOptions& o) {
         ->capture_default_str();
     cmd->add_option("--device", o.device,
                     "auto | cpu | cuda[:N] (default: BITNET_DEVICE, else auto)");
+    cmd->add_flag("--mmap", o.mmap,
+                  "CPU: read the weights in place from the file's mapping (no copy into huge "
+                  "pages; pages shared with other processes, decode a few % slower)");
     cmd->add_flag("--flash-attn,-f", o.flash_attn,
                   "llama.cpp's flash-attention numerics (F16 accumulation)");
     cmd->add_flag("--context-shift", o.context_shift,
@@ -74,6 +77,7 @@ std::unique_ptr<inference::Engine> load_engine(const GenerationOptions& o) {
     e.head = o.head;
     e.device = !o.device.empty() ? o.device : env.device.value_or("auto");
     e.flash_attention = o.flash_attn;
+    e.keep_mapped = o.mmap;
     e.context_shift = o.context_shift;
     return inference::Engine::load(e);
 }

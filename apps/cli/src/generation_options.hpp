@@ -21,6 +21,7 @@ struct GenerationOptions {
     std::string head = "f16";
     std::string device;
     bool flash_attn = false;
+    bool mmap = false;  // keep the weights in the file's mapping (CPU copies them to huge pages)
     bool context_shift = false;
     float temperature = 0.8f;
     int top_k = 40;

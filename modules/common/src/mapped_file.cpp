@@ -5,13 +5,42 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <fstream>
+#include <thread>
 #include <utility>
+#include <vector>
 
 #include "bitnet/common/error.hpp"
 
 namespace bitnet {
+namespace {
+
+constexpr std::size_t kHugePage = std::size_t{2} << 20;
+
+std::size_t round_up(std::size_t n, std::size_t to) {
+    return (n + to - 1) / to * to;
+}
+
+// `length` bytes of anonymous memory starting at a 2 MB boundary (huge pages need aligned
+// addresses), or nullptr. The slack around the aligned range is given back.
+std::uint8_t* map_aligned(std::size_t length, int protection) {
+    void* region = ::mmap(nullptr, length + kHugePage, protection,
+                          MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (region == MAP_FAILED) return nullptr;
+    auto* base = static_cast<std::uint8_t*>(region);
+    auto* aligned = reinterpret_cast<std::uint8_t*>(
+        round_up(reinterpret_cast<std::uintptr_t>(base), kHugePage));
+    if (aligned > base) ::munmap(base, static_cast<std::size_t>(aligned - base));
+    const std::size_t tail = static_cast<std::size_t>(base + length + kHugePage - aligned) - length;
+    if (tail > 0) ::munmap(aligned + length, tail);
+    return aligned;
+}
+
+}  // namespace
 
 MappedFile::MappedFile(const std::string& path) : path_(path) {
     int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -26,17 +55,25 @@ MappedFile::MappedFile(const std::string& path) : path_(path) {
         fail(ErrorCode::Io, path + ": not a regular file");
     }
     size_ = static_cast<std::size_t>(st.st_size);
-    if (size_ > 0) {
-        void* mapped = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
-        if (mapped == MAP_FAILED) {
-            int err = errno;
-            ::close(fd);
-            fail(ErrorCode::Io, path + ": mmap of " + std::to_string(size_) + " bytes failed (" +
-                                    std::strerror(err) + ")");
-        }
-        data_ = static_cast<const std::uint8_t*>(mapped);
+    if (size_ == 0) {
+        ::close(fd);
+        return;
     }
-    ::close(fd);  // the mapping keeps the file alive
+    // The file goes at a 2 MB boundary of a reserved range rounded up to 2 MB, so that
+    // copy_to_huge_pages() can later put whole huge pages at the same addresses.
+    reserved_ = round_up(size_, kHugePage);
+    std::uint8_t* base = map_aligned(reserved_, PROT_NONE);
+    void* mapped = base == nullptr ? MAP_FAILED
+                                   : ::mmap(base, size_, PROT_READ, MAP_PRIVATE | MAP_FIXED, fd, 0);
+    if (mapped == MAP_FAILED) {
+        int err = errno;
+        if (base != nullptr) ::munmap(base, reserved_);
+        ::close(fd);
+        fail(ErrorCode::Io, path + ": mmap of " + std::to_string(size_) + " bytes failed (" +
+                                std::strerror(err) + ")");
+    }
+    data_ = static_cast<const std::uint8_t*>(mapped);
+    fd_ = fd;
 }
 
 MappedFile::~MappedFile() {
@@ -46,7 +83,10 @@ MappedFile::~MappedFile() {
 MappedFile::MappedFile(MappedFile&& other) noexcept
     : path_(std::move(other.path_)),
       data_(std::exchange(other.data_, nullptr)),
-      size_(std::exchange(other.size_, 0)) {}
+      size_(std::exchange(other.size_, 0)),
+      reserved_(std::exchange(other.reserved_, 0)),
+      fd_(std::exchange(other.fd_, -1)),
+      copied_(std::exchange(other.copied_, false)) {}
 
 MappedFile& MappedFile::operator=(MappedFile&& other) noexcept {
     if (this != &other) {
@@ -54,14 +94,55 @@ MappedFile& MappedFile::operator=(MappedFile&& other) noexcept {
         path_ = std::move(other.path_);
         data_ = std::exchange(other.data_, nullptr);
         size_ = std::exchange(other.size_, 0);
+        reserved_ = std::exchange(other.reserved_, 0);
+        fd_ = std::exchange(other.fd_, -1);
+        copied_ = std::exchange(other.copied_, false);
     }
     return *this;
 }
 
 void MappedFile::release() noexcept {
-    if (data_ != nullptr) ::munmap(const_cast<std::uint8_t*>(data_), size_);
+    if (data_ != nullptr) ::munmap(const_cast<std::uint8_t*>(data_), reserved_);
+    if (fd_ >= 0) ::close(fd_);
     data_ = nullptr;
-    size_ = 0;
+    size_ = reserved_ = 0;
+    fd_ = -1;
+    copied_ = false;
+}
+
+bool MappedFile::copy_to_huge_pages() {
+    if (copied_ || data_ == nullptr) return copied_;
+    std::uint8_t* copy = map_aligned(reserved_, PROT_READ | PROT_WRITE);
+    if (copy == nullptr) return false;
+    ::madvise(copy, reserved_, MADV_HUGEPAGE);
+    // Window by window, so the file's pages leave the resident set as the copy's arrive; on a
+    // few threads (one thread's page faults made a 1.2 GB copy take 0.36 s, two took 0.21 s).
+    constexpr std::size_t kWindow = 64ull << 20;
+    auto* source = const_cast<std::uint8_t*>(data_);
+    const auto page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+    std::atomic<std::size_t> next{0};
+    auto copy_windows = [&] {
+        for (std::size_t at; (at = next.fetch_add(kWindow)) < size_;) {
+            const std::size_t n = std::min(kWindow, size_ - at);
+            std::memcpy(copy + at, source + at, n);
+            ::madvise(source + at, round_up(n, page), MADV_DONTNEED);
+        }
+    };
+    {
+        const unsigned helpers =
+            std::min(3u, std::max(1u, std::thread::hardware_concurrency()) - 1);
+        std::vector<std::jthread> threads;
+        for (unsigned i = 0; i < helpers; ++i) threads.emplace_back(copy_windows);
+        copy_windows();
+    }
+    // Read-only like the mapping, then moved over it: same addresses, the file unmapped.
+    if (::mprotect(copy, reserved_, PROT_READ) != 0 ||
+        ::mremap(copy, reserved_, reserved_, MREMAP_MAYMOVE | MREMAP_FIXED, source) == MAP_FAILED) {
+        ::munmap(copy, reserved_);
+        return false;  // the mapping is intact: dropped pages fault in from the file again
+    }
+    copied_ = true;
+    return true;
 }
 
 void MappedFile::advise_dont_need(const std::uint8_t* data, std::size_t size) const {
@@ -70,11 +151,29 @@ void MappedFile::advise_dont_need(const std::uint8_t* data, std::size_t size) co
     // Only whole pages inside the range.
     const std::uintptr_t begin = (reinterpret_cast<std::uintptr_t>(data) + page - 1) / page * page;
     const std::uintptr_t end = (reinterpret_cast<std::uintptr_t>(data) + size) / page * page;
-    if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+    if (end <= begin) return;
+    if (!copied_) {
+        ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+        return;
+    }
+    // Private memory would read back as zeros: map the file there again instead (data_ is page
+    // aligned, so address and file offset stay in step).
+    const auto offset = static_cast<off_t>(begin - reinterpret_cast<std::uintptr_t>(data_));
+    ::mmap(reinterpret_cast<void*>(begin), end - begin, PROT_READ, MAP_PRIVATE | MAP_FIXED, fd_,
+           offset);
 }
 
 void MappedFile::advise_will_need() const {
-    if (data_ != nullptr) ::madvise(const_cast<std::uint8_t*>(data_), size_, MADV_WILLNEED);
+    if (data_ != nullptr && !copied_)
+        ::madvise(const_cast<std::uint8_t*>(data_), size_, MADV_WILLNEED);
+}
+
+bool transparent_huge_pages_available() {
+    std::ifstream in("/sys/kernel/mm/transparent_hugepage/enabled");
+    std::string line;
+    if (!std::getline(in, line)) return false;
+    return line.find("[always]") != std::string::npos ||
+           line.find("[madvise]") != std::string::npos;
 }
 
 }  // namespace bitnet

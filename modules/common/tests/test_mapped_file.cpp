@@ -1,6 +1,8 @@
 #include <catch2/catch.hpp>
 
+#include <cstring>
 #include <fstream>
+#include <vector>
 
 #include "bitnet/common/error.hpp"
 #include "bitnet/common/mapped_file.hpp"
@@ -43,4 +45,53 @@ TEST_CASE("mapping a missing file is a NotFound error naming the path") {
 TEST_CASE("mapping a directory is an Io error") {
     test::TempDir dir("mmap-dir");
     CHECK_THROWS_AS(MappedFile(dir.path().string()), Error);
+}
+
+namespace {
+
+// A file of `size` pseudo-random bytes (not a multiple of the page or huge-page size).
+std::vector<std::uint8_t> write_random_file(const std::string& path, std::size_t size) {
+    std::vector<std::uint8_t> bytes(size);
+    std::uint32_t state = 12345;
+    for (auto& b : bytes) {
+        state = state * 1664525u + 1013904223u;
+        b = static_cast<std::uint8_t>(state >> 24);
+    }
+    std::ofstream(path, std::ios::binary)
+        .write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(size));
+    return bytes;
+}
+
+}  // namespace
+
+TEST_CASE("copying a mapped file into huge pages keeps its bytes at the same addresses") {
+    test::TempDir dir("mmap-huge");
+    const std::string path = dir.file("weights.bin");
+    const std::size_t size = (5u << 20) + 12345;
+    const std::vector<std::uint8_t> expected = write_random_file(path, size);
+    MappedFile file(path);
+    const std::uint8_t* before = file.data();
+    REQUIRE(file.copy_to_huge_pages());
+    CHECK(file.copied());
+    CHECK(file.data() == before);
+    CHECK(std::memcmp(file.data(), expected.data(), size) == 0);
+    CHECK(file.copy_to_huge_pages());  // a second call is a no-op
+
+    // A released range maps back to the file: it reads the file's bytes, not zeros.
+    const std::size_t at = (1u << 20) + 100, n = 3u << 20;
+    file.advise_dont_need(file.data() + at, n);
+    CHECK(std::memcmp(file.data(), expected.data(), size) == 0);
+
+    MappedFile moved = std::move(file);
+    CHECK(moved.copied());
+    CHECK(std::memcmp(moved.data(), expected.data(), size) == 0);
+}
+
+TEST_CASE("an empty file has nothing to copy") {
+    test::TempDir dir("mmap-huge-empty");
+    const std::string path = dir.file("empty.bin");
+    std::ofstream(path, std::ios::binary).close();
+    MappedFile file(path);
+    CHECK_FALSE(file.copy_to_huge_pages());
+    CHECK_FALSE(file.copied());
 }

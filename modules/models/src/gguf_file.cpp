@@ -361,6 +361,10 @@ void GgufFile::release_pages(const GgufTensorInfo& t) const {
     if (mapping_) mapping_->advise_dont_need(t.data, t.size_bytes);
 }
 
+bool GgufFile::copy_to_huge_pages() const {
+    return mapping_ && mapping_->copy_to_huge_pages();
+}
+
 const GgufTensorInfo* GgufFile::find_tensor(std::string_view name) const {
     auto it = tensor_index_.find(name);
     return it == tensor_index_.end() ? nullptr : &tensors_[it->second];

@@ -2,6 +2,7 @@
 
 #include <immintrin.h>
 #include <omp.h>
+#include <sys/mman.h>
 
 #include <algorithm>
 #include <chrono>
@@ -10,6 +11,7 @@
 #include <memory>
 
 #include "bitnet/common/cpu_features.hpp"
+#include "bitnet/common/error.hpp"
 #include "prefetch.hpp"
 
 namespace bitnet::kernels {
@@ -48,9 +50,14 @@ std::uint64_t sum_chunk_scalar(const std::uint8_t* p) {
 }  // namespace
 
 double measure_read_bandwidth_gbs(int threads, std::uint64_t bytes, int repeats) {
-    bytes = bytes / kChunk * kChunk;
+    constexpr std::uint64_t kHugePage = 2ull << 20;
+    bytes = (bytes + kHugePage - 1) / kHugePage * kHugePage;
     std::unique_ptr<std::uint8_t, decltype(&std::free)> buffer(
-        static_cast<std::uint8_t*>(std::aligned_alloc(64, bytes)), &std::free);
+        static_cast<std::uint8_t*>(std::aligned_alloc(kHugePage, bytes)), &std::free);
+    if (!buffer) fail(ErrorCode::OutOfMemory, "memory read test: cannot allocate its buffer");
+    // The same kind of pages the weights stream from on the CPU (the engine copies them into
+    // huge pages): a floor read from 4 kB pages would flatter the kernels.
+    ::madvise(buffer.get(), bytes, MADV_HUGEPAGE);
     std::memset(buffer.get(), 1, bytes);  // fault every page in before timing
     const bool avx2 = cpu_features().avx2;
     const auto chunks = static_cast<std::int64_t>(bytes / kChunk);

@@ -1,6 +1,7 @@
 // bitnet::MappedFile — a whole file mapped read-only into memory. Model weights are used in
 // place from this mapping (zero copy); the OS pages them in on demand and can share them
-// between processes.
+// between processes. copy_to_huge_pages() trades that sharing for faster streaming: the bytes
+// move into private memory at the same addresses, backed by 2 MB pages where the OS has them.
 #pragma once
 
 #include <cstddef>
@@ -26,10 +27,20 @@ class MappedFile {
     std::span<const std::uint8_t> bytes() const { return {data_, size_}; }
     const std::string& path() const { return path_; }
 
+    // Copies the bytes into private memory at the same addresses (every pointer into the file
+    // stays valid), asking for transparent huge pages: one TLB entry per 2 MB instead of per
+    // 4 kB, which CPU decode (streaming all weights per token) measured ~6% faster. Keeps the
+    // mapping and returns false where the memory cannot be had. Peak resident memory does not
+    // grow: the file's pages are dropped as each window is copied.
+    bool copy_to_huge_pages();
+    // True after copy_to_huge_pages() succeeded.
+    bool copied() const { return copied_; }
+
     // Hints that the whole mapping will be read soon (prefetch); harmless if unsupported.
     void advise_will_need() const;
     // Drops the pages of [data, data + size) from this process's resident set (they are read
-    // back from the file on the next access). For weights that were converted at load.
+    // back from the file on the next access; a copied range is mapped to the file again). For
+    // weights that were converted at load.
     void advise_dont_need(const std::uint8_t* data, std::size_t size) const;
 
   private:
@@ -38,6 +49,13 @@ class MappedFile {
     std::string path_;
     const std::uint8_t* data_ = nullptr;
     std::size_t size_ = 0;
+    std::size_t reserved_ = 0;  // address space at data_: size_ rounded up to 2 MB
+    int fd_ = -1;               // kept open to map copied ranges back to the file
+    bool copied_ = false;
 };
+
+// Whether the OS hands out transparent huge pages to memory that asks for them
+// (/sys/kernel/mm/transparent_hugepage/enabled is "always" or "madvise").
+bool transparent_huge_pages_available();
 
 }  // namespace bitnet

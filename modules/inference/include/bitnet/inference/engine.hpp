@@ -31,6 +31,9 @@ struct EngineOptions {
     bool flash_attention = false;
     bool context_shift = false;  // when the context fills: drop the older half instead of stopping
     std::string head = "auto";   // auto (as stored) | q8_0: re-quantize an F16 output head at load
+    // CPU runs copy the weights into transparent huge pages (faster streaming); true keeps them
+    // in the file's mapping (no copy, pages shared with other processes).
+    bool keep_mapped = false;
 };
 
 struct GenerationRequest {

@@ -79,6 +79,10 @@ class GgufFile {
     const GgufTensorInfo& tensor(std::string_view name) const;  // throws NotFound
     // Releases a tensor's pages from the resident set (memory-mapped files only).
     void release_pages(const GgufTensorInfo& t) const;
+    // Moves the file's bytes into huge-page private memory at the same addresses (see
+    // MappedFile::copy_to_huge_pages); false for in-memory files or where it cannot be done.
+    // Const like release_pages: the bytes and their addresses do not change.
+    bool copy_to_huge_pages() const;
 
   private:
     GgufFile() = default;
