@@ -24,27 +24,41 @@ __attribute__((target("f16c"))) float q8_0_scale(const std::uint8_t* wb, const s
     return _cvtsh_ss(hw) * _cvtsh_ss(hx);
 }
 
+// One block's 8 int32 lane sums as floats.
+__attribute__((target("avx2"))) __m256 q8_0_block_lanes(const std::uint8_t* wb,
+                                                        const std::uint8_t* xb) {
+    const __m256i qw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wb + 2));
+    const __m256i qx = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb + 2));
+    const __m256i p16 = _mm256_maddubs_epi16(_mm256_sign_epi8(qw, qw), _mm256_sign_epi8(qx, qw));
+    return _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, _mm256_set1_epi16(1)));
+}
+
 }  // namespace
 
 // Q8_0 row . Q8_0 activations (ggml's vec_dot_q8_0_q8_0 arithmetic): per 32-block, the sign of
 // the weight moves onto the activation so maddubs (u8 x s8) applies; each block's 8 int32 lane
-// sums are scaled by both block scales and accumulated in 8 float lanes, summed once at the end
-// (a different summation order from the scalar reference: equal within float rounding).
+// sums are scaled by both block scales and accumulated in 8 float lanes (two
+// accumulators: one chain would wait on the FMA latency every block), summed once at the end (a
+// different summation order from the scalar reference: equal within float rounding). The weight
+// lines are asked for ahead: the head streams 350 MB per token.
 __attribute__((target("avx2,f16c,fma"))) float dot_q8_0_avx2(const std::uint8_t* w,
                                                              const std::uint8_t* x,
                                                              std::int64_t cols) {
-    const __m256i ones = _mm256_set1_epi16(1);
-    __m256 acc = _mm256_setzero_ps();
-    for (std::int64_t b = 0; b < cols / 32; ++b) {
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    const std::int64_t blocks = cols / 32;
+    std::int64_t b = 0;
+    for (; b + 2 <= blocks; b += 2) {
         const std::uint8_t* wb = w + b * 34;
         const std::uint8_t* xb = x + b * 34;
-        const __m256i qw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wb + 2));
-        const __m256i qx = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb + 2));
-        const __m256i p16 =
-            _mm256_maddubs_epi16(_mm256_sign_epi8(qw, qw), _mm256_sign_epi8(qx, qw));
-        const __m256 lanes = _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, ones));
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(q8_0_scale(wb, xb)), lanes, acc);
+        _mm_prefetch(reinterpret_cast<const char*>(wb) + kPrefetchBytes, _MM_HINT_T0);
+        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(q8_0_scale(wb, xb)), q8_0_block_lanes(wb, xb), acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_set1_ps(q8_0_scale(wb + 34, xb + 34)),
+                               q8_0_block_lanes(wb + 34, xb + 34), acc1);
     }
+    if (b < blocks)
+        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(q8_0_scale(w + b * 34, x + b * 34)),
+                               q8_0_block_lanes(w + b * 34, x + b * 34), acc0);
+    const __m256 acc = _mm256_add_ps(acc0, acc1);
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
     s = _mm_hadd_ps(s, s);
     s = _mm_hadd_ps(s, s);
