@@ -129,7 +129,7 @@ TEST_CASE("every cpu kernel variant equals the reference on random shapes, 1..17
     }
 }
 
-TEST_CASE("the I2_S prefill tiles (4 rows x 4 tokens, 64-row blocks) equal the reference") {
+TEST_CASE("the I2_S prefill tiles (AVX2 2 x 4, VNNI 4 x 4 in 64-row blocks) equal the reference") {
     // Shapes around the tiling: row blocks and their ragged ends, token groups and their
     // remainders, an odd block count (the row kernel instead).
     auto reference = kernels::make_reference_backend();
