@@ -8,6 +8,7 @@
 #include <cmath>
 #include <span>
 #include "bitnet/common/error.hpp"
+#include "bitnet/common/mapped_file.hpp"
 #include "bitnet/inference/engine.hpp"
 #include "model_files.hpp"
 
@@ -221,6 +222,33 @@ TEST_CASE("a Q8_0 output head (head = q8_0) keeps logits within 1% of the F16 he
     CHECK(relative_l2(b, a) < 1e-2);
     o.head = "q4";
     CHECK_THROWS_WITH(inference::Engine::load(o), Catch::Contains("unknown --head"));
+}
+
+TEST_CASE("weights copied into huge pages give the logits of the file mapping, released or not") {
+    // The copy moves the file's bytes to the same addresses; tensors released after a TL1
+    // repack or a Q8_0 re-quantization of the head map back to the file (the embedding rows
+    // are still read from there). Every configuration must see the same bytes either way.
+    if (!transparent_huge_pages_available())
+        WARN("transparent huge pages are off here: both loads use the file mapping");
+    test::TempDir dir("engine-huge");
+    const std::string path = test::write_synthetic_model(dir, "small", 21);
+    const std::vector<std::int32_t> tokens = {1, 20, 300, 7, 77, 150};
+    for (const auto& [kernel, head] :
+         {std::pair<std::string, std::string>{"i2s", "auto"}, {"tl1", "auto"}, {"i2s", "q8_0"}}) {
+        inference::EngineOptions o;
+        o.model_path = path;
+        o.device = "cpu";
+        o.context = 64;
+        o.threads = 2;
+        o.kernel = kernel;
+        o.head = head;
+        o.keep_mapped = true;
+        const auto mapped = inference::Engine::load(o)->evaluate_all(tokens);
+        o.keep_mapped = false;
+        const auto copied = inference::Engine::load(o)->evaluate_all(tokens);
+        INFO("kernel " << kernel << ", head " << head);
+        CHECK(copied == mapped);
+    }
 }
 
 TEST_CASE("-t bounds the model's own parallel work too (OpenMP's default team)") {
