@@ -124,79 +124,25 @@ void for_token_groups(const I2sProblem& p) {
     }
 }
 
-// AVX2 for several tokens (prefill, batches): one row's unpacked block serves NT tokens, and the
-// maddubs results add up in int16 for kFlushBlocks blocks before one widening per token (the
-// per-block madd + add32 of row_avx2 cost a quarter of the work, and NT int32 accumulators do
-// not fit in 16 registers next to the codes). Bounds: |maddubs| <= 2 * 3 * 128 = 768 for any
-// 2-bit code and int8 activation, 4 per block: 10 blocks stay below 2^15.
-constexpr std::int64_t kFlushBlocks = 10;
-
-template <int NT>
-__attribute__((target("avx2,fma"))) void row_avx2_tokens(const std::uint8_t* w, const I2sProblem& p,
-                                                         std::int64_t t0, std::int64_t r) {
-    const __m256i mask = _mm256_set1_epi8(3);
-    const __m256i ones = _mm256_set1_epi16(1);
-    const std::int64_t blocks = p.cols / kBlock;
-    const std::int8_t* q0 = p.q + t0 * p.cols;
-    // The int32 totals live in memory: 16 registers hold the NT int16 accumulators and the codes.
-    alignas(32) std::int32_t sums[NT][8] = {};
-    for (std::int64_t b0 = 0; b0 < blocks; b0 += kFlushBlocks) {
-        const std::int64_t b1 = std::min(blocks, b0 + kFlushBlocks);
-        __m256i acc[NT];
-        for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_si256();
-        for (std::int64_t b = b0; b < b1; ++b) {
-            const __m256i packed =
-                _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + b * kBlockBytes));
-            const __m256i codes[4] = {_mm256_and_si256(_mm256_srli_epi16(packed, 6), mask),
-                                      _mm256_and_si256(_mm256_srli_epi16(packed, 4), mask),
-                                      _mm256_and_si256(_mm256_srli_epi16(packed, 2), mask),
-                                      _mm256_and_si256(packed, mask)};
-#pragma GCC unroll 4
-            for (int k = 0; k < 4; ++k)
-#pragma GCC unroll 8
-                for (int t = 0; t < NT; ++t) {
-                    const auto* q =
-                        reinterpret_cast<const __m256i*>(q0 + t * p.cols + b * kBlock + k * 32);
-                    acc[t] = _mm256_add_epi16(
-                        acc[t], _mm256_maddubs_epi16(codes[k], _mm256_loadu_si256(q)));
-                    // Keeps the additions in this order: GCC otherwise turns the chains into
-                    // trees of all 4 * NT products at once and spills them.
-                    asm("" : "+x"(acc[t]));
-                }
-        }
-        for (int t = 0; t < NT; ++t) {
-            auto* total = reinterpret_cast<__m256i*>(sums[t]);
-            _mm256_store_si256(
-                total, _mm256_add_epi32(_mm256_load_si256(total), _mm256_madd_epi16(acc[t], ones)));
-        }
-    }
-    for (int t = 0; t < NT; ++t) {
-        const __m256i v = _mm256_load_si256(reinterpret_cast<const __m256i*>(sums[t]));
-        const __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-        const __m128i s2 = _mm_add_epi32(s, _mm_unpackhi_epi64(s, s));
-        p.out[(t0 + t) * p.out_stride + r] =
-            _mm_cvtsi128_si32(_mm_add_epi32(s2, _mm_shuffle_epi32(s2, 1)));
-    }
-}
-
 template <int NT>
 struct Avx2Row {
     static void run(const std::uint8_t* w, const I2sProblem& p, std::int64_t t0, std::int64_t r) {
-        if constexpr (NT == 1)
-            row_avx2<1>(w, p, t0, r);
-        else
-            row_avx2_tokens<NT>(w, p, t0, r);
+        row_avx2<NT>(w, p, t0, r);
     }
 };
 
 // Prefill micro-kernel for AVX2: 2 rows x 4 tokens. Each activation vector loaded serves both
 // rows and each unpacked code vector 4 tokens: 24 loads per block for 32 maddubs, against 33 in
 // the 1 x 8 row kernel, whose loads were its limit (llvm-mca: 32.5 cycles per block on Zen 3).
-// int16 accumulation as in row_avx2_tokens. Measured on the Zen 3 VM (1 thread, 256 x 2560,
-// 64 tokens): 101 GMAC/s against 92 for the row kernel; near the core's limit for this method
-// (~1.45 maddubs + add pairs per cycle measured). The same step in assembly, without GCC's
-// accumulator spills, was no faster.
+// The maddubs results add up in int16 for kFlushBlocks blocks before one widening per
+// accumulator (the row kernel widens every block; 8 int32 accumulators would not fit in 16
+// registers next to the codes). Bounds: |maddubs| <= 2 * 3 * 128 = 768 for any 2-bit code and
+// int8 activation, 4 per block: 10 blocks stay below 2^15.
+// Measured on the Zen 3 VM (1 thread, 256 x 2560, 64 tokens): 101 GMAC/s against 92 for the row
+// kernel, near this method's limit on that core (~1.45 maddubs + add pairs per cycle). The same
+// step in assembly, without GCC's accumulator spills, was no faster.
 constexpr int kAvx2TileRows = 2, kAvx2TileTokens = 4;
+constexpr std::int64_t kFlushBlocks = 10;
 
 __attribute__((target("avx2,fma"))) void tile_avx2(const I2sProblem& p, std::int64_t t0,
                                                    std::int64_t r0) {
@@ -231,7 +177,8 @@ __attribute__((target("avx2,fma"))) void tile_avx2(const I2sProblem& p, std::int
                     acc[t] = _mm256_add_epi16(acc[t], _mm256_maddubs_epi16(c0, a));
                     acc[kAvx2TileTokens + t] =
                         _mm256_add_epi16(acc[kAvx2TileTokens + t], _mm256_maddubs_epi16(c1, a));
-                    // In this order (see row_avx2_tokens).
+                    // Keeps the additions in this order: GCC otherwise turns the chains into
+                    // trees of all the products at once and spills them.
                     asm("" : "+x"(acc[t]), "+x"(acc[kAvx2TileTokens + t]));
                 }
             }
