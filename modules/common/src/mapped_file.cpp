@@ -86,7 +86,8 @@ MappedFile::MappedFile(MappedFile&& other) noexcept
       size_(std::exchange(other.size_, 0)),
       reserved_(std::exchange(other.reserved_, 0)),
       fd_(std::exchange(other.fd_, -1)),
-      copied_(std::exchange(other.copied_, false)) {}
+      copied_(std::exchange(other.copied_, false)),
+      released_(std::move(other.released_)) {}
 
 MappedFile& MappedFile::operator=(MappedFile&& other) noexcept {
     if (this != &other) {
@@ -97,6 +98,7 @@ MappedFile& MappedFile::operator=(MappedFile&& other) noexcept {
         reserved_ = std::exchange(other.reserved_, 0);
         fd_ = std::exchange(other.fd_, -1);
         copied_ = std::exchange(other.copied_, false);
+        released_ = std::move(other.released_);
     }
     return *this;
 }
@@ -108,6 +110,7 @@ void MappedFile::release() noexcept {
     size_ = reserved_ = 0;
     fd_ = -1;
     copied_ = false;
+    released_.clear();
 }
 
 bool MappedFile::copy_to_huge_pages() {
@@ -117,15 +120,38 @@ bool MappedFile::copy_to_huge_pages() {
     ::madvise(copy, reserved_, MADV_HUGEPAGE);
     // Window by window, so the file's pages leave the resident set as the copy's arrive; on a
     // few threads (one thread's page faults made a 1.2 GB copy take 0.36 s, two took 0.21 s).
-    constexpr std::size_t kWindow = 64ull << 20;
+    constexpr std::size_t kWindow = 16ull << 20;
     auto* source = const_cast<std::uint8_t*>(data_);
     const auto page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+    // Released ranges are not copied, widened to whole 2 MB pages: a huge page holding a few
+    // copied bytes next to a released tensor would be allocated whole (the TL repack released
+    // the I2_S tensors around every norm vector: +300 MB of peak RSS). The small tensors in the
+    // widened ranges are read from the file like the released ones.
+    const std::size_t file_end = round_up(size_, page);
+    std::vector<std::pair<std::size_t, std::size_t>> skipped;
+    for (const auto& [b, e] : released_)
+        skipped.emplace_back(b / kHugePage * kHugePage, std::min(round_up(e, kHugePage), file_end));
     std::atomic<std::size_t> next{0};
     auto copy_windows = [&] {
         for (std::size_t at; (at = next.fetch_add(kWindow)) < size_;) {
-            const std::size_t n = std::min(kWindow, size_ - at);
-            std::memcpy(copy + at, source + at, n);
-            ::madvise(source + at, round_up(n, page), MADV_DONTNEED);
+            const std::size_t end = std::min(at + kWindow, size_);
+            // Skipped ranges: reading them would bring released pages back.
+            for (std::size_t from = at; from < end;) {
+                std::size_t to = end, resume = end;
+                for (const auto& [b, e] : skipped)
+                    if (b < to && e > from) {
+                        if (b <= from) {
+                            to = from;  // inside a skipped range: jump past it
+                            resume = std::min(e, end);
+                            break;
+                        }
+                        to = b;
+                        resume = to;
+                    }
+                if (to > from) std::memcpy(copy + from, source + from, to - from);
+                from = std::max(resume, to);
+            }
+            ::madvise(source + at, round_up(end - at, page), MADV_DONTNEED);
         }
     };
     {
@@ -142,7 +168,14 @@ bool MappedFile::copy_to_huge_pages() {
         return false;  // the mapping is intact: dropped pages fault in from the file again
     }
     copied_ = true;
+    // The skipped ranges read from the file again.
+    for (const auto& [b, e] : skipped) map_file_range(b, e);
     return true;
+}
+
+void MappedFile::map_file_range(std::size_t begin, std::size_t end) const {
+    ::mmap(const_cast<std::uint8_t*>(data_) + begin, end - begin, PROT_READ,
+           MAP_PRIVATE | MAP_FIXED, fd_, static_cast<off_t>(begin));
 }
 
 void MappedFile::advise_dont_need(const std::uint8_t* data, std::size_t size) const {
@@ -152,15 +185,15 @@ void MappedFile::advise_dont_need(const std::uint8_t* data, std::size_t size) co
     const std::uintptr_t begin = (reinterpret_cast<std::uintptr_t>(data) + page - 1) / page * page;
     const std::uintptr_t end = (reinterpret_cast<std::uintptr_t>(data) + size) / page * page;
     if (end <= begin) return;
+    const auto base = reinterpret_cast<std::uintptr_t>(data_);
+    released_.emplace_back(begin - base, end - base);
     if (!copied_) {
         ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
         return;
     }
     // Private memory would read back as zeros: map the file there again instead (data_ is page
     // aligned, so address and file offset stay in step).
-    const auto offset = static_cast<off_t>(begin - reinterpret_cast<std::uintptr_t>(data_));
-    ::mmap(reinterpret_cast<void*>(begin), end - begin, PROT_READ, MAP_PRIVATE | MAP_FIXED, fd_,
-           offset);
+    map_file_range(begin - base, end - base);
 }
 
 void MappedFile::advise_will_need() const {

@@ -95,3 +95,16 @@ TEST_CASE("an empty file has nothing to copy") {
     CHECK_FALSE(file.copy_to_huge_pages());
     CHECK_FALSE(file.copied());
 }
+
+TEST_CASE("ranges released before the copy are not copied and still read the file") {
+    test::TempDir dir("mmap-huge-released");
+    const std::string path = dir.file("weights.bin");
+    const std::size_t size = (7u << 20) + 999;
+    const std::vector<std::uint8_t> expected = write_random_file(path, size);
+    MappedFile file(path);
+    // Two released ranges: one inside the first copy window, one across the end of the file.
+    file.advise_dont_need(file.data() + 4096 * 3 + 17, 4096 * 40);
+    file.advise_dont_need(file.data() + (5u << 20), size - (5u << 20));
+    REQUIRE(file.copy_to_huge_pages());
+    CHECK(std::memcmp(file.data(), expected.data(), size) == 0);
+}

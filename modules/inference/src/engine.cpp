@@ -81,8 +81,9 @@ std::unique_ptr<kernels::Backend> choose_backend(const std::string& kernel, int 
 }
 
 // CPU decode streams every weight once per token; from 2 MB pages it ran ~6% faster on the
-// 2-core VM (fewer TLB misses, prefetches past 4 kB boundaries). Done before any tensor's
-// pages are released (a released range maps back to the file).
+// 2-core VM (fewer TLB misses, prefetches past 4 kB boundaries). Done after the TL repack and
+// the head's re-quantization released their tensors: those are not copied (peak RSS stays as
+// with the mapping; the embedding rows of a re-quantized head are read from the file).
 void keep_weights_in_huge_pages(const models::GgufFile& file, bool keep_mapped) {
     if (keep_mapped) return;
     if (!transparent_huge_pages_available()) {
@@ -137,7 +138,6 @@ std::unique_ptr<Engine> Engine::load(const EngineOptions& options) {
     e->model_ = std::make_unique<models::Transformer>(e->file_);
     e->model_->set_attention_mode(options.flash_attention ? models::AttentionMode::Flash
                                                           : models::AttentionMode::Standard);
-    if (cuda_device < 0) keep_weights_in_huge_pages(*e->file_, options.keep_mapped);
     bool has_i2s = false;
     for (const kernels::WeightView* w : e->model_->projection_weights())
         has_i2s = has_i2s || w->type == quant::TypeId::I2_S;
@@ -181,6 +181,7 @@ std::unique_ptr<Engine> Engine::load(const EngineOptions& options) {
         fail(ErrorCode::InvalidArgument,
              "unknown --head '" + options.head + "'; use f16 (as stored) or q8_0");
     }
+    if (cuda_device < 0) keep_weights_in_huge_pages(*e->file_, options.keep_mapped);
     std::int64_t context = options.context > 0
                                ? options.context
                                : std::min<std::int64_t>(config.context_length, kDefaultMaxContext);

@@ -8,6 +8,8 @@
 #include <cstdint>
 #include <span>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace bitnet {
 
@@ -31,7 +33,8 @@ class MappedFile {
     // stays valid), asking for transparent huge pages: one TLB entry per 2 MB instead of per
     // 4 kB, which CPU decode (streaming all weights per token) measured ~6% faster. Keeps the
     // mapping and returns false where the memory cannot be had. Peak resident memory does not
-    // grow: the file's pages are dropped as each window is copied.
+    // grow: the file's pages are dropped as each window is copied, and ranges released before
+    // (advise_dont_need) are not copied but stay mapped to the file.
     bool copy_to_huge_pages();
     // True after copy_to_huge_pages() succeeded.
     bool copied() const { return copied_; }
@@ -45,6 +48,8 @@ class MappedFile {
 
   private:
     void release() noexcept;
+    // Maps [begin, end) of the file (page-aligned offsets) over the same range of data_.
+    void map_file_range(std::size_t begin, std::size_t end) const;
 
     std::string path_;
     const std::uint8_t* data_ = nullptr;
@@ -52,6 +57,8 @@ class MappedFile {
     std::size_t reserved_ = 0;  // address space at data_: size_ rounded up to 2 MB
     int fd_ = -1;               // kept open to map copied ranges back to the file
     bool copied_ = false;
+    // Page ranges (offsets) given back by advise_dont_need: read from the file, never copied.
+    mutable std::vector<std::pair<std::size_t, std::size_t>> released_;
 };
 
 // Whether the OS hands out transparent huge pages to memory that asks for them
