@@ -62,14 +62,22 @@ std::vector<std::uint8_t> write_random_file(const std::string& path, std::size_t
     return bytes;
 }
 
+// A temporary file of `size` pseudo-random bytes, with its contents.
+struct RandomFile {
+    RandomFile(const char* name, std::size_t size)
+        : dir(name), path(dir.file("weights.bin")), bytes(write_random_file(path, size)) {}
+    test::TempDir dir;
+    std::string path;
+    std::vector<std::uint8_t> bytes;
+};
+
 }  // namespace
 
 TEST_CASE("copying a mapped file into huge pages keeps its bytes at the same addresses") {
-    test::TempDir dir("mmap-huge");
-    const std::string path = dir.file("weights.bin");
     const std::size_t size = (5u << 20) + 12345;
-    const std::vector<std::uint8_t> expected = write_random_file(path, size);
-    MappedFile file(path);
+    const RandomFile source("mmap-huge", size);
+    const std::vector<std::uint8_t>& expected = source.bytes;
+    MappedFile file(source.path);
     const std::uint8_t* before = file.data();
     REQUIRE(file.copy_to_huge_pages());
     CHECK(file.copied());
@@ -97,14 +105,12 @@ TEST_CASE("an empty file has nothing to copy") {
 }
 
 TEST_CASE("ranges released before the copy are not copied and still read the file") {
-    test::TempDir dir("mmap-huge-released");
-    const std::string path = dir.file("weights.bin");
     const std::size_t size = (7u << 20) + 999;
-    const std::vector<std::uint8_t> expected = write_random_file(path, size);
-    MappedFile file(path);
+    const RandomFile source("mmap-huge-released", size);
+    MappedFile file(source.path);
     // Two released ranges: one inside the first copy window, one across the end of the file.
     file.advise_dont_need(file.data() + 4096 * 3 + 17, 4096 * 40);
     file.advise_dont_need(file.data() + (5u << 20), size - (5u << 20));
     REQUIRE(file.copy_to_huge_pages());
-    CHECK(std::memcmp(file.data(), expected.data(), size) == 0);
+    CHECK(std::memcmp(file.data(), source.bytes.data(), size) == 0);
 }
