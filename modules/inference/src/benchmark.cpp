@@ -135,9 +135,8 @@ BenchmarkResult run_benchmark(Engine& engine, const BenchmarkOptions& o) {
                           logits);
             return;
         }
-        logits.resize(static_cast<std::size_t>(vocab));
-        gpu->forward(tokens.data(), static_cast<int>(tokens.size()), static_cast<int>(start), false,
-                     logits.data());
+        // (the logits stay in the page-locked buffer they land in, as in generation)
+        gpu->forward_last(tokens.data(), static_cast<int>(tokens.size()), static_cast<int>(start));
     };
     // Warm-up: fault the memory-mapped weights in and settle the caches (on the GPU also the
     // working buffers for the prompt and the captured single-token graph).

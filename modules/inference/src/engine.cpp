@@ -218,7 +218,7 @@ void Engine::reset() {
 }
 
 std::int64_t Engine::sync_cache(const std::vector<std::int32_t>& tokens,
-                                std::vector<float>& logits) {
+                                std::span<const float>& logits) {
     std::size_t common = 0;
     while (common < cached_tokens_.size() && common < tokens.size() &&
            cached_tokens_[common] == tokens[common])
@@ -227,7 +227,7 @@ std::int64_t Engine::sync_cache(const std::vector<std::int32_t>& tokens,
     if (common == tokens.size()) --common;
     const std::vector<std::int32_t> fresh(tokens.begin() + static_cast<std::ptrdiff_t>(common),
                                           tokens.end());
-    run(fresh, static_cast<std::int64_t>(common), models::LogitsFor::LastPosition, logits);
+    logits = run_last(fresh, static_cast<std::int64_t>(common));
     cached_tokens_ = tokens;
     return static_cast<std::int64_t>(fresh.size());
 }
@@ -243,6 +243,16 @@ void Engine::run(std::span<const std::int32_t> tokens, std::int64_t start, model
     logits.resize(static_cast<std::size_t>(rows * model_->output_weight().rows));
     gpu_->forward(tokens.data(), static_cast<int>(n), static_cast<int>(start),
                   which == models::LogitsFor::AllPositions, logits.data());
+}
+
+std::span<const float> Engine::run_last(std::span<const std::int32_t> tokens, std::int64_t start) {
+    if (gpu_ == nullptr) {
+        run(tokens, start, models::LogitsFor::LastPosition, last_logits_);
+        return last_logits_;
+    }
+    const float* logits =
+        gpu_->forward_last(tokens.data(), static_cast<int>(tokens.size()), static_cast<int>(start));
+    return {logits, static_cast<std::size_t>(model_->output_weight().rows)};
 }
 
 std::vector<float> Engine::evaluate_all(const std::vector<std::int32_t>& tokens) {
@@ -272,7 +282,7 @@ GenerationResult Engine::generate(const GenerationRequest& request, const TextCa
     m.tokenize_ms = tokenize_ms;
 
     Timer prefill_timer;
-    std::vector<float> logits;
+    std::span<const float> logits;
     m.prefilled_tokens = sync_cache(tokens, logits);
     m.prefill_ms = prefill_timer.milliseconds();
     m.prefill_tokens_per_s =
@@ -306,8 +316,7 @@ GenerationResult Engine::generate(const GenerationRequest& request, const TextCa
             log::info("context full: dropped {} tokens (context shift)", discard);
         }
         const std::int32_t token[1] = {next};
-        run(token, static_cast<std::int64_t>(cached_tokens_.size()),
-            models::LogitsFor::LastPosition, logits);
+        logits = run_last(token, static_cast<std::int64_t>(cached_tokens_.size()));
         cached_tokens_.push_back(next);
     }
     GenerationResult result = std::move(state.result());

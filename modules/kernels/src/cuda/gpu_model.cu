@@ -210,16 +210,7 @@ class CudaModel final : public GpuModel {
 
     void forward(const std::int32_t* tokens, int n, int start, bool all_logits,
                  float* logits) override {
-        if (n <= 0 || start < 0 || start + n > context_)
-            fail(ErrorCode::InvalidArgument,
-                 "positions " + std::to_string(start) + ".." + std::to_string(start + n - 1) +
-                     " do not fit the GPU context of " + std::to_string(context_));
-        stage(n);
-        for (int i = 0; i < n; ++i) {
-            staging_[i] = tokens[i];
-            staging_[n + i] = start + i;
-            staging_[2 * n + i] = 0;
-        }
+        stage_rows(tokens, n, start);
         const int rows = all_logits ? n : 1;
         if (rows > kPinnedForwardRows) {
             run(n, main_, n - rows, logits, start, start + n);
@@ -230,6 +221,27 @@ class CudaModel final : public GpuModel {
         const std::size_t floats = static_cast<std::size_t>(rows) * d_.output.rows;
         run(n, main_, n - rows, pinned(pinned_forward_, floats), start, start + n);
         std::memcpy(logits, pinned_forward_.data, floats * sizeof(float));
+    }
+
+    const float* forward_last(const std::int32_t* tokens, int n, int start) override {
+        stage_rows(tokens, n, start);
+        float* logits = pinned(pinned_forward_, static_cast<std::size_t>(d_.output.rows));
+        run(n, main_, n - 1, logits, start, start + n);
+        return logits;
+    }
+
+    // Tokens, positions and sequence 0 of the main cache into the staging rows run() uploads.
+    void stage_rows(const std::int32_t* tokens, int n, int start) {
+        if (n <= 0 || start < 0 || start + n > context_)
+            fail(ErrorCode::InvalidArgument,
+                 "positions " + std::to_string(start) + ".." + std::to_string(start + n - 1) +
+                     " do not fit the GPU context of " + std::to_string(context_));
+        stage(n);
+        for (int i = 0; i < n; ++i) {
+            staging_[i] = tokens[i];
+            staging_[n + i] = start + i;
+            staging_[2 * n + i] = 0;
+        }
     }
 
     void reserve_sequences(int count, int context) override {

@@ -96,12 +96,16 @@ class Engine {
 
   private:
     Engine() = default;
-    // Brings the cache to exactly `tokens` (reusing the common prefix) and returns the logits of
-    // the last one. Returns the number of tokens actually run.
-    std::int64_t sync_cache(const std::vector<std::int32_t>& tokens, std::vector<float>& logits);
+    // Brings the cache to exactly `tokens` (reusing the common prefix) and sets `logits` to the
+    // last one's (run_last's). Returns the number of tokens actually run.
+    std::int64_t sync_cache(const std::vector<std::int32_t>& tokens,
+                            std::span<const float>& logits);
     // Runs tokens at positions start.. on the GPU path or the CPU transformer.
     void run(std::span<const std::int32_t> tokens, std::int64_t start, models::LogitsFor which,
              std::vector<float>& logits);
+    // run() for the last position's logits only, valid until the next run: on the GPU path they
+    // stay in the page-locked buffer the device copied them into (no host copy per token).
+    std::span<const float> run_last(std::span<const std::int32_t> tokens, std::int64_t start);
 
     std::shared_ptr<const models::GgufFile> file_;
     std::unique_ptr<models::Transformer> model_;
@@ -110,6 +114,7 @@ class Engine {
     std::unique_ptr<models::KvCache> cache_;
     std::unique_ptr<kernels::GpuModel> gpu_;      // with it, the KV cache lives on the GPU
     std::vector<std::int32_t> cached_tokens_;     // what the KV cache holds, in order
+    std::vector<float> last_logits_;              // run_last() on the CPU
     std::vector<std::uint8_t> requantized_head_;  // --head q8_0: the output matrix as Q8_0
     EngineOptions options_;
     double load_ms_ = 0;

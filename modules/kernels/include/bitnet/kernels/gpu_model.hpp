@@ -40,6 +40,10 @@ class GpuModel {
     // position (or of every position) to host memory.
     virtual void forward(const std::int32_t* tokens, int n, int start, bool all_logits,
                          float* logits) = 0;
+    // Runs tokens at positions start .. start + n - 1 and returns the vocab-sized logits of the
+    // last one in page-locked host memory the GPU copies into directly, valid until the next
+    // call: a decode step then has no second host copy of its 0.5 MB of logits.
+    virtual const float* forward_last(const std::int32_t* tokens, int n, int start) = 0;
     // Device KV caches for `count` further sequences of `context` positions each (replacing
     // any earlier reservation; their contents are lost).
     virtual void reserve_sequences(int count, int context) = 0;
