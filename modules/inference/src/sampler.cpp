@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cmath>
 #include <string>
-#include <unordered_set>
 
 #include "bitnet/common/error.hpp"
 #include "bitnet/inference/greedy.hpp"
@@ -55,39 +54,102 @@ Sampler::Sampler(const SamplingParams& params) : params_(params), rng_(params.se
     params_.validate();
 }
 
-std::int32_t Sampler::sample(std::span<const float> logits, std::span<const std::int32_t> history) {
-    if (params_.is_greedy()) return greedy_token(logits);
+namespace {
 
-    penalized_.assign(logits.begin(), logits.end());
+// Highest logit first; equal logits by lower id (deterministic). A strict total order on
+// candidates with distinct ids.
+bool better(const std::pair<float, std::int32_t>& a, const std::pair<float, std::int32_t>& b) {
+    return a.first != b.first ? a.first > b.first : a.second < b.second;
+}
+
+}  // namespace
+
+void Sampler::select_candidates(std::span<const float> logits,
+                                std::span<const std::int32_t> history) {
+    // The penalized tokens' values, kept aside (the logits are not copied: a 128k vocabulary is
+    // half a megabyte per token).
+    penalized_.clear();
     if (params_.repeat_penalty != 1.0f && params_.repeat_last_n > 0) {
         const std::size_t from =
             history.size() > static_cast<std::size_t>(params_.repeat_last_n)
                 ? history.size() - static_cast<std::size_t>(params_.repeat_last_n)
                 : 0;
-        std::unordered_set<std::int32_t> seen(history.begin() + static_cast<std::ptrdiff_t>(from),
-                                              history.end());
-        for (std::int32_t id : seen) {
-            if (id < 0 || static_cast<std::size_t>(id) >= penalized_.size()) continue;
-            float& l = penalized_[static_cast<std::size_t>(id)];
-            l = l > 0.0f ? l / params_.repeat_penalty : l * params_.repeat_penalty;
+        for (std::size_t i = from; i < history.size(); ++i) {
+            const std::int32_t id = history[i];
+            if (id < 0 || static_cast<std::size_t>(id) >= logits.size()) continue;
+            const float l = logits[static_cast<std::size_t>(id)];
+            penalized_.emplace_back(
+                l > 0.0f ? l / params_.repeat_penalty : l * params_.repeat_penalty, id);
         }
+        std::sort(penalized_.begin(), penalized_.end(),
+                  [](const Candidate& a, const Candidate& b) { return a.second < b.second; });
+        penalized_.erase(std::unique(penalized_.begin(), penalized_.end(),
+                                     [](const Candidate& a, const Candidate& b) {
+                                         return a.second == b.second;
+                                     }),
+                         penalized_.end());
     }
-
-    candidates_.clear();
-    for (std::size_t i = 0; i < penalized_.size(); ++i)
-        if (!std::isnan(penalized_[i]))
-            candidates_.emplace_back(penalized_[i], static_cast<std::int32_t>(i));
+    if (params_.top_k > 0 && static_cast<std::size_t>(params_.top_k) < logits.size()) {
+        select_top_k(logits, static_cast<std::size_t>(params_.top_k));
+    } else {
+        candidates_.clear();
+        std::size_t next_penalized = 0;
+        for (std::size_t i = 0; i < logits.size(); ++i) {
+            float l = logits[i];
+            if (next_penalized < penalized_.size() &&
+                penalized_[next_penalized].second == static_cast<std::int32_t>(i))
+                l = penalized_[next_penalized++].first;
+            if (!std::isnan(l)) candidates_.emplace_back(l, static_cast<std::int32_t>(i));
+        }
+        std::sort(candidates_.begin(), candidates_.end(), better);
+    }
     if (candidates_.empty()) fail(ErrorCode::InvalidArgument, "all logits are NaN");
-    // Highest logit first; equal logits by lower id (deterministic).
-    auto better = [](const auto& a, const auto& b) {
-        return a.first != b.first ? a.first > b.first : a.second < b.second;
+}
+
+void Sampler::select_top_k(std::span<const float> logits, std::size_t k) {
+    // A heap under `better`: its front is the worst of the best k so far. Once it is full, a
+    // logit below that worst one cannot enter (NaN never does: every comparison with it fails),
+    // which blocks of 16 check at once.
+    candidates_.clear();
+    auto consider = [&](float l, std::int32_t id) {
+        if (std::isnan(l)) return;
+        if (candidates_.size() < k) {
+            candidates_.emplace_back(l, id);
+            std::push_heap(candidates_.begin(), candidates_.end(), better);
+        } else if (better({l, id}, candidates_.front())) {
+            std::pop_heap(candidates_.begin(), candidates_.end(), better);
+            candidates_.back() = {l, id};
+            std::push_heap(candidates_.begin(), candidates_.end(), better);
+        }
     };
-    std::size_t keep = candidates_.size();
-    if (params_.top_k > 0 && static_cast<std::size_t>(params_.top_k) < keep)
-        keep = static_cast<std::size_t>(params_.top_k);
-    std::partial_sort(candidates_.begin(), candidates_.begin() + static_cast<std::ptrdiff_t>(keep),
-                      candidates_.end(), better);
-    candidates_.resize(keep);
+    constexpr std::size_t kBlock = 16;
+    auto scan = [&](std::size_t from, std::size_t to) {  // ids without a penalty
+        std::size_t i = from;
+        for (; i < to && candidates_.size() < k; ++i)
+            consider(logits[i], static_cast<std::int32_t>(i));
+        for (; i + kBlock <= to; i += kBlock) {
+            const float worst = candidates_.front().first;
+            bool any = false;
+            for (std::size_t j = 0; j < kBlock; ++j) any |= logits[i + j] >= worst;
+            if (any)
+                for (std::size_t j = 0; j < kBlock; ++j)
+                    consider(logits[i + j], static_cast<std::int32_t>(i + j));
+        }
+        for (; i < to; ++i) consider(logits[i], static_cast<std::int32_t>(i));
+    };
+    std::size_t from = 0;
+    for (const Candidate& p : penalized_) {
+        scan(from, static_cast<std::size_t>(p.second));
+        consider(p.first, p.second);
+        from = static_cast<std::size_t>(p.second) + 1;
+    }
+    scan(from, logits.size());
+    std::sort(candidates_.begin(), candidates_.end(), better);
+}
+
+std::int32_t Sampler::sample(std::span<const float> logits, std::span<const std::int32_t> history) {
+    if (params_.is_greedy()) return greedy_token(logits);
+    select_candidates(logits, history);
 
     // Probabilities at temperature 1 for the top-p / min-p filters.
     const float max_logit = candidates_.front().first;

@@ -1,7 +1,11 @@
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <array>
 #include <cmath>
 #include <map>
+#include <random>
+#include <set>
 #include <vector>
 
 #include "bitnet/common/error.hpp"
@@ -128,4 +132,102 @@ TEST_CASE("invalid sampling parameters are usage errors naming the flag") {
     p = {};
     p.repeat_penalty = 0;
     CHECK_THAT(message(p), Catch::Contains("--repeat-penalty"));
+}
+
+// The sampler's rules written the plain way (a copy of every logit, all candidates, a full
+// sort), as the fast one-pass top-k must reproduce them draw for draw.
+static std::int32_t plain_sample(const SamplingParams& p, std::span<const float> logits,
+                                 std::span<const std::int32_t> history, inference::Rng& rng) {
+    std::vector<float> l(logits.begin(), logits.end());
+    if (p.repeat_penalty != 1.0f && p.repeat_last_n > 0) {
+        const std::size_t from = history.size() > static_cast<std::size_t>(p.repeat_last_n)
+                                     ? history.size() - static_cast<std::size_t>(p.repeat_last_n)
+                                     : 0;
+        std::set<std::int32_t> seen(history.begin() + static_cast<std::ptrdiff_t>(from),
+                                    history.end());
+        for (std::int32_t id : seen) {
+            if (id < 0 || static_cast<std::size_t>(id) >= l.size()) continue;
+            float& v = l[static_cast<std::size_t>(id)];
+            v = v > 0.0f ? v / p.repeat_penalty : v * p.repeat_penalty;
+        }
+    }
+    std::vector<std::pair<float, std::int32_t>> c;
+    for (std::size_t i = 0; i < l.size(); ++i)
+        if (!std::isnan(l[i])) c.emplace_back(l[i], static_cast<std::int32_t>(i));
+    std::sort(c.begin(), c.end(), [](const auto& a, const auto& b) {
+        return a.first != b.first ? a.first > b.first : a.second < b.second;
+    });
+    if (p.top_k > 0 && static_cast<std::size_t>(p.top_k) < c.size())
+        c.resize(static_cast<std::size_t>(p.top_k));
+    std::vector<double> probs;
+    double total = 0;
+    for (const auto& x : c) {
+        probs.push_back(std::exp(static_cast<double>(x.first - c[0].first)));
+        total += probs.back();
+    }
+    std::size_t n = c.size();
+    if (p.top_p < 1.0f) {
+        double cumulative = 0;
+        for (std::size_t i = 0; i < n; ++i) {
+            cumulative += probs[i] / total;
+            if (cumulative >= p.top_p) {
+                n = i + 1;
+                break;
+            }
+        }
+    }
+    if (p.min_p > 0.0f) {
+        std::size_t m = 1;
+        while (m < n && probs[m] / total >= p.min_p * (probs[0] / total)) ++m;
+        n = m;
+    }
+    std::vector<double> w(n);
+    double sum = 0;
+    for (std::size_t i = 0; i < n; ++i)
+        sum += w[i] = std::exp(static_cast<double>(c[i].first - c[0].first) / p.temperature);
+    const double r = rng.uniform() * sum;
+    double acc = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+        acc += w[i];
+        if (r < acc) return c[i].second;
+    }
+    return c[n - 1].second;
+}
+
+TEST_CASE("the one-pass top-k sampler draws what the plain full sort draws") {
+    std::mt19937 gen(11);
+    std::uniform_int_distribution<int> coarse(-6, 6), kind(0, 19);
+    std::normal_distribution<float> fine(0.0f, 3.0f);
+    for (int trial = 0; trial < 60; ++trial) {
+        INFO("trial " << trial);
+        const std::size_t vocab =
+            trial % 3 == 0 ? 128256 : 1 + static_cast<std::size_t>(gen() % 300);
+        SamplingParams p;
+        p.seed = static_cast<std::uint64_t>(trial);
+        p.temperature = 0.3f + 0.2f * static_cast<float>(trial % 5);
+        p.top_k = std::array<int, 6>{40, 1, 0, 7, 1000000, 200}[trial % 6];
+        p.top_p = trial % 4 == 0 ? 1.0f : 0.9f;
+        p.min_p = trial % 5 == 0 ? 0.0f : 0.05f;
+        p.repeat_penalty = std::array<float, 3>{1.1f, 1.0f, 0.8f}[trial % 3];
+        p.repeat_last_n = trial % 7 == 0 ? 0 : 64;
+        // Ties (coarse values), NaN, infinities, and ordinary spread logits.
+        std::vector<float> logits(vocab);
+        for (float& l : logits) {
+            const int k = kind(gen);
+            l = k == 0   ? NAN
+                : k == 1 ? -INFINITY
+                : k < 8  ? static_cast<float>(coarse(gen)) * 0.5f
+                         : fine(gen);
+        }
+        std::vector<std::int32_t> history;  // repeats, ids out of range, negative ids
+        for (int i = 0; i < 100; ++i)
+            history.push_back(static_cast<std::int32_t>(gen() % (vocab + 5)) - 2);
+        Sampler fast(p);
+        inference::Rng rng(p.seed);
+        for (int step = 0; step < 8; ++step) {
+            const std::int32_t expected = plain_sample(p, logits, history, rng);
+            CHECK(fast.sample(logits, history) == expected);
+            history.push_back(expected);
+        }
+    }
 }

@@ -46,10 +46,17 @@ class Sampler {
     const SamplingParams& params() const { return params_; }
 
   private:
+    using Candidate = std::pair<float, std::int32_t>;  // (logit after the penalty, token id)
+    // candidates_ := the non-NaN logits after the repetition penalty, best first (highest logit,
+    // then lower id), cut to top_k.
+    void select_candidates(std::span<const float> logits, std::span<const std::int32_t> history);
+    // The top_k best in one pass over the logits, a bounded heap of the best so far.
+    void select_top_k(std::span<const float> logits, std::size_t k);
+
     SamplingParams params_;
     Rng rng_;
-    std::vector<std::pair<float, std::int32_t>> candidates_;
-    std::vector<float> penalized_;
+    std::vector<Candidate> candidates_;
+    std::vector<Candidate> penalized_;  // the recent tokens' logits after the penalty, by id
 };
 
 }  // namespace bitnet::inference
