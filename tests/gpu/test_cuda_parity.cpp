@@ -12,6 +12,7 @@
 #include "bitnet/crossval/logit_metrics.hpp"
 #include "bitnet/inference/batch_generator.hpp"
 #include "bitnet/inference/engine.hpp"
+#include "bitnet/inference/greedy.hpp"
 #include "bitnet/kernels/cuda_info.hpp"
 #include "bitnet/kernels/gpu_model.hpp"
 #include "model_files.hpp"
@@ -140,6 +141,11 @@ TEST_CASE("the fused single-token GPU step equals the per-kernel step bit for bi
             const float* last = fused->gpu_model()->forward_last(&token, 1, pos);
             std::copy(last, last + vocab, a.begin());
             split->gpu_model()->forward(&token, 1, pos, false, b.data());
+            // The device's greedy choice (the same token at the same position again: the cache
+            // row is rewritten with the same values) is the host's choice from these logits.
+            if (pos % 50 == 7)
+                CHECK(fused->gpu_model()->forward_greedy(&token, 1, pos) ==
+                      inference::greedy_token(a));
             double diff = 0;
             for (std::size_t i = 0; i < vocab; ++i)
                 diff = std::max(diff, static_cast<double>(std::fabs(a[i] - b[i])));

@@ -36,6 +36,11 @@ void DecodeState::emit(const std::string& text) {
 bool DecodeState::accept(std::span<const float> logits, std::int32_t& next) {
     if (finished_) return false;
     next = sampler_.sample(logits, history_);
+    return accept_token(next);
+}
+
+bool DecodeState::accept_token(std::int32_t next) {
+    if (finished_) return false;
     if (tokenizer_.is_end_of_generation(next)) {
         finish(StopReason::EndOfGeneration);
         return false;

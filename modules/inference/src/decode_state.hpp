@@ -22,6 +22,8 @@ class DecodeState {
     // length limit. Returns true with `next` set when the sequence goes on (feed `next` to the
     // model), false when it has finished (stop_reason set, text flushed).
     bool accept(std::span<const float> logits, std::int32_t& next);
+    // accept() for a token chosen elsewhere by the same rule (greedy on the GPU).
+    bool accept_token(std::int32_t token);
     // Ends the sequence for a reason found outside (context full, cancelled).
     void finish(StopReason reason);
 

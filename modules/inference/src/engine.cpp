@@ -217,8 +217,7 @@ void Engine::reset() {
     cached_tokens_.clear();
 }
 
-std::int64_t Engine::sync_cache(const std::vector<std::int32_t>& tokens,
-                                std::span<const float>& logits) {
+std::int64_t Engine::sync_cache(const std::vector<std::int32_t>& tokens, const RunFresh& run) {
     std::size_t common = 0;
     while (common < cached_tokens_.size() && common < tokens.size() &&
            cached_tokens_[common] == tokens[common])
@@ -227,7 +226,7 @@ std::int64_t Engine::sync_cache(const std::vector<std::int32_t>& tokens,
     if (common == tokens.size()) --common;
     const std::vector<std::int32_t> fresh(tokens.begin() + static_cast<std::ptrdiff_t>(common),
                                           tokens.end());
-    logits = run_last(fresh, static_cast<std::int64_t>(common));
+    run(fresh, static_cast<std::int64_t>(common));
     cached_tokens_ = tokens;
     return static_cast<std::int64_t>(fresh.size());
 }
@@ -253,6 +252,14 @@ std::span<const float> Engine::run_last(std::span<const std::int32_t> tokens, st
     const float* logits =
         gpu_->forward_last(tokens.data(), static_cast<int>(tokens.size()), static_cast<int>(start));
     return {logits, static_cast<std::size_t>(model_->output_weight().rows)};
+}
+
+std::int32_t Engine::run_greedy(std::span<const std::int32_t> tokens, std::int64_t start) {
+    const std::int32_t token = gpu_->forward_greedy(tokens.data(), static_cast<int>(tokens.size()),
+                                                    static_cast<int>(start));
+    if (token < 0)
+        fail(ErrorCode::InvalidArgument, "greedy_token: no finite logits to choose from");
+    return token;
 }
 
 std::vector<float> Engine::evaluate_all(const std::vector<std::int32_t>& tokens) {
@@ -282,8 +289,18 @@ GenerationResult Engine::generate(const GenerationRequest& request, const TextCa
     m.tokenize_ms = tokenize_ms;
 
     Timer prefill_timer;
+    // Greedy decoding on the GPU picks the token there: 4 bytes per step come back, not the
+    // logits (same rule as the host's greedy_token).
+    const bool device_greedy = gpu_ != nullptr && request.sampling.is_greedy();
     std::span<const float> logits;
-    m.prefilled_tokens = sync_cache(tokens, logits);
+    std::int32_t device_choice = -1;
+    auto forward = [&](std::span<const std::int32_t> fresh, std::int64_t start) {
+        if (device_greedy)
+            device_choice = run_greedy(fresh, start);
+        else
+            logits = run_last(fresh, start);
+    };
+    m.prefilled_tokens = sync_cache(tokens, forward);
     m.prefill_ms = prefill_timer.milliseconds();
     m.prefill_tokens_per_s =
         m.prefill_ms > 0 ? static_cast<double>(m.prefilled_tokens) * 1000.0 / m.prefill_ms : 0;
@@ -295,8 +312,8 @@ GenerationResult Engine::generate(const GenerationRequest& request, const TextCa
             state.finish(StopReason::Cancelled);
             break;
         }
-        std::int32_t next = 0;
-        const bool more = state.accept(logits, next);
+        std::int32_t next = device_choice;
+        const bool more = device_greedy ? state.accept_token(next) : state.accept(logits, next);
         if (first) {
             m.time_to_first_token_ms = total.milliseconds();
             first = false;
@@ -316,7 +333,7 @@ GenerationResult Engine::generate(const GenerationRequest& request, const TextCa
             log::info("context full: dropped {} tokens (context shift)", discard);
         }
         const std::int32_t token[1] = {next};
-        logits = run_last(token, static_cast<std::int64_t>(cached_tokens_.size()));
+        forward(token, static_cast<std::int64_t>(cached_tokens_.size()));
         cached_tokens_.push_back(next);
     }
     GenerationResult result = std::move(state.result());

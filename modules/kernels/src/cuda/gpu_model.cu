@@ -230,6 +230,17 @@ class CudaModel final : public GpuModel {
         return logits;
     }
 
+    std::int32_t forward_greedy(const std::int32_t* tokens, int n, int start) override {
+        stage_rows(tokens, n, start);
+        const bool fused = enqueue_pass(n, main_, n - 1, start, start + n);
+        cuda::launch_argmax(logits_.get(), static_cast<int>(d_.output.rows), greedy_token_.get(),
+                            stream_);
+        BITNET_CUDA_CHECK(cudaMemcpyAsync(staging_, greedy_token_.get(), sizeof(int),
+                                          cudaMemcpyDeviceToHost, stream_));
+        finish_pass(fused);
+        return staging_[0];  // (the staged rows are no longer needed: the pass has run)
+    }
+
     // Tokens, positions and sequence 0 of the main cache into the staging rows run() uploads.
     void stage_rows(const std::int32_t* tokens, int n, int start) {
         if (n <= 0 || start < 0 || start + n > context_)
@@ -489,6 +500,17 @@ class CudaModel final : public GpuModel {
     // `position`: of the first row (a single row at a long position runs the per-kernel step);
     // `span`: positions the rows attend over at most (sizes the attention's shared memory).
     void run(int n, const KvPool& pool, int first_logits, float* logits, int position, int span) {
+        const bool fused = enqueue_pass(n, pool, first_logits, position, span);
+        const std::size_t vocab = static_cast<std::size_t>(d_.output.rows);
+        BITNET_CUDA_CHECK(cudaMemcpyAsync(logits, logits_.get(),
+                                          static_cast<std::size_t>(n - first_logits) * vocab * 4,
+                                          cudaMemcpyDeviceToHost, stream_));
+        finish_pass(fused);
+    }
+
+    // Uploads the staged rows and enqueues the pass (a captured graph for up to kMaxGraphRows
+    // rows); returns whether it is the fused single-token step.
+    bool enqueue_pass(int n, const KvPool& pool, int first_logits, int position, int span) {
         const bool fused = n == 1 && fused_grid_ > 0 && position < kFusedStepPositions;
         // Graphs replay at any position, so they are captured per power-of-two span (from 256):
         // a short conversation does not pay for the whole context's scores.
@@ -520,11 +542,11 @@ class CudaModel final : public GpuModel {
         } else {
             enqueue(n, pool, first_logits, fused, span);
         }
-        const std::size_t vocab = static_cast<std::size_t>(d_.output.rows);
-        BITNET_CUDA_CHECK(cudaMemcpyAsync(logits, logits_.get(),
-                                          static_cast<std::size_t>(n - first_logits) * vocab * 4,
-                                          cudaMemcpyDeviceToHost, s));
-        BITNET_CUDA_CHECK(cudaStreamSynchronize(s));
+        return fused;
+    }
+
+    void finish_pass(bool fused) {
+        BITNET_CUDA_CHECK(cudaStreamSynchronize(stream_));
         if (fused && stamps_.get() != nullptr) collect_stamps();
     }
 
@@ -610,6 +632,7 @@ class CudaModel final : public GpuModel {
         const std::size_t widest = cuda::mma_padded_cols(std::max(std::max(h, ffn), q_dim));
         std::uint64_t& b = bytes_;
         rows_.allocate(3 * rows, "token ids and positions", b);
+        greedy_token_.allocate(1, "the greedy token", b);
         x_.allocate(rows * h, "activations", b);
         xh_.allocate(rows * h, "activations", b);
         q_.allocate(rows * q_dim, "activations", b);
@@ -640,8 +663,9 @@ class CudaModel final : public GpuModel {
     const std::uint16_t* head_ = nullptr;
     Buffer<float> output_norm_, cos_table_, sin_table_;
     int work_rows_ = 0;
-    Buffer<int> rows_;        // tokens, positions, slots of the current rows
-    int* staging_ = nullptr;  // pinned: the same, on the host
+    Buffer<int> rows_;          // tokens, positions, slots of the current rows
+    Buffer<int> greedy_token_;  // forward_greedy()'s answer on the device
+    int* staging_ = nullptr;    // pinned: the same, on the host
     int staging_rows_ = 0;
     PinnedFloats pinned_logits_;   // forward_sequences() results
     PinnedFloats pinned_forward_;  // forward() results of a few rows

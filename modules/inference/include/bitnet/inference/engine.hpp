@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -96,16 +97,18 @@ class Engine {
 
   private:
     Engine() = default;
-    // Brings the cache to exactly `tokens` (reusing the common prefix) and sets `logits` to the
-    // last one's (run_last's). Returns the number of tokens actually run.
-    std::int64_t sync_cache(const std::vector<std::int32_t>& tokens,
-                            std::span<const float>& logits);
+    // Brings the cache to exactly `tokens` (reusing the common prefix): `run` gets the tokens
+    // the cache lacks (at least the last one) and their first position. Returns how many ran.
+    using RunFresh = std::function<void(std::span<const std::int32_t>, std::int64_t)>;
+    std::int64_t sync_cache(const std::vector<std::int32_t>& tokens, const RunFresh& run);
     // Runs tokens at positions start.. on the GPU path or the CPU transformer.
     void run(std::span<const std::int32_t> tokens, std::int64_t start, models::LogitsFor which,
              std::vector<float>& logits);
     // run() for the last position's logits only, valid until the next run: on the GPU path they
     // stay in the page-locked buffer the device copied them into (no host copy per token).
     std::span<const float> run_last(std::span<const std::int32_t> tokens, std::int64_t start);
+    // The greedy choice after the last position, found on the GPU (GPU path only).
+    std::int32_t run_greedy(std::span<const std::int32_t> tokens, std::int64_t start);
 
     std::shared_ptr<const models::GgufFile> file_;
     std::unique_ptr<models::Transformer> model_;

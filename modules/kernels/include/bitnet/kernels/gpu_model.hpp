@@ -44,6 +44,10 @@ class GpuModel {
     // last one in page-locked host memory the GPU copies into directly, valid until the next
     // call: a decode step then has no second host copy of its 0.5 MB of logits.
     virtual const float* forward_last(const std::int32_t* tokens, int n, int start) = 0;
+    // forward_last() then the index of the largest logit, found on the device (greedy_token's
+    // rule: NaN skipped, the lowest index of equal maxima; -1 when every logit is NaN): 4 bytes
+    // come back instead of the logits.
+    virtual std::int32_t forward_greedy(const std::int32_t* tokens, int n, int start) = 0;
     // Device KV caches for `count` further sequences of `context` positions each (replacing
     // any earlier reservation; their contents are lost).
     virtual void reserve_sequences(int count, int context) = 0;
