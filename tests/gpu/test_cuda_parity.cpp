@@ -81,33 +81,40 @@ TEST_CASE("batched decode on the GPU gives every sequence what it gets alone") {
     REQUIRE(gpu->gpu_model() != nullptr);
     const std::vector<std::string> prompts = {"the quick brown fox", "hello", "a b c d e f g",
                                               "once upon a time", "zzz"};
-    std::vector<std::vector<std::int32_t>> alone;
-    auto request = [](const std::string& prompt, int n) {
-        inference::GenerationRequest r;
-        r.prompt = prompt;
-        r.n_predict = n;
-        r.sampling.greedy = true;
-        return r;
-    };
-    for (std::size_t i = 0; i < prompts.size(); ++i)
-        alone.push_back(gpu->generate(request(prompts[i], 20 + static_cast<int>(i))).tokens);
-    // 3 slots for 5 requests: sequences join as others finish.
-    inference::BatchGenerator batch(*gpu, 3);
-    std::map<std::size_t, std::vector<std::int32_t>> together;
-    std::size_t next = 0;
-    int widest = 0;
-    while (together.size() < prompts.size()) {
-        while (next < prompts.size() && batch.has_free_slot()) {
-            const std::size_t i = next++;
-            batch.add(request(prompts[i], 20 + static_cast<int>(i)), nullptr,
-                      [&together, i](inference::GenerationResult&& r) { together[i] = r.tokens; });
+    // Greedy (the token chosen on the device when alone) and sampled (the top-k candidates
+    // selected on the device when alone; in the batch the host samples from the logits).
+    for (const bool greedy : {true, false}) {
+        INFO((greedy ? "greedy" : "sampled"));
+        auto request = [greedy](const std::string& prompt, int n) {
+            inference::GenerationRequest r;
+            r.prompt = prompt;
+            r.n_predict = n;
+            r.sampling.greedy = greedy;
+            r.sampling.seed = 42;
+            return r;
+        };
+        std::vector<std::vector<std::int32_t>> alone;
+        for (std::size_t i = 0; i < prompts.size(); ++i)
+            alone.push_back(gpu->generate(request(prompts[i], 20 + static_cast<int>(i))).tokens);
+        // 3 slots for 5 requests: sequences join as others finish.
+        inference::BatchGenerator batch(*gpu, 3);
+        std::map<std::size_t, std::vector<std::int32_t>> together;
+        std::size_t next = 0;
+        int widest = 0;
+        while (together.size() < prompts.size()) {
+            while (next < prompts.size() && batch.has_free_slot()) {
+                const std::size_t i = next++;
+                batch.add(
+                    request(prompts[i], 20 + static_cast<int>(i)), nullptr,
+                    [&together, i](inference::GenerationResult&& r) { together[i] = r.tokens; });
+            }
+            widest = std::max(widest, batch.step());
         }
-        widest = std::max(widest, batch.step());
-    }
-    CHECK(widest == 3);
-    for (std::size_t i = 0; i < prompts.size(); ++i) {
-        INFO(prompts[i]);
-        CHECK(together[i] == alone[i]);
+        CHECK(widest == 3);
+        for (std::size_t i = 0; i < prompts.size(); ++i) {
+            INFO(prompts[i]);
+            CHECK(together[i] == alone[i]);
+        }
     }
 }
 

@@ -39,6 +39,12 @@ bool DecodeState::accept(std::span<const float> logits, std::int32_t& next) {
     return accept_token(next);
 }
 
+bool DecodeState::accept_candidates(std::span<const Sampler::Candidate> top_k, std::int32_t& next) {
+    if (finished_) return false;
+    next = sampler_.sample_candidates(top_k);
+    return accept_token(next);
+}
+
 bool DecodeState::accept_token(std::int32_t next) {
     if (finished_) return false;
     if (tokenizer_.is_end_of_generation(next)) {

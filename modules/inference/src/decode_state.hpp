@@ -24,6 +24,12 @@ class DecodeState {
     bool accept(std::span<const float> logits, std::int32_t& next);
     // accept() for a token chosen elsewhere by the same rule (greedy on the GPU).
     bool accept_token(std::int32_t token);
+    // accept() from the sampler's top-k candidates selected elsewhere (on the GPU).
+    bool accept_candidates(std::span<const Sampler::Candidate> top_k, std::int32_t& next);
+    // The ids the repetition penalty applies to at this step.
+    std::vector<std::int32_t> penalized_ids(std::size_t vocab) const {
+        return sampler_.penalized_ids(history_, vocab);
+    }
     // Ends the sequence for a reason found outside (context full, cancelled).
     void finish(StopReason reason);
 

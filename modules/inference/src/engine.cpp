@@ -262,6 +262,18 @@ std::int32_t Engine::run_greedy(std::span<const std::int32_t> tokens, std::int64
     return token;
 }
 
+void Engine::run_top_k(std::span<const std::int32_t> tokens, std::int64_t start,
+                       const SamplingParams& sampling, std::span<const std::int32_t> penalized_ids,
+                       std::vector<Sampler::Candidate>& candidates) {
+    int count = 0;
+    const kernels::LogitCandidate* top =
+        gpu_->forward_top_k(tokens.data(), static_cast<int>(tokens.size()), static_cast<int>(start),
+                            sampling.top_k, sampling.repeat_penalty, penalized_ids.data(),
+                            static_cast<int>(penalized_ids.size()), count);
+    candidates.clear();
+    for (int i = 0; i < count; ++i) candidates.emplace_back(top[i].logit, top[i].id);
+}
+
 std::vector<float> Engine::evaluate_all(const std::vector<std::int32_t>& tokens) {
     if (static_cast<std::int64_t>(tokens.size()) > cache_->context())
         fail(ErrorCode::InvalidArgument, std::to_string(tokens.size()) +
@@ -289,14 +301,22 @@ GenerationResult Engine::generate(const GenerationRequest& request, const TextCa
     m.tokenize_ms = tokenize_ms;
 
     Timer prefill_timer;
-    // Greedy decoding on the GPU picks the token there: 4 bytes per step come back, not the
-    // logits (same rule as the host's greedy_token).
-    const bool device_greedy = gpu_ != nullptr && request.sampling.is_greedy();
+    // On the GPU the token, or the sampler's top-k candidates, are chosen there (the host's
+    // rules): 4 bytes or a few hundred per step come back instead of the logits.
+    const SamplingParams& sampling = request.sampling;
+    const std::size_t vocab = static_cast<std::size_t>(model_->output_weight().rows);
+    const bool device_greedy = gpu_ != nullptr && sampling.is_greedy();
+    const bool device_top_k = gpu_ != nullptr && !device_greedy && sampling.top_k > 0 &&
+                              sampling.top_k <= kernels::kMaxGpuTopK &&
+                              static_cast<std::size_t>(sampling.top_k) < vocab;
     std::span<const float> logits;
     std::int32_t device_choice = -1;
+    std::vector<Sampler::Candidate> candidates;
     auto forward = [&](std::span<const std::int32_t> fresh, std::int64_t start) {
         if (device_greedy)
             device_choice = run_greedy(fresh, start);
+        else if (device_top_k)
+            run_top_k(fresh, start, sampling, state.penalized_ids(vocab), candidates);
         else
             logits = run_last(fresh, start);
     };
@@ -313,7 +333,9 @@ GenerationResult Engine::generate(const GenerationRequest& request, const TextCa
             break;
         }
         std::int32_t next = device_choice;
-        const bool more = device_greedy ? state.accept_token(next) : state.accept(logits, next);
+        const bool more = device_greedy  ? state.accept_token(next)
+                          : device_top_k ? state.accept_candidates(candidates, next)
+                                         : state.accept(logits, next);
         if (first) {
             m.time_to_first_token_ms = total.milliseconds();
             first = false;

@@ -69,25 +69,10 @@ void Sampler::select_candidates(std::span<const float> logits,
     // The penalized tokens' values, kept aside (the logits are not copied: a 128k vocabulary is
     // half a megabyte per token).
     penalized_.clear();
-    if (params_.repeat_penalty != 1.0f && params_.repeat_last_n > 0) {
-        const std::size_t from =
-            history.size() > static_cast<std::size_t>(params_.repeat_last_n)
-                ? history.size() - static_cast<std::size_t>(params_.repeat_last_n)
-                : 0;
-        for (std::size_t i = from; i < history.size(); ++i) {
-            const std::int32_t id = history[i];
-            if (id < 0 || static_cast<std::size_t>(id) >= logits.size()) continue;
-            const float l = logits[static_cast<std::size_t>(id)];
-            penalized_.emplace_back(
-                l > 0.0f ? l / params_.repeat_penalty : l * params_.repeat_penalty, id);
-        }
-        std::sort(penalized_.begin(), penalized_.end(),
-                  [](const Candidate& a, const Candidate& b) { return a.second < b.second; });
-        penalized_.erase(std::unique(penalized_.begin(), penalized_.end(),
-                                     [](const Candidate& a, const Candidate& b) {
-                                         return a.second == b.second;
-                                     }),
-                         penalized_.end());
+    for (const std::int32_t id : penalized_ids(history, logits.size())) {
+        const float l = logits[static_cast<std::size_t>(id)];
+        penalized_.emplace_back(l > 0.0f ? l / params_.repeat_penalty : l * params_.repeat_penalty,
+                                id);
     }
     if (params_.top_k > 0 && static_cast<std::size_t>(params_.top_k) < logits.size()) {
         select_top_k(logits, static_cast<std::size_t>(params_.top_k));
@@ -147,10 +132,35 @@ void Sampler::select_top_k(std::span<const float> logits, std::size_t k) {
     std::sort(candidates_.begin(), candidates_.end(), better);
 }
 
+std::vector<std::int32_t> Sampler::penalized_ids(std::span<const std::int32_t> history,
+                                                 std::size_t vocab) const {
+    std::vector<std::int32_t> ids;
+    if (params_.repeat_penalty == 1.0f || params_.repeat_last_n <= 0) return ids;
+    const std::size_t from = history.size() > static_cast<std::size_t>(params_.repeat_last_n)
+                                 ? history.size() - static_cast<std::size_t>(params_.repeat_last_n)
+                                 : 0;
+    for (std::size_t i = from; i < history.size(); ++i)
+        if (history[i] >= 0 && static_cast<std::size_t>(history[i]) < vocab)
+            ids.push_back(history[i]);
+    std::sort(ids.begin(), ids.end());
+    ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+    return ids;
+}
+
 std::int32_t Sampler::sample(std::span<const float> logits, std::span<const std::int32_t> history) {
     if (params_.is_greedy()) return greedy_token(logits);
     select_candidates(logits, history);
+    return draw();
+}
 
+std::int32_t Sampler::sample_candidates(std::span<const Candidate> top_k) {
+    candidates_.assign(top_k.begin(), top_k.end());
+    if (candidates_.empty()) fail(ErrorCode::InvalidArgument, "all logits are NaN");
+    std::sort(candidates_.begin(), candidates_.end(), better);
+    return draw();
+}
+
+std::int32_t Sampler::draw() {
     // Probabilities at temperature 1 for the top-p / min-p filters.
     const float max_logit = candidates_.front().first;
     std::vector<double> probs(candidates_.size());

@@ -222,11 +222,29 @@ TEST_CASE("the one-pass top-k sampler draws what the plain full sort draws") {
         std::vector<std::int32_t> history;  // repeats, ids out of range, negative ids
         for (int i = 0; i < 100; ++i)
             history.push_back(static_cast<std::int32_t>(gen() % (vocab + 5)) - 2);
-        Sampler fast(p);
+        Sampler fast(p), from_candidates(p);
         inference::Rng rng(p.seed);
         for (int step = 0; step < 8; ++step) {
+            // The GPU's half: the top-k after the penalty selected elsewhere, in any order.
+            std::vector<Sampler::Candidate> top;
+            std::vector<float> penalized = logits;
+            for (std::int32_t id : from_candidates.penalized_ids(history, vocab)) {
+                float& l = penalized[static_cast<std::size_t>(id)];
+                l = l > 0.0f ? l / p.repeat_penalty : l * p.repeat_penalty;
+            }
+            for (std::size_t i = 0; i < vocab; ++i)
+                if (!std::isnan(penalized[i]))
+                    top.emplace_back(penalized[i], static_cast<std::int32_t>(i));
+            std::sort(top.begin(), top.end(), [](const auto& a, const auto& b) {
+                return a.first != b.first ? a.first > b.first : a.second < b.second;
+            });
+            if (p.top_k > 0 && static_cast<std::size_t>(p.top_k) < top.size())
+                top.resize(static_cast<std::size_t>(p.top_k));
+            std::shuffle(top.begin(), top.end(), gen);
+
             const std::int32_t expected = plain_sample(p, logits, history, rng);
             CHECK(fast.sample(logits, history) == expected);
+            CHECK(from_candidates.sample_candidates(top) == expected);
             history.push_back(expected);
         }
     }

@@ -6,8 +6,6 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
-#include <algorithm>
-
 #include "block_reduce.cuh"
 #include "cuda_memory.hpp"
 #include "gpu_layer_kernels.hpp"
@@ -165,44 +163,6 @@ __global__ void rope_and_store(float* q, const float* k, const float* v, RowPlac
     }
 }
 
-// (value, index) pairs: index -1 is "none"; otherwise the larger value wins, then the lower index.
-__device__ __forceinline__ void keep_better(float& best, int& at, float v, int i) {
-    if (i >= 0 && (at < 0 || v > best || (v == best && i < at))) {
-        best = v;
-        at = i;
-    }
-}
-
-constexpr int kArgmaxThreads = 1024;
-
-__global__ void __launch_bounds__(kArgmaxThreads) argmax(const float* x, int n, int* out) {
-    pdl_wait();
-    float best = 0.0f;
-    int at = -1;
-    // A thread's indices rise, so `>` keeps its first maximum; NaN never compares greater.
-    for (int i = threadIdx.x; i < n; i += kArgmaxThreads) {
-        const float v = x[i];
-        if (!isnan(v) && (at < 0 || v > best)) {
-            best = v;
-            at = i;
-        }
-    }
-    for (int off = 16; off > 0; off /= 2)
-        keep_better(best, at, __shfl_xor_sync(0xffffffffu, best, off),
-                    __shfl_xor_sync(0xffffffffu, at, off));
-    __shared__ float values[kArgmaxThreads / 32];
-    __shared__ int indices[kArgmaxThreads / 32];
-    if (threadIdx.x % 32 == 0) {
-        values[threadIdx.x / 32] = best;
-        indices[threadIdx.x / 32] = at;
-    }
-    __syncthreads();
-    if (threadIdx.x == 0) {
-        for (int w = 1; w < kArgmaxThreads / 32; ++w) keep_better(best, at, values[w], indices[w]);
-        *out = at;
-    }
-}
-
 // One warp per weight row, 16-byte loads (8 halves), up to 4 token rows per pass.
 constexpr int kGemvWarps = 4;
 constexpr int kGemvTokens = 4;
@@ -354,22 +314,6 @@ void launch_rope_and_store(float* q, const float* k, const float* v, int n, RowP
                            const HeadShape& shape, const float* cos_table, const float* sin_table,
                            KvLayer kv, void* stream) {
     launch(rope_and_store, n, kThreads, 0, stream, q, k, v, rows, shape, cos_table, sin_table, kv);
-}
-
-void launch_argmax(const float* x, int n, int* out, void* stream) {
-    launch(argmax, 1, kArgmaxThreads, 0, stream, x, n, out);
-}
-
-int device_argmax(const float* host, int n) {
-    auto* x = static_cast<float*>(device_alloc(sizeof(float) * std::max(n, 1), "argmax input"));
-    auto* out = static_cast<int*>(device_alloc(sizeof(int), "argmax result"));
-    int answer = -2;
-    BITNET_CUDA_CHECK(cudaMemcpy(x, host, sizeof(float) * n, cudaMemcpyHostToDevice));
-    launch_argmax(x, n, out, nullptr);
-    BITNET_CUDA_CHECK(cudaMemcpy(&answer, out, sizeof(int), cudaMemcpyDeviceToHost));
-    BITNET_CUDA_CHECK(cudaFree(x));
-    BITNET_CUDA_CHECK(cudaFree(out));
-    return answer;
 }
 
 void launch_f16_gemv(const std::uint16_t* w, int rows, int cols, const std::uint16_t* x, int n,

@@ -43,11 +43,6 @@ void launch_rmsnorm_half(const float* x, const float* weight, int n, int cols, f
 void launch_rope_and_store(float* q, const float* k, const float* v, int n, RowPlaces rows,
                            const HeadShape& shape, const float* cos_table, const float* sin_table,
                            KvLayer kv, void* stream);
-// *out = the index of the largest of x[0..n) that is not NaN, the lowest of equal ones (the host's
-// greedy_token rule); -1 when all are NaN. One block: a single row of logits.
-void launch_argmax(const float* x, int n, int* out, void* stream);
-// launch_argmax on a copy of host values, synchronously (tests).
-int device_argmax(const float* host, int n);
 // y[t][r] = sum_k w[r][k] * x[t][k]: F16 weights and inputs, f32 accumulation; cols % 8 == 0.
 void launch_f16_gemv(const std::uint16_t* w, int rows, int cols, const std::uint16_t* x, int n,
                      float* y, void* stream);

@@ -31,6 +31,7 @@
 #include "decode_step.hpp"
 #include "gpu_layer_kernels.hpp"
 #include "launch_control.cuh"
+#include "sampling_kernels.hpp"
 #include "ternary_mma.hpp"
 
 namespace bitnet::kernels {
@@ -241,6 +242,40 @@ class CudaModel final : public GpuModel {
         return staging_[0];  // (the staged rows are no longer needed: the pass has run)
     }
 
+    const LogitCandidate* forward_top_k(const std::int32_t* tokens, int n, int start, int top_k,
+                                        float repeat_penalty, const std::int32_t* penalized,
+                                        int n_penalized, int& count) override {
+        if (top_k < 1 || top_k > kMaxGpuTopK)
+            fail(ErrorCode::InvalidArgument, "GPU top-k: top_k must be 1.." +
+                                                 std::to_string(kMaxGpuTopK) + ", got " +
+                                                 std::to_string(top_k));
+        static_assert(sizeof(LogitCandidate) == 2 * sizeof(int));
+        static_assert(kMaxGpuTopK <= cuda::kMaxDeviceTopK);
+        stage_rows(tokens, n, start);
+        // The ids go up before the pass is enqueued (the stream is idle after stage_rows).
+        const bool penalize = repeat_penalty != 1.0f && n_penalized > 0;
+        if (penalize) {
+            const auto ids = static_cast<std::size_t>(n_penalized);
+            if (ids > penalty_capacity_) {
+                penalty_ids_.allocate(ids, "penalized token ids", bytes_);
+                penalty_capacity_ = ids;
+            }
+            penalty_ids_.upload(penalized, ids);
+        }
+        const bool fused = enqueue_pass(n, main_, n - 1, start, start + n);
+        const int vocab = static_cast<int>(d_.output.rows);
+        if (penalize)
+            cuda::launch_penalize(logits_.get(), penalty_ids_.get(), n_penalized, repeat_penalty,
+                                  stream_);
+        cuda::launch_top_k(logits_.get(), vocab, top_k, top_k_.get(), stream_);
+        int* answer = pinned(pinned_top_k_, 1 + 2 * static_cast<std::size_t>(kMaxGpuTopK));
+        BITNET_CUDA_CHECK(cudaMemcpyAsync(answer, top_k_.get(), sizeof(int) * (1 + 2 * top_k),
+                                          cudaMemcpyDeviceToHost, stream_));
+        finish_pass(fused);
+        count = answer[0];
+        return reinterpret_cast<const LogitCandidate*>(answer + 1);
+    }
+
     // Tokens, positions and sequence 0 of the main cache into the staging rows run() uploads.
     void stage_rows(const std::int32_t* tokens, int n, int start) {
         if (n <= 0 || start < 0 || start + n > context_)
@@ -289,22 +324,24 @@ class CudaModel final : public GpuModel {
     }
 
   private:
-    // Page-locked host memory for logits, grown on demand.
-    struct PinnedFloats {
-        float* data = nullptr;
+    // Page-locked host memory for results, grown on demand.
+    template <typename T>
+    struct Pinned {
+        T* data = nullptr;
         std::size_t size = 0;
-        PinnedFloats() = default;
-        PinnedFloats(const PinnedFloats&) = delete;
-        PinnedFloats& operator=(const PinnedFloats&) = delete;
-        ~PinnedFloats() { cudaFreeHost(data); }
+        Pinned() = default;
+        Pinned(const Pinned&) = delete;
+        Pinned& operator=(const Pinned&) = delete;
+        ~Pinned() { cudaFreeHost(data); }
     };
-    static float* pinned(PinnedFloats& buffer, std::size_t floats) {
-        if (floats > buffer.size) {
+    template <typename T>
+    static T* pinned(Pinned<T>& buffer, std::size_t count) {
+        if (count > buffer.size) {
             cudaFreeHost(buffer.data);
             buffer.data = nullptr;
             buffer.size = 0;
-            BITNET_CUDA_CHECK(cudaMallocHost(&buffer.data, floats * sizeof(float)));
-            buffer.size = floats;
+            BITNET_CUDA_CHECK(cudaMallocHost(&buffer.data, count * sizeof(T)));
+            buffer.size = count;
         }
         return buffer.data;
     }
@@ -633,6 +670,7 @@ class CudaModel final : public GpuModel {
         std::uint64_t& b = bytes_;
         rows_.allocate(3 * rows, "token ids and positions", b);
         greedy_token_.allocate(1, "the greedy token", b);
+        top_k_.allocate(1 + 2 * static_cast<std::size_t>(kMaxGpuTopK), "top-k candidates", b);
         x_.allocate(rows * h, "activations", b);
         xh_.allocate(rows * h, "activations", b);
         q_.allocate(rows * q_dim, "activations", b);
@@ -665,10 +703,14 @@ class CudaModel final : public GpuModel {
     int work_rows_ = 0;
     Buffer<int> rows_;          // tokens, positions, slots of the current rows
     Buffer<int> greedy_token_;  // forward_greedy()'s answer on the device
-    int* staging_ = nullptr;    // pinned: the same, on the host
+    Buffer<int> top_k_;         // forward_top_k()'s answer on the device (pinned_top_k_'s layout)
+    Buffer<int> penalty_ids_;   // forward_top_k()'s penalized ids
+    std::size_t penalty_capacity_ = 0;
+    int* staging_ = nullptr;  // pinned: the same, on the host
     int staging_rows_ = 0;
-    PinnedFloats pinned_logits_;   // forward_sequences() results
-    PinnedFloats pinned_forward_;  // forward() results of a few rows
+    Pinned<float> pinned_logits_;   // forward_sequences() results
+    Pinned<float> pinned_forward_;  // forward() results of a few rows
+    Pinned<int> pinned_top_k_;      // forward_top_k(): the count, then (logit bits, id) pairs
     // (rows, pool, first logits, fused step, attention span)
     std::map<std::tuple<int, int, int, bool, int>, cudaGraphExec_t> graphs_;
     Buffer<float> x_, q_, k_, v_, att_, scores_, g_, act_scales_, logits_;

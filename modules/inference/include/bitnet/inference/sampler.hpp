@@ -45,8 +45,16 @@ class Sampler {
     std::int32_t sample(std::span<const float> logits, std::span<const std::int32_t> history);
     const SamplingParams& params() const { return params_; }
 
-  private:
     using Candidate = std::pair<float, std::int32_t>;  // (logit after the penalty, token id)
+    // The distinct in-range ids the repetition penalty applies to, in order (none when it is off).
+    std::vector<std::int32_t> penalized_ids(std::span<const std::int32_t> history,
+                                            std::size_t vocab) const;
+    // sample() when the top_k candidates were selected elsewhere by the same rule (the GPU:
+    // the best top_k logits after the penalty, NaN excluded), in any order.
+    std::int32_t sample_candidates(std::span<const Candidate> top_k);
+
+  private:
+    std::int32_t draw();  // from candidates_ (best first): top-p, min-p, temperature
     // candidates_ := the non-NaN logits after the repetition penalty, best first (highest logit,
     // then lower id), cut to top_k.
     void select_candidates(std::span<const float> logits, std::span<const std::int32_t> history);

@@ -33,6 +33,13 @@ struct GpuModelDesc {
     bool extra_scales = false;  // per-projection scale tensors != 1 (not on the GPU path yet)
 };
 
+// A logit and its token id (forward_top_k's answer).
+struct LogitCandidate {
+    float logit;
+    std::int32_t id;
+};
+constexpr int kMaxGpuTopK = 256;  // the largest top_k forward_top_k selects on the device
+
 class GpuModel {
   public:
     virtual ~GpuModel() = default;
@@ -48,6 +55,15 @@ class GpuModel {
     // rule: NaN skipped, the lowest index of equal maxima; -1 when every logit is NaN): 4 bytes
     // come back instead of the logits.
     virtual std::int32_t forward_greedy(const std::int32_t* tokens, int n, int start) = 0;
+    // forward_last() then, on the device, the repetition penalty on `penalized` (n_penalized
+    // distinct ids in range: x > 0 ? x / penalty : x * penalty) and the top_k best logits that
+    // are not NaN (larger first, then lower id; 1 <= top_k <= kMaxGpuTopK; fewer when fewer are
+    // not NaN), `count` of them in any order, in page-locked memory valid until the next call:
+    // the sampler's candidates, a few hundred bytes instead of the logits.
+    virtual const LogitCandidate* forward_top_k(const std::int32_t* tokens, int n, int start,
+                                                int top_k, float repeat_penalty,
+                                                const std::int32_t* penalized, int n_penalized,
+                                                int& count) = 0;
     // Device KV caches for `count` further sequences of `context` positions each (replacing
     // any earlier reservation; their contents are lost).
     virtual void reserve_sequences(int count, int context) = 0;

@@ -1,0 +1,255 @@
+// Kernels of sampling_kernels.hpp.
+#include <cuda_runtime.h>
+
+#include <algorithm>
+
+#include "cuda_memory.hpp"
+#include "launch_control.cuh"
+#include "sampling_kernels.hpp"
+
+namespace bitnet::kernels::cuda {
+namespace {
+
+constexpr int kThreads = 1024;
+constexpr int kWarps = kThreads / 32;
+
+// (value, index) pairs: index -1 is "none"; otherwise the larger value wins, then the lower index.
+__device__ __forceinline__ void keep_better(float& best, int& at, float v, int i) {
+    if (i >= 0 && (at < 0 || v > best || (v == best && i < at))) {
+        best = v;
+        at = i;
+    }
+}
+
+__global__ void __launch_bounds__(kThreads) argmax(const float* x, int n, int* out) {
+    pdl_wait();
+    float best = 0.0f;
+    int at = -1;
+    // A thread's indices rise, so `>` keeps its first maximum; NaN never compares greater.
+    for (int i = threadIdx.x; i < n; i += kThreads) {
+        const float v = x[i];
+        if (!isnan(v) && (at < 0 || v > best)) {
+            best = v;
+            at = i;
+        }
+    }
+    for (int off = 16; off > 0; off /= 2)
+        keep_better(best, at, __shfl_xor_sync(0xffffffffu, best, off),
+                    __shfl_xor_sync(0xffffffffu, at, off));
+    __shared__ float values[kWarps];
+    __shared__ int indices[kWarps];
+    if (threadIdx.x % 32 == 0) {
+        values[threadIdx.x / 32] = best;
+        indices[threadIdx.x / 32] = at;
+    }
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        for (int w = 1; w < kWarps; ++w) keep_better(best, at, values[w], indices[w]);
+        *out = at;
+    }
+}
+
+__global__ void penalize(float* x, const int* ids, int n_ids, float penalty) {
+    pdl_wait();
+    for (int i = threadIdx.x; i < n_ids; i += blockDim.x) {
+        const float l = x[ids[i]];
+        x[ids[i]] = l > 0.0f ? __fdiv_rn(l, penalty) : __fmul_rn(l, penalty);
+    }
+}
+
+// Unsigned keys in the order of the floats (not NaN); -0 and +0 get the same key. Every value,
+// -inf included, has a key above 0.
+__device__ __forceinline__ unsigned order_key(float v) {
+    const unsigned u = v == 0.0f ? 0u : __float_as_uint(v);
+    return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+}
+
+// f(value, index) for x[0..n), strided over the block's threads four values at a time: a single
+// block must keep many loads in flight to read half a megabyte quickly (one float per thread
+// and round trip took ~30 us per pass).
+template <typename F>
+__device__ __forceinline__ void for_each_value(const float* __restrict__ x, int n, F f) {
+    const int quads = n / 4;
+    const auto* x4 = reinterpret_cast<const float4*>(x);  // (cudaMalloc'd: 256-byte aligned)
+#pragma unroll 4
+    for (int i = threadIdx.x; i < quads; i += kThreads) {
+        const float4 v = __ldg(x4 + i);
+        f(v.x, 4 * i);
+        f(v.y, 4 * i + 1);
+        f(v.z, 4 * i + 2);
+        f(v.w, 4 * i + 3);
+    }
+    for (int i = 4 * quads + threadIdx.x; i < n; i += kThreads) f(__ldg(x + i), i);
+}
+
+// Exclusive prefix sum of `v` over the block's threads in thread order; `total` gets the sum.
+__device__ int block_exclusive_scan(int v, int& total) {
+    __shared__ int warp_sums[kWarps];
+    const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+    int inclusive = v;
+    for (int off = 1; off < 32; off *= 2) {
+        const int up = __shfl_up_sync(0xffffffffu, inclusive, off);
+        if (lane >= off) inclusive += up;
+    }
+    if (lane == 31) warp_sums[warp] = inclusive;
+    __syncthreads();
+    if (warp == 0) {
+        int w = warp_sums[lane];
+        for (int off = 1; off < 32; off *= 2) {
+            const int up = __shfl_up_sync(0xffffffffu, w, off);
+            if (lane >= off) w += up;
+        }
+        warp_sums[lane] = w;  // inclusive over warps
+    }
+    __syncthreads();
+    total = warp_sums[kWarps - 1];
+    const int before = (warp > 0 ? warp_sums[warp - 1] : 0) + inclusive - v;
+    __syncthreads();  // warp_sums reusable
+    return before;
+}
+
+__global__ void __launch_bounds__(kThreads)
+    top_k(const float* __restrict__ x, int n, int k, int* out) {
+    pdl_wait();
+    __shared__ unsigned lane_hist[256 * 32];  // [bin][lane index]
+    __shared__ unsigned hist[256];
+    __shared__ unsigned chosen_digit;
+    __shared__ int chosen_need, slots;
+    // The k-th best key, 8 bits at a time from the top: `prefix` holds the bits decided so far
+    // (under `mask`), `need` how many of the keys with that prefix are still to take.
+    unsigned prefix = 0, mask = 0;
+    int need = k;
+    for (int shift = 24; shift >= 0; shift -= 8) {
+        // Logits crowd into few bins (the first pass puts nearly all into two or three), and
+        // shared atomics on one address serialize (one counter per bin: ~130 us for 128k
+        // logits), so each lane index counts into its own copy of the bins: the lanes of a warp
+        // never meet on an address or a bank.
+        for (int i = threadIdx.x; i < 256 * 32; i += kThreads) lane_hist[i] = 0;
+        __syncthreads();
+        unsigned* my_bins = lane_hist + threadIdx.x % 32;
+        for_each_value(x, n, [&](float v, int) {
+            const unsigned key = order_key(v);
+            if (!isnan(v) && (key & mask) == prefix)
+                atomicAdd(my_bins + ((key >> shift) & 255u) * 32, 1u);
+        });
+        __syncthreads();
+        for (int bin = threadIdx.x; bin < 256; bin += kThreads) {
+            unsigned total = 0;
+            for (int j = 0; j < 32; ++j) total += lane_hist[bin * 32 + (j + bin) % 32];
+            hist[bin] = total;  // (rotated reads: the threads of a warp read different banks)
+        }
+        __syncthreads();
+        if (threadIdx.x == 0) {
+            int above = 0, digit = 255;
+            while (digit > 0 && above + static_cast<int>(hist[digit]) < need)
+                above += static_cast<int>(hist[digit--]);
+            if (shift == 24 && digit == 0 && above + static_cast<int>(hist[0]) < need) {
+                chosen_need = -1;  // fewer values than k: all of them
+            } else {
+                chosen_digit = static_cast<unsigned>(digit);
+                chosen_need = need - above;
+            }
+        }
+        __syncthreads();
+        if (chosen_need < 0) {
+            prefix = 0;  // below every key
+            need = 0;
+            break;
+        }
+        prefix |= chosen_digit << shift;
+        mask |= 255u << shift;
+        need = chosen_need;
+        __syncthreads();  // (hist and the choice are rewritten next pass)
+    }
+    // Keys above `prefix` all go; of those equal to it, the first `need` by index: each thread
+    // takes a contiguous range of indices so a prefix sum orders the ties.
+    const int per = (n + 4 * kThreads - 1) / (4 * kThreads) * 4;  // (whole quads)
+    const int lo = min(n, static_cast<int>(threadIdx.x) * per), hi = min(n, lo + per);
+    auto for_my_range = [&](auto f) {
+        int i = lo;
+        for (; i + 4 <= hi; i += 4) {
+            const float4 v = __ldg(reinterpret_cast<const float4*>(x + i));
+            f(v.x, i);
+            f(v.y, i + 1);
+            f(v.z, i + 2);
+            f(v.w, i + 3);
+        }
+        for (; i < hi; ++i) f(__ldg(x + i), i);
+    };
+    int ties = 0;
+    for_my_range([&](float v, int) { ties += !isnan(v) && order_key(v) == prefix; });
+    int total_ties = 0;
+    int tie_rank = block_exclusive_scan(ties, total_ties);
+    if (threadIdx.x == 0) slots = 0;
+    __syncthreads();
+    for_my_range([&](float v, int i) {
+        if (isnan(v)) return;
+        const unsigned key = order_key(v);
+        const bool take = key > prefix || (key == prefix && tie_rank++ < need);
+        if (take) {
+            const int slot = atomicAdd(&slots, 1);
+            if (slot < k) {  // (exactly k are taken; never write past the answer's room)
+                out[1 + 2 * slot] = __float_as_int(v);
+                out[2 + 2 * slot] = i;
+            }
+        }
+    });
+    __syncthreads();
+    if (threadIdx.x == 0) out[0] = min(slots, k);
+}
+
+}  // namespace
+
+void launch_argmax(const float* x, int n, int* out, void* stream) {
+    launch(argmax, 1, kThreads, 0, stream, x, n, out);
+}
+
+void launch_penalize(float* x, const int* ids, int n_ids, float penalty, void* stream) {
+    if (n_ids > 0) launch(penalize, 1, 256, 0, stream, x, ids, n_ids, penalty);
+}
+
+void launch_top_k(const float* x, int n, int k, int* out, void* stream) {
+    launch(top_k, 1, kThreads, 0, stream, x, n, std::min(k, kMaxDeviceTopK), out);
+}
+
+int device_argmax(const float* host, int n) {
+    auto* x = static_cast<float*>(device_alloc(sizeof(float) * std::max(n, 1), "argmax input"));
+    auto* out = static_cast<int*>(device_alloc(sizeof(int), "argmax result"));
+    int answer = -2;
+    BITNET_CUDA_CHECK(cudaMemcpy(x, host, sizeof(float) * n, cudaMemcpyHostToDevice));
+    launch_argmax(x, n, out, nullptr);
+    BITNET_CUDA_CHECK(cudaMemcpy(&answer, out, sizeof(int), cudaMemcpyDeviceToHost));
+    BITNET_CUDA_CHECK(cudaFree(x));
+    BITNET_CUDA_CHECK(cudaFree(out));
+    return answer;
+}
+
+std::vector<std::pair<float, std::int32_t>> device_top_k(const float* host, int n, int k,
+                                                         const std::vector<int>& ids,
+                                                         float penalty) {
+    auto* x = static_cast<float*>(device_alloc(sizeof(float) * std::max(n, 1), "top-k input"));
+    auto* d_ids = static_cast<int*>(device_alloc(sizeof(int) * (ids.size() + 1), "top-k ids"));
+    auto* out = static_cast<int*>(device_alloc(sizeof(int) * (1 + 2 * kMaxDeviceTopK), "top-k"));
+    std::vector<int> got(1 + 2 * kMaxDeviceTopK);
+    BITNET_CUDA_CHECK(cudaMemcpy(x, host, sizeof(float) * n, cudaMemcpyHostToDevice));
+    BITNET_CUDA_CHECK(
+        cudaMemcpy(d_ids, ids.data(), sizeof(int) * ids.size(), cudaMemcpyHostToDevice));
+    launch_penalize(x, d_ids, static_cast<int>(ids.size()), penalty, nullptr);
+    launch_top_k(x, n, k, out, nullptr);
+    BITNET_CUDA_CHECK(
+        cudaMemcpy(got.data(), out, sizeof(int) * got.size(), cudaMemcpyDeviceToHost));
+    BITNET_CUDA_CHECK(cudaFree(x));
+    BITNET_CUDA_CHECK(cudaFree(d_ids));
+    BITNET_CUDA_CHECK(cudaFree(out));
+    std::vector<std::pair<float, std::int32_t>> result;
+    for (int i = 0; i < got[0]; ++i) {
+        float v = 0;
+        static_assert(sizeof(v) == sizeof(got[0]));
+        std::copy_n(reinterpret_cast<const char*>(&got[1 + 2 * i]), sizeof(v),
+                    reinterpret_cast<char*>(&v));
+        result.emplace_back(v, got[2 + 2 * i]);
+    }
+    return result;
+}
+
+}  // namespace bitnet::kernels::cuda
