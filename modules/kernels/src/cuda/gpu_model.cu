@@ -671,6 +671,9 @@ class CudaModel final : public GpuModel {
         rows_.allocate(3 * rows, "token ids and positions", b);
         greedy_token_.allocate(1, "the greedy token", b);
         top_k_.allocate(1 + 2 * static_cast<std::size_t>(kMaxGpuTopK), "top-k candidates", b);
+        // (fewer than top_k candidates leave room that is copied back: zeroed, not uninitialized)
+        BITNET_CUDA_CHECK(cudaMemset(
+            top_k_.get(), 0, sizeof(int) * (1 + 2 * static_cast<std::size_t>(kMaxGpuTopK))));
         x_.allocate(rows * h, "activations", b);
         xh_.allocate(rows * h, "activations", b);
         q_.allocate(rows * q_dim, "activations", b);

@@ -108,11 +108,37 @@ __device__ int block_exclusive_scan(int v, int& total) {
     return before;
 }
 
-__global__ void __launch_bounds__(kThreads)
-    top_k(const float* __restrict__ x, int n, int k, int* out) {
-    pdl_wait();
-    __shared__ unsigned lane_hist[256 * 32];  // [bin][lane index]
-    __shared__ unsigned hist[256];
+// A thread's contiguous share of 0..n (whole quads but the last), in thread order: a prefix sum
+// over the threads then orders what they find by index.
+struct Range {
+    int lo, hi;
+};
+__device__ __forceinline__ Range my_range(int n, int quad) {
+    const int per = (n + quad * kThreads - 1) / (quad * kThreads) * quad;
+    const int lo = min(n, static_cast<int>(threadIdx.x) * per);
+    return {lo, min(n, lo + per)};
+}
+
+template <typename F>
+__device__ __forceinline__ void for_range_values(const float* __restrict__ x, Range r, F f) {
+    int i = r.lo;
+    for (; i + 4 <= r.hi; i += 4) {
+        const float4 v = __ldg(reinterpret_cast<const float4*>(x + i));
+        f(v.x, i);
+        f(v.y, i + 1);
+        f(v.z, i + 2);
+        f(v.w, i + 3);
+    }
+    for (; i < r.hi; ++i) f(__ldg(x + i), i);
+}
+
+// The k best by four 8-bit radix passes over all of x (the fallback when the coarse bin of the
+// k-th best holds more values than shared memory: logits crowded onto a few values). `memory`:
+// 33 KB of shared memory.
+__device__ void radix_select_all(const float* __restrict__ x, int n, int k, int* out,
+                                 unsigned* memory) {
+    unsigned* lane_hist = memory;  // [bin][lane index]
+    unsigned* hist = memory + 256 * 32;
     __shared__ unsigned chosen_digit;
     __shared__ int chosen_need, slots;
     // The k-th best key, 8 bits at a time from the top: `prefix` holds the bits decided so far
@@ -163,26 +189,14 @@ __global__ void __launch_bounds__(kThreads)
     }
     // Keys above `prefix` all go; of those equal to it, the first `need` by index: each thread
     // takes a contiguous range of indices so a prefix sum orders the ties.
-    const int per = (n + 4 * kThreads - 1) / (4 * kThreads) * 4;  // (whole quads)
-    const int lo = min(n, static_cast<int>(threadIdx.x) * per), hi = min(n, lo + per);
-    auto for_my_range = [&](auto f) {
-        int i = lo;
-        for (; i + 4 <= hi; i += 4) {
-            const float4 v = __ldg(reinterpret_cast<const float4*>(x + i));
-            f(v.x, i);
-            f(v.y, i + 1);
-            f(v.z, i + 2);
-            f(v.w, i + 3);
-        }
-        for (; i < hi; ++i) f(__ldg(x + i), i);
-    };
+    const Range range = my_range(n, 4);
     int ties = 0;
-    for_my_range([&](float v, int) { ties += !isnan(v) && order_key(v) == prefix; });
+    for_range_values(x, range, [&](float v, int) { ties += !isnan(v) && order_key(v) == prefix; });
     int total_ties = 0;
     int tie_rank = block_exclusive_scan(ties, total_ties);
     if (threadIdx.x == 0) slots = 0;
     __syncthreads();
-    for_my_range([&](float v, int i) {
+    for_range_values(x, range, [&](float v, int i) {
         if (isnan(v)) return;
         const unsigned key = order_key(v);
         const bool take = key > prefix || (key == prefix && tie_rank++ < need);
@@ -194,6 +208,132 @@ __global__ void __launch_bounds__(kThreads)
             }
         }
     });
+    __syncthreads();
+    if (threadIdx.x == 0) out[0] = min(slots, k);
+}
+
+// Of `bins` counts (a multiple of kThreads), from the top bin down: the bin where the count at
+// or above it first reaches `need`; *bin = it, *left = how many of its values are still needed.
+// False (for every thread) when all bins together hold fewer than `need`.
+__device__ bool find_crossing(const unsigned* hist, int bins, int need, int* bin, int* left) {
+    const int per = bins / kThreads;
+    const int top = bins - 1 - static_cast<int>(threadIdx.x) * per;  // this thread's bins, down
+    int mine = 0;
+    for (int j = 0; j < per; ++j) mine += static_cast<int>(hist[top - j]);
+    int total = 0;
+    int above = block_exclusive_scan(mine, total);  // the values in higher bins than this thread's
+    if (total < need) return false;
+    if (above < need && above + mine >= need)  // (one thread)
+        for (int j = 0; j < per; ++j) {
+            const int h = static_cast<int>(hist[top - j]);
+            if (above + h >= need) {
+                *bin = top - j;
+                *left = need - above;
+                break;
+            }
+            above += h;
+        }
+    __syncthreads();
+    return true;
+}
+
+constexpr int kCoarseBits = 12;  // the first digit: a key's top 12 bits
+constexpr int kCoarseBins = 1 << kCoarseBits;
+constexpr int kFineBits = 10;  // then the other 20 in two digits, over the gathered values
+constexpr int kFineBins = 1 << kFineBits;
+constexpr int kMaxGathered = 5120;  // values of the coarse bin held in shared memory
+
+struct GatheredBin {
+    unsigned key[kMaxGathered];
+    int index[kMaxGathered];
+    unsigned fine[kFineBins];
+};
+union TopKMemory {
+    unsigned coarse[kCoarseBins];
+    GatheredBin gathered;
+    unsigned radix[256 * 32 + 256];  // radix_select_all's
+};
+
+// One histogram pass over the logits (coarse bins of the top 12 key bits) finds the bin of the
+// k-th best; the values above it go straight to the answer and the bin's own values (usually a
+// few hundred) are gathered into shared memory in index order, where two more digits find the
+// k-th best key exactly. Two passes over the logits instead of six.
+__global__ void __launch_bounds__(kThreads)
+    top_k(const float* __restrict__ x, int n, int k, int* out) {
+    pdl_wait();
+    __shared__ TopKMemory memory;
+    __shared__ int crossing_bin, crossing_left, slots;
+    auto take = [&](float v, int i) {
+        const int slot = atomicAdd(&slots, 1);
+        if (slot < k) {  // (exactly k are taken; never write past the answer's room)
+            out[1 + 2 * slot] = __float_as_int(v);
+            out[2 + 2 * slot] = i;
+        }
+    };
+    for (int i = threadIdx.x; i < kCoarseBins; i += kThreads) memory.coarse[i] = 0;
+    if (threadIdx.x == 0) slots = 0;
+    __syncthreads();
+    for_each_value(x, n, [&](float v, int) {
+        if (!isnan(v)) atomicAdd(&memory.coarse[order_key(v) >> (32 - kCoarseBits)], 1u);
+    });
+    __syncthreads();
+    if (!find_crossing(memory.coarse, kCoarseBins, k, &crossing_bin, &crossing_left)) {
+        for_each_value(x, n, [&](float v, int i) {  // fewer values than k: all of them
+            if (!isnan(v)) take(v, i);
+        });
+        __syncthreads();
+        if (threadIdx.x == 0) out[0] = min(slots, k);
+        return;
+    }
+    const unsigned coarse_bin = static_cast<unsigned>(crossing_bin);
+    const int gathered = static_cast<int>(memory.coarse[coarse_bin]);
+    int left = crossing_left;
+    __syncthreads();  // (the coarse counts are read; the memory is reused below)
+    if (gathered > kMaxGathered) {
+        radix_select_all(x, n, k, out, memory.radix);
+        return;
+    }
+    const Range range = my_range(n, 4);
+    int mine = 0;
+    for_range_values(x, range, [&](float v, int i) {
+        if (isnan(v)) return;
+        const unsigned bin = order_key(v) >> (32 - kCoarseBits);
+        if (bin > coarse_bin) take(v, i);
+        mine += bin == coarse_bin;
+    });
+    int unused = 0;
+    int at = block_exclusive_scan(mine, unused);
+    GatheredBin& g = memory.gathered;
+    for_range_values(x, range, [&](float v, int i) {
+        if (isnan(v) || order_key(v) >> (32 - kCoarseBits) != coarse_bin) return;
+        g.key[at] = order_key(v);
+        g.index[at] = i;
+        ++at;
+    });
+    __syncthreads();
+    // The k-th best key among the gathered, 10 bits at a time.
+    unsigned prefix = coarse_bin << (32 - kCoarseBits), mask = ~0u << (32 - kCoarseBits);
+    for (int shift = 32 - kCoarseBits - kFineBits; shift >= 0; shift -= kFineBits) {
+        for (int i = threadIdx.x; i < kFineBins; i += kThreads) g.fine[i] = 0;
+        __syncthreads();
+        for (int i = threadIdx.x; i < gathered; i += kThreads)
+            if ((g.key[i] & mask) == prefix)
+                atomicAdd(&g.fine[(g.key[i] >> shift) & (kFineBins - 1)], 1u);
+        __syncthreads();
+        find_crossing(g.fine, kFineBins, left, &crossing_bin, &crossing_left);  // (always found)
+        prefix |= static_cast<unsigned>(crossing_bin) << shift;
+        mask |= static_cast<unsigned>(kFineBins - 1) << shift;
+        left = crossing_left;
+        __syncthreads();
+    }
+    // Keys above the k-th best all go; of those equal to it, the first `left` by index.
+    const Range part = my_range(gathered, 1);
+    int ties = 0;
+    for (int i = part.lo; i < part.hi; ++i) ties += g.key[i] == prefix;
+    int rank = block_exclusive_scan(ties, unused);
+    for (int i = part.lo; i < part.hi; ++i)
+        if (g.key[i] > prefix || (g.key[i] == prefix && rank++ < left))
+            take(__ldg(x + g.index[i]), g.index[i]);
     __syncthreads();
     if (threadIdx.x == 0) out[0] = min(slots, k);
 }
@@ -231,6 +371,8 @@ std::vector<std::pair<float, std::int32_t>> device_top_k(const float* host, int 
     auto* d_ids = static_cast<int*>(device_alloc(sizeof(int) * (ids.size() + 1), "top-k ids"));
     auto* out = static_cast<int*>(device_alloc(sizeof(int) * (1 + 2 * kMaxDeviceTopK), "top-k"));
     std::vector<int> got(1 + 2 * kMaxDeviceTopK);
+    // (the answer's unused room is copied back too: zeroed, not uninitialized)
+    BITNET_CUDA_CHECK(cudaMemset(out, 0, sizeof(int) * got.size()));
     BITNET_CUDA_CHECK(cudaMemcpy(x, host, sizeof(float) * n, cudaMemcpyHostToDevice));
     BITNET_CUDA_CHECK(
         cudaMemcpy(d_ids, ids.data(), sizeof(int) * ids.size(), cudaMemcpyHostToDevice));
