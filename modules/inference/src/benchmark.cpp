@@ -56,6 +56,10 @@ BatchedThroughput run_batched_gpu(kernels::GpuModel& gpu, const BenchmarkOptions
     }
     const auto next = bench_tokens(o.gen_tokens * batch, vocab);
     std::vector<int> positions(static_cast<std::size_t>(batch)), seqs(positions.size());
+    // Each step also picks every row's greedy token on the device, as the server's batches do
+    // (rather than copying batch x vocab logits out).
+    const std::vector<kernels::RowChoice> greedy(static_cast<std::size_t>(batch));
+    std::vector<kernels::RowCandidates> chosen;
     std::vector<double> runs;
     for (int rep = 0; rep < o.repeats; ++rep) {
         Timer timer;
@@ -64,8 +68,9 @@ BatchedThroughput run_batched_gpu(kernels::GpuModel& gpu, const BenchmarkOptions
                 positions[static_cast<std::size_t>(s)] = static_cast<int>(prompt + i);
                 seqs[static_cast<std::size_t>(s)] = s;
             }
-            gpu.forward_sequences(next.data() + static_cast<std::size_t>(i) * batch,
-                                  positions.data(), seqs.data(), batch, false);
+            gpu.forward_sequences_top_k(next.data() + static_cast<std::size_t>(i) * batch,
+                                        positions.data(), seqs.data(), batch, greedy.data(),
+                                        nullptr, chosen);
         }
         runs.push_back(static_cast<double>(o.gen_tokens) * batch / timer.seconds());
     }
@@ -135,8 +140,9 @@ BenchmarkResult run_benchmark(Engine& engine, const BenchmarkOptions& o) {
                           logits);
             return;
         }
-        // (the logits stay in the page-locked buffer they land in, as in generation)
-        gpu->forward_last(tokens.data(), static_cast<int>(tokens.size()), static_cast<int>(start));
+        // (the greedy token chosen on the device, as in greedy generation)
+        gpu->forward_greedy(tokens.data(), static_cast<int>(tokens.size()),
+                            static_cast<int>(start));
     };
     // Warm-up: fault the memory-mapped weights in and settle the caches (on the GPU also the
     // working buffers for the prompt and the captured single-token graph).

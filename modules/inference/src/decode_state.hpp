@@ -26,6 +26,7 @@ class DecodeState {
     bool accept_token(std::int32_t token);
     // accept() from the sampler's top-k candidates selected elsewhere (on the GPU).
     bool accept_candidates(std::span<const Sampler::Candidate> top_k, std::int32_t& next);
+    const SamplingParams& sampling() const { return sampler_.params(); }
     // The ids the repetition penalty applies to at this step.
     std::vector<std::int32_t> penalized_ids(std::size_t vocab) const {
         return sampler_.penalized_ids(history_, vocab);

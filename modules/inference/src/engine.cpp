@@ -265,13 +265,16 @@ std::int32_t Engine::run_greedy(std::span<const std::int32_t> tokens, std::int64
 void Engine::run_top_k(std::span<const std::int32_t> tokens, std::int64_t start,
                        const SamplingParams& sampling, std::span<const std::int32_t> penalized_ids,
                        std::vector<Sampler::Candidate>& candidates) {
-    int count = 0;
-    const kernels::LogitCandidate* top =
+    kernels::RowChoice choice;
+    choice.top_k = sampling.top_k;
+    choice.repeat_penalty = sampling.repeat_penalty;
+    choice.penalized_end = static_cast<int>(penalized_ids.size());
+    const kernels::RowCandidates top =
         gpu_->forward_top_k(tokens.data(), static_cast<int>(tokens.size()), static_cast<int>(start),
-                            sampling.top_k, sampling.repeat_penalty, penalized_ids.data(),
-                            static_cast<int>(penalized_ids.size()), count);
+                            choice, penalized_ids.data());
     candidates.clear();
-    for (int i = 0; i < count; ++i) candidates.emplace_back(top[i].logit, top[i].id);
+    for (int i = 0; i < top.count; ++i)
+        candidates.emplace_back(top.candidates[i].logit, top.candidates[i].id);
 }
 
 std::vector<float> Engine::evaluate_all(const std::vector<std::int32_t>& tokens) {

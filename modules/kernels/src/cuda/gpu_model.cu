@@ -242,38 +242,87 @@ class CudaModel final : public GpuModel {
         return staging_[0];  // (the staged rows are no longer needed: the pass has run)
     }
 
-    const LogitCandidate* forward_top_k(const std::int32_t* tokens, int n, int start, int top_k,
-                                        float repeat_penalty, const std::int32_t* penalized,
-                                        int n_penalized, int& count) override {
-        if (top_k < 1 || top_k > kMaxGpuTopK)
-            fail(ErrorCode::InvalidArgument, "GPU top-k: top_k must be 1.." +
-                                                 std::to_string(kMaxGpuTopK) + ", got " +
-                                                 std::to_string(top_k));
+    RowCandidates forward_top_k(const std::int32_t* tokens, int n, int start,
+                                const RowChoice& choice,
+                                const std::int32_t* penalized_ids) override {
+        stage_rows(tokens, n, start);
+        upload_choices(1, &choice, penalized_ids);
+        const bool fused = enqueue_pass(n, main_, n - 1, start, start + n);
+        choose_on_device(1);
+        finish_pass(fused);
+        return chosen(0);
+    }
+
+    // Rows of reserved sequences into the staging rows run() uploads.
+    void stage_sequences(const std::int32_t* tokens, const int* positions, const int* seqs, int n) {
+        if (n <= 0) fail(ErrorCode::InvalidArgument, "forward_sequences() needs a row");
+        for (int i = 0; i < n; ++i)
+            if (seqs[i] < 0 || seqs[i] >= batch_.seqs || positions[i] < 0 ||
+                positions[i] >= batch_.context)
+                fail(ErrorCode::InvalidArgument,
+                     "row " + std::to_string(i) + ": sequence " + std::to_string(seqs[i]) +
+                         " position " + std::to_string(positions[i]) + " is outside the " +
+                         std::to_string(batch_.seqs) + " x " + std::to_string(batch_.context) +
+                         " reserved on the GPU");
+        stage(n);
+        for (int i = 0; i < n; ++i) {
+            staging_[i] = tokens[i];
+            staging_[n + i] = positions[i];
+            staging_[2 * n + i] = seqs[i];
+        }
+    }
+
+    // The rows' choices go up before the pass is enqueued (the stream is idle after staging),
+    // as words: top_k per row | id offsets per row and one past | penalties (float bits) | ids.
+    void upload_choices(int rows, const RowChoice* choices, const std::int32_t* penalized_ids) {
         static_assert(sizeof(LogitCandidate) == 2 * sizeof(int));
         static_assert(kMaxGpuTopK <= cuda::kMaxDeviceTopK);
-        stage_rows(tokens, n, start);
-        // The ids go up before the pass is enqueued (the stream is idle after stage_rows).
-        const bool penalize = repeat_penalty != 1.0f && n_penalized > 0;
-        if (penalize) {
-            const auto ids = static_cast<std::size_t>(n_penalized);
-            if (ids > penalty_capacity_) {
-                penalty_ids_.allocate(ids, "penalized token ids", bytes_);
-                penalty_capacity_ = ids;
-            }
-            penalty_ids_.upload(penalized, ids);
+        std::vector<int> ks, offsets = {0}, penalties, ids;
+        for (int r = 0; r < rows; ++r) {
+            const RowChoice& c = choices[r];
+            if (c.top_k < 1 || c.top_k > kMaxGpuTopK || c.penalized_begin < 0 ||
+                c.penalized_end < c.penalized_begin)
+                fail(ErrorCode::InvalidArgument,
+                     "GPU choice of row " + std::to_string(r) + ": top_k must be 1.." +
+                         std::to_string(kMaxGpuTopK) + " (got " + std::to_string(c.top_k) +
+                         ") and the penalized ids a range");
+            ks.push_back(c.top_k);
+            int bits = 0;
+            std::memcpy(&bits, &c.repeat_penalty, sizeof(bits));
+            penalties.push_back(bits);
+            if (c.repeat_penalty != 1.0f)
+                ids.insert(ids.end(), penalized_ids + c.penalized_begin,
+                           penalized_ids + c.penalized_end);
+            offsets.push_back(static_cast<int>(ids.size()));
         }
-        const bool fused = enqueue_pass(n, main_, n - 1, start, start + n);
+        penalized_ = static_cast<int>(ids.size());
+        choice_words_ = ks;
+        for (const auto* part : {&offsets, &penalties, &ids})
+            choice_words_.insert(choice_words_.end(), part->begin(), part->end());
+        if (choice_words_.size() > choice_capacity_) {
+            choice_params_.allocate(choice_words_.size(), "sampling choices", bytes_);
+            choice_capacity_ = choice_words_.size();
+        }
+        choice_params_.upload(choice_words_.data(), choice_words_.size());
+    }
+
+    // Penalties and the top-k select on the logits of the pass's `rows` rows, their answers into
+    // page-locked memory (chosen() reads them after finish_pass).
+    void choose_on_device(int rows) {
         const int vocab = static_cast<int>(d_.output.rows);
-        if (penalize)
-            cuda::launch_penalize(logits_.get(), penalty_ids_.get(), n_penalized, repeat_penalty,
-                                  stream_);
-        cuda::launch_top_k(logits_.get(), vocab, top_k, top_k_.get(), stream_);
-        int* answer = pinned(pinned_top_k_, 1 + 2 * static_cast<std::size_t>(kMaxGpuTopK));
-        BITNET_CUDA_CHECK(cudaMemcpyAsync(answer, top_k_.get(), sizeof(int) * (1 + 2 * top_k),
-                                          cudaMemcpyDeviceToHost, stream_));
-        finish_pass(fused);
-        count = answer[0];
-        return reinterpret_cast<const LogitCandidate*>(answer + 1);
+        const int* words = choice_params_.get();
+        if (penalized_ > 0)
+            cuda::launch_penalize(logits_.get(), vocab, rows, words + rows, words + 3 * rows + 1,
+                                  reinterpret_cast<const float*>(words + 2 * rows + 1), stream_);
+        cuda::launch_top_k(logits_.get(), vocab, rows, words, top_k_.get(), stream_);
+        const std::size_t ints = static_cast<std::size_t>(rows) * cuda::kTopKAnswerInts;
+        BITNET_CUDA_CHECK(cudaMemcpyAsync(pinned(pinned_top_k_, ints), top_k_.get(),
+                                          sizeof(int) * ints, cudaMemcpyDeviceToHost, stream_));
+    }
+    RowCandidates chosen(int row) const {
+        const int* answer =
+            pinned_top_k_.data + static_cast<std::size_t>(row) * cuda::kTopKAnswerInts;
+        return {reinterpret_cast<const LogitCandidate*>(answer + 1), answer[0]};
     }
 
     // Tokens, positions and sequence 0 of the main cache into the staging rows run() uploads.
@@ -300,27 +349,26 @@ class CudaModel final : public GpuModel {
 
     const float* forward_sequences(const std::int32_t* tokens, const int* positions,
                                    const int* seqs, int n, bool last_row_only) override {
-        if (n <= 0) fail(ErrorCode::InvalidArgument, "forward_sequences() needs a row");
-        for (int i = 0; i < n; ++i)
-            if (seqs[i] < 0 || seqs[i] >= batch_.seqs || positions[i] < 0 ||
-                positions[i] >= batch_.context)
-                fail(ErrorCode::InvalidArgument,
-                     "row " + std::to_string(i) + ": sequence " + std::to_string(seqs[i]) +
-                         " position " + std::to_string(positions[i]) + " is outside the " +
-                         std::to_string(batch_.seqs) + " x " + std::to_string(batch_.context) +
-                         " reserved on the GPU");
-        stage(n);
-        for (int i = 0; i < n; ++i) {
-            staging_[i] = tokens[i];
-            staging_[n + i] = positions[i];
-            staging_[2 * n + i] = seqs[i];
-        }
+        stage_sequences(tokens, positions, seqs, n);
         const int rows = last_row_only ? 1 : n;
         const std::size_t floats = static_cast<std::size_t>(rows) * d_.output.rows;
         float* logits = pinned(pinned_logits_, floats);
         run(n, batch_, n - rows, logits, positions[0],
             *std::max_element(positions, positions + n) + 1);
         return logits;
+    }
+
+    void forward_sequences_top_k(const std::int32_t* tokens, const int* positions, const int* seqs,
+                                 int n, const RowChoice* choices, const std::int32_t* penalized_ids,
+                                 std::vector<RowCandidates>& rows) override {
+        stage_sequences(tokens, positions, seqs, n);
+        upload_choices(n, choices, penalized_ids);
+        const bool fused = enqueue_pass(n, batch_, 0, positions[0],
+                                        *std::max_element(positions, positions + n) + 1);
+        choose_on_device(n);
+        finish_pass(fused);
+        rows.clear();
+        for (int i = 0; i < n; ++i) rows.push_back(chosen(i));
     }
 
   private:
@@ -670,10 +718,9 @@ class CudaModel final : public GpuModel {
         std::uint64_t& b = bytes_;
         rows_.allocate(3 * rows, "token ids and positions", b);
         greedy_token_.allocate(1, "the greedy token", b);
-        top_k_.allocate(1 + 2 * static_cast<std::size_t>(kMaxGpuTopK), "top-k candidates", b);
+        top_k_.allocate(rows * cuda::kTopKAnswerInts, "top-k candidates", b);
         // (fewer than top_k candidates leave room that is copied back: zeroed, not uninitialized)
-        BITNET_CUDA_CHECK(cudaMemset(
-            top_k_.get(), 0, sizeof(int) * (1 + 2 * static_cast<std::size_t>(kMaxGpuTopK))));
+        BITNET_CUDA_CHECK(cudaMemset(top_k_.get(), 0, sizeof(int) * rows * cuda::kTopKAnswerInts));
         x_.allocate(rows * h, "activations", b);
         xh_.allocate(rows * h, "activations", b);
         q_.allocate(rows * q_dim, "activations", b);
@@ -706,14 +753,16 @@ class CudaModel final : public GpuModel {
     int work_rows_ = 0;
     Buffer<int> rows_;          // tokens, positions, slots of the current rows
     Buffer<int> greedy_token_;  // forward_greedy()'s answer on the device
-    Buffer<int> top_k_;         // forward_top_k()'s answer on the device (pinned_top_k_'s layout)
-    Buffer<int> penalty_ids_;   // forward_top_k()'s penalized ids
-    std::size_t penalty_capacity_ = 0;
+    Buffer<int> top_k_;  // the rows' chosen candidates on the device (pinned_top_k_'s layout)
+    Buffer<int> choice_params_;  // upload_choices()'s words
+    std::size_t choice_capacity_ = 0;
+    std::vector<int> choice_words_;
+    int penalized_ = 0;       // ids among choice_words_
     int* staging_ = nullptr;  // pinned: the same, on the host
     int staging_rows_ = 0;
     Pinned<float> pinned_logits_;   // forward_sequences() results
     Pinned<float> pinned_forward_;  // forward() results of a few rows
-    Pinned<int> pinned_top_k_;      // forward_top_k(): the count, then (logit bits, id) pairs
+    Pinned<int> pinned_top_k_;      // per row: the count, then (logit bits, id) pairs
     // (rows, pool, first logits, fused step, attention span)
     std::map<std::tuple<int, int, int, bool, int>, cudaGraphExec_t> graphs_;
     Buffer<float> x_, q_, k_, v_, att_, scores_, g_, act_scales_, logits_;

@@ -2,6 +2,8 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <cstdint>
+#include <cstring>
 
 #include "cuda_memory.hpp"
 #include "launch_control.cuh"
@@ -49,11 +51,15 @@ __global__ void __launch_bounds__(kThreads) argmax(const float* x, int n, int* o
     }
 }
 
-__global__ void penalize(float* x, const int* ids, int n_ids, float penalty) {
+// A block per row: ids[offsets[r] .. offsets[r + 1]) of row r with penalties[r].
+__global__ void penalize(float* x, int n, const int* offsets, const int* ids,
+                         const float* penalties) {
     pdl_wait();
-    for (int i = threadIdx.x; i < n_ids; i += blockDim.x) {
-        const float l = x[ids[i]];
-        x[ids[i]] = l > 0.0f ? __fdiv_rn(l, penalty) : __fmul_rn(l, penalty);
+    float* row = x + static_cast<std::size_t>(blockIdx.x) * n;
+    const float penalty = penalties[blockIdx.x];
+    for (int i = offsets[blockIdx.x] + threadIdx.x; i < offsets[blockIdx.x + 1]; i += blockDim.x) {
+        const float l = row[ids[i]];
+        row[ids[i]] = l > 0.0f ? __fdiv_rn(l, penalty) : __fmul_rn(l, penalty);
     }
 }
 
@@ -67,10 +73,16 @@ __device__ __forceinline__ unsigned order_key(float v) {
 // f(value, index) for x[0..n), strided over the block's threads four values at a time: a single
 // block must keep many loads in flight to read half a megabyte quickly (one float per thread
 // and round trip took ~30 us per pass).
+// Whether 16-byte loads can read x: rows after the first of a vocabulary that is not a multiple
+// of 4 start between quads.
+__device__ __forceinline__ bool quad_aligned(const float* x) {
+    return (reinterpret_cast<std::uintptr_t>(x) & 15u) == 0;
+}
+
 template <typename F>
 __device__ __forceinline__ void for_each_value(const float* __restrict__ x, int n, F f) {
-    const int quads = n / 4;
-    const auto* x4 = reinterpret_cast<const float4*>(x);  // (cudaMalloc'd: 256-byte aligned)
+    const int quads = quad_aligned(x) ? n / 4 : 0;
+    const auto* x4 = reinterpret_cast<const float4*>(x);
 #pragma unroll 4
     for (int i = threadIdx.x; i < quads; i += kThreads) {
         const float4 v = __ldg(x4 + i);
@@ -122,7 +134,7 @@ __device__ __forceinline__ Range my_range(int n, int quad) {
 template <typename F>
 __device__ __forceinline__ void for_range_values(const float* __restrict__ x, Range r, F f) {
     int i = r.lo;
-    for (; i + 4 <= r.hi; i += 4) {
+    for (; quad_aligned(x) && i + 4 <= r.hi; i += 4) {
         const float4 v = __ldg(reinterpret_cast<const float4*>(x + i));
         f(v.x, i);
         f(v.y, i + 1);
@@ -257,10 +269,14 @@ union TopKMemory {
 // One histogram pass over the logits (coarse bins of the top 12 key bits) finds the bin of the
 // k-th best; the values above it go straight to the answer and the bin's own values (usually a
 // few hundred) are gathered into shared memory in index order, where two more digits find the
-// k-th best key exactly. Two passes over the logits instead of six.
+// k-th best key exactly. Two passes over the logits instead of six. A block per row: row r
+// (x + r * n) keeps ks[r] into out + r * kTopKAnswerInts.
 __global__ void __launch_bounds__(kThreads)
-    top_k(const float* __restrict__ x, int n, int k, int* out) {
+    top_k(const float* __restrict__ x, int n, const int* ks, int* out) {
     pdl_wait();
+    x += static_cast<std::size_t>(blockIdx.x) * n;
+    out += static_cast<std::size_t>(blockIdx.x) * kTopKAnswerInts;
+    const int k = min(ks[blockIdx.x], kMaxDeviceTopK);
     __shared__ TopKMemory memory;
     __shared__ int crossing_bin, crossing_left, slots;
     auto take = [&](float v, int i) {
@@ -344,12 +360,13 @@ void launch_argmax(const float* x, int n, int* out, void* stream) {
     launch(argmax, 1, kThreads, 0, stream, x, n, out);
 }
 
-void launch_penalize(float* x, const int* ids, int n_ids, float penalty, void* stream) {
-    if (n_ids > 0) launch(penalize, 1, 256, 0, stream, x, ids, n_ids, penalty);
+void launch_penalize(float* x, int n, int rows, const int* offsets, const int* ids,
+                     const float* penalties, void* stream) {
+    launch(penalize, rows, 256, 0, stream, x, n, offsets, ids, penalties);
 }
 
-void launch_top_k(const float* x, int n, int k, int* out, void* stream) {
-    launch(top_k, 1, kThreads, 0, stream, x, n, std::min(k, kMaxDeviceTopK), out);
+void launch_top_k(const float* x, int n, int rows, const int* ks, int* out, void* stream) {
+    launch(top_k, rows, kThreads, 0, stream, x, n, ks, out);
 }
 
 int device_argmax(const float* host, int n) {
@@ -364,32 +381,47 @@ int device_argmax(const float* host, int n) {
     return answer;
 }
 
-std::vector<std::pair<float, std::int32_t>> device_top_k(const float* host, int n, int k,
-                                                         const std::vector<int>& ids,
-                                                         float penalty) {
-    auto* x = static_cast<float*>(device_alloc(sizeof(float) * std::max(n, 1), "top-k input"));
-    auto* d_ids = static_cast<int*>(device_alloc(sizeof(int) * (ids.size() + 1), "top-k ids"));
-    auto* out = static_cast<int*>(device_alloc(sizeof(int) * (1 + 2 * kMaxDeviceTopK), "top-k"));
-    std::vector<int> got(1 + 2 * kMaxDeviceTopK);
-    // (the answer's unused room is copied back too: zeroed, not uninitialized)
-    BITNET_CUDA_CHECK(cudaMemset(out, 0, sizeof(int) * got.size()));
-    BITNET_CUDA_CHECK(cudaMemcpy(x, host, sizeof(float) * n, cudaMemcpyHostToDevice));
-    BITNET_CUDA_CHECK(
-        cudaMemcpy(d_ids, ids.data(), sizeof(int) * ids.size(), cudaMemcpyHostToDevice));
-    launch_penalize(x, d_ids, static_cast<int>(ids.size()), penalty, nullptr);
-    launch_top_k(x, n, k, out, nullptr);
+std::vector<std::vector<std::pair<float, std::int32_t>>> device_top_k(
+    const std::vector<std::vector<float>>& rows, const std::vector<int>& ks,
+    const std::vector<std::vector<int>>& ids, const std::vector<float>& penalties) {
+    const int count = static_cast<int>(rows.size()), n = static_cast<int>(rows[0].size());
+    std::vector<float> x;
+    std::vector<int> offsets = {0}, all_ids;
+    for (int r = 0; r < count; ++r) {
+        x.insert(x.end(), rows[r].begin(), rows[r].end());
+        all_ids.insert(all_ids.end(), ids[r].begin(), ids[r].end());
+        offsets.push_back(static_cast<int>(all_ids.size()));
+    }
+    all_ids.push_back(0);  // (never empty)
+    auto upload = [](const auto& host, const char* what) {
+        const std::size_t bytes = sizeof(host[0]) * host.size();
+        void* device = device_alloc(std::max<std::size_t>(bytes, 4), what);
+        BITNET_CUDA_CHECK(cudaMemcpy(device, host.data(), bytes, cudaMemcpyHostToDevice));
+        return device;
+    };
+    auto* d_x = static_cast<float*>(upload(x, "top-k input"));
+    auto* d_ks = static_cast<int*>(upload(ks, "top-k sizes"));
+    auto* d_offsets = static_cast<int*>(upload(offsets, "top-k id offsets"));
+    auto* d_ids = static_cast<int*>(upload(all_ids, "top-k ids"));
+    auto* d_penalties = static_cast<float*>(upload(penalties, "top-k penalties"));
+    std::vector<int> got(static_cast<std::size_t>(count) * kTopKAnswerInts, 0);
+    auto* out = static_cast<int*>(upload(got, "top-k answer"));  // (zeroed: all is copied back)
+    launch_penalize(d_x, n, count, d_offsets, d_ids, d_penalties, nullptr);
+    launch_top_k(d_x, n, count, d_ks, out, nullptr);
     BITNET_CUDA_CHECK(
         cudaMemcpy(got.data(), out, sizeof(int) * got.size(), cudaMemcpyDeviceToHost));
-    BITNET_CUDA_CHECK(cudaFree(x));
-    BITNET_CUDA_CHECK(cudaFree(d_ids));
-    BITNET_CUDA_CHECK(cudaFree(out));
-    std::vector<std::pair<float, std::int32_t>> result;
-    for (int i = 0; i < got[0]; ++i) {
-        float v = 0;
-        static_assert(sizeof(v) == sizeof(got[0]));
-        std::copy_n(reinterpret_cast<const char*>(&got[1 + 2 * i]), sizeof(v),
-                    reinterpret_cast<char*>(&v));
-        result.emplace_back(v, got[2 + 2 * i]);
+    for (void* p :
+         {static_cast<void*>(d_x), static_cast<void*>(d_ks), static_cast<void*>(d_offsets),
+          static_cast<void*>(d_ids), static_cast<void*>(d_penalties), static_cast<void*>(out)})
+        BITNET_CUDA_CHECK(cudaFree(p));
+    std::vector<std::vector<std::pair<float, std::int32_t>>> result(rows.size());
+    for (int r = 0; r < count; ++r) {
+        const int* answer = got.data() + static_cast<std::size_t>(r) * kTopKAnswerInts;
+        for (int i = 0; i < answer[0]; ++i) {
+            float v = 0;
+            std::memcpy(&v, &answer[1 + 2 * i], sizeof(v));
+            result[r].emplace_back(v, answer[2 + 2 * i]);
+        }
     }
     return result;
 }

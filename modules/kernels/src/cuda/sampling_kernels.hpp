@@ -14,21 +14,24 @@ namespace bitnet::kernels::cuda {
 // all are NaN. One block: a single row of logits.
 void launch_argmax(const float* x, int n, int* out, void* stream);
 
-// The repetition penalty in place, on n_ids distinct in-range ids: x > 0 ? x / penalty : x *
-// penalty.
-void launch_penalize(float* x, const int* ids, int n_ids, float penalty, void* stream);
+// Rows of n logits, row r at x + r * n, on the device.
+// The repetition penalty in place: row r's distinct in-range ids[offsets[r] .. offsets[r + 1])
+// get x > 0 ? x / penalties[r] : x * penalties[r].
+void launch_penalize(float* x, int n, int rows, const int* offsets, const int* ids,
+                     const float* penalties, void* stream);
 
-// The k best of x[0..n) that are not NaN (k <= kMaxDeviceTopK) in any order: out[0] = their
-// count (k, or every non-NaN value when there are fewer), then (float bits, index) pairs from
-// out[1]. An exact radix select of the k-th best key, then the values above it and the first of
-// those equal to it by index. One block.
+// The ks[r] best values of row r that are not NaN (ks[r] <= kMaxDeviceTopK) in any order, at
+// out + r * kTopKAnswerInts: their count (ks[r], or every non-NaN value when there are fewer),
+// then (float bits, index) pairs. An exact select of the k-th best key, then the values above it
+// and the first of those equal to it by index. A block per row.
 constexpr int kMaxDeviceTopK = 256;
-void launch_top_k(const float* x, int n, int k, int* out, void* stream);
+constexpr int kTopKAnswerInts = 1 + 2 * kMaxDeviceTopK;
+void launch_top_k(const float* x, int n, int rows, const int* ks, int* out, void* stream);
 
 // Tests: the kernels on copies of host values, synchronously.
 int device_argmax(const float* host, int n);
-std::vector<std::pair<float, std::int32_t>> device_top_k(const float* host, int n, int k,
-                                                         const std::vector<int>& ids,
-                                                         float penalty);
+std::vector<std::vector<std::pair<float, std::int32_t>>> device_top_k(
+    const std::vector<std::vector<float>>& rows, const std::vector<int>& ks,
+    const std::vector<std::vector<int>>& ids, const std::vector<float>& penalties);
 
 }  // namespace bitnet::kernels::cuda

@@ -52,6 +52,9 @@ class BatchGenerator {
   private:
     struct Slot;
     void complete(Slot& slot);
+    // The decode step on the GPU with every row's token chosen there; false (nothing run) when a
+    // row's sampling needs all of its logits on the host.
+    bool step_choosing_on_gpu(kernels::GpuModel& gpu);
 
     Engine& engine_;
     std::int64_t context_;
@@ -61,6 +64,10 @@ class BatchGenerator {
     std::vector<float> logits_;
     std::vector<std::int32_t> gpu_tokens_;  // rows of a GPU pass
     std::vector<int> gpu_positions_, gpu_seqs_;
+    std::vector<kernels::RowChoice> gpu_choices_;  // step_choosing_on_gpu()'s
+    std::vector<std::int32_t> gpu_penalized_;
+    std::vector<kernels::RowCandidates> gpu_chosen_;
+    std::vector<Sampler::Candidate> candidates_;
 };
 
 }  // namespace bitnet::inference

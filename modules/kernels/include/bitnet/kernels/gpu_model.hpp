@@ -38,7 +38,22 @@ struct LogitCandidate {
     float logit;
     std::int32_t id;
 };
-constexpr int kMaxGpuTopK = 256;  // the largest top_k forward_top_k selects on the device
+constexpr int kMaxGpuTopK = 256;  // the largest top_k chosen on the device
+
+// What the device keeps of one row of logits: the repetition penalty on the row's ids
+// penalized_ids[penalized_begin .. penalized_end) (distinct, in range: x > 0 ? x / penalty :
+// x * penalty), then the top_k best logits that are not NaN (larger first, then lower id;
+// fewer when fewer are not NaN). Greedy decoding is top_k 1 without a penalty.
+struct RowChoice {
+    int top_k = 1;  // 1 .. kMaxGpuTopK
+    float repeat_penalty = 1.0f;
+    int penalized_begin = 0, penalized_end = 0;
+};
+// A row's chosen candidates, in any order, in page-locked memory valid until the next call.
+struct RowCandidates {
+    const LogitCandidate* candidates = nullptr;
+    int count = 0;
+};
 
 class GpuModel {
   public:
@@ -55,15 +70,11 @@ class GpuModel {
     // rule: NaN skipped, the lowest index of equal maxima; -1 when every logit is NaN): 4 bytes
     // come back instead of the logits.
     virtual std::int32_t forward_greedy(const std::int32_t* tokens, int n, int start) = 0;
-    // forward_last() then, on the device, the repetition penalty on `penalized` (n_penalized
-    // distinct ids in range: x > 0 ? x / penalty : x * penalty) and the top_k best logits that
-    // are not NaN (larger first, then lower id; 1 <= top_k <= kMaxGpuTopK; fewer when fewer are
-    // not NaN), `count` of them in any order, in page-locked memory valid until the next call:
-    // the sampler's candidates, a few hundred bytes instead of the logits.
-    virtual const LogitCandidate* forward_top_k(const std::int32_t* tokens, int n, int start,
-                                                int top_k, float repeat_penalty,
-                                                const std::int32_t* penalized, int n_penalized,
-                                                int& count) = 0;
+    // forward_last() then the sampler's candidates, chosen on the device (see RowChoice): a few
+    // hundred bytes come back instead of the logits.
+    virtual RowCandidates forward_top_k(const std::int32_t* tokens, int n, int start,
+                                        const RowChoice& choice,
+                                        const std::int32_t* penalized_ids) = 0;
     // Device KV caches for `count` further sequences of `context` positions each (replacing
     // any earlier reservation; their contents are lost).
     virtual void reserve_sequences(int count, int context) = 0;
@@ -74,6 +85,12 @@ class GpuModel {
     // directly (valid until the next call; no second copy of a batch's 16 MB of logits).
     virtual const float* forward_sequences(const std::int32_t* tokens, const int* positions,
                                            const int* seqs, int n, bool last_row_only) = 0;
+    // forward_sequences() for every row, then each row's candidates chosen on the device
+    // (`choices[i]` for row i): `rows` gets n answers instead of n rows of logits.
+    virtual void forward_sequences_top_k(const std::int32_t* tokens, const int* positions,
+                                         const int* seqs, int n, const RowChoice* choices,
+                                         const std::int32_t* penalized_ids,
+                                         std::vector<RowCandidates>& rows) = 0;
     virtual int context() const = 0;
     virtual std::uint64_t device_bytes() const = 0;  // weights + KV cache + working memory
     // Device memory bandwidth (GB/s, bytes read + written by a large device-to-device copy):
