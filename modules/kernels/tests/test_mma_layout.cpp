@@ -1,8 +1,9 @@
 // The GPU's packed I2_S layout checked on the host (gpu preset only; no GPU needed): the
 // tensor-core fragments a warp reads from pack_mma_stacked's words, multiplied as
-// mma.m16n8k32 (s8) does, must give every row's exact integer dot with every token. The
-// unpacking emulated here is the one chunk_product does (ternary_mma_device.cuh); a change to
-// either the packer or the unpacking that breaks the fragment order fails here.
+// mma.m16n8k32 does, must give every row's exact integer dot with every token. Both unpackings
+// are emulated: chunk_product's (shift and mask, s8) and chunk_product_in_place's (mask only,
+// u8, one accumulator set per k-step scaled back by in_place_dots; ternary_mma_device.cuh); a
+// change to the packer or to either unpacking that breaks the fragment order fails here.
 #include <catch2/catch.hpp>
 
 #include <cstring>
@@ -23,19 +24,23 @@ constexpr int kLanes = 32;
 // holds A registers a0 (row g, k 4t..4t+3), a1 (row g + 8, same k), a2 (row g, k 16 + 4t..),
 // a3 (row g + 8, k 16 + 4t..); B registers b0 (k 4t.., column g), b1 (k 16 + 4t.., column g);
 // accumulators d0, d1 (row g, columns 2t, 2t + 1), d2, d3 (row g + 8, same columns).
+// `a_unsigned`: A bytes are u8 (mma ... .u8.s8), else s8.
 void emulate_mma(int (&d)[kLanes][4], const unsigned (&a)[kLanes][4],
-                 const unsigned (&b)[kLanes][2]) {
+                 const unsigned (&b)[kLanes][2], bool a_unsigned) {
     int A[16][32], B[32][8];
     auto byte = [](unsigned v, int j) {
         return static_cast<int>(static_cast<std::int8_t>(v >> (8 * j)));
     };
+    auto a_byte = [&](unsigned v, int j) {
+        return a_unsigned ? static_cast<int>((v >> (8 * j)) & 0xffu) : byte(v, j);
+    };
     for (int l = 0; l < kLanes; ++l) {
         const int g = l / 4, t = l % 4;
         for (int j = 0; j < 4; ++j) {
-            A[g][4 * t + j] = byte(a[l][0], j);
-            A[g + 8][4 * t + j] = byte(a[l][1], j);
-            A[g][16 + 4 * t + j] = byte(a[l][2], j);
-            A[g + 8][16 + 4 * t + j] = byte(a[l][3], j);
+            A[g][4 * t + j] = a_byte(a[l][0], j);
+            A[g + 8][4 * t + j] = a_byte(a[l][1], j);
+            A[g][16 + 4 * t + j] = a_byte(a[l][2], j);
+            A[g + 8][16 + 4 * t + j] = a_byte(a[l][3], j);
             B[4 * t + j][g] = byte(b[l][0], j);
             B[16 + 4 * t + j][g] = byte(b[l][1], j);
         }
@@ -66,8 +71,11 @@ TEST_CASE("the packed GPU layout gives exact dots through the tensor-core fragme
         for (int k = 0; k < cols; ++k)
             q[static_cast<std::size_t>(t) * p.padded_cols + k] =
                 static_cast<std::int8_t>(static_cast<int>(rng() % 255) - 127);
+    const bool in_place = GENERATE(false, true);
+    INFO((in_place ? "chunk_product_in_place" : "chunk_product"));
     for (int b = 0; b < p.blocks; ++b) {
         int acc[kLanes][4] = {};
+        int scaled[4][kLanes][4] = {};  // in place: one accumulator set per k-step
         for (int c = 0; c < chunks; ++c)
             for (int s = 0; s < 4; ++s) {  // the k-steps of chunk_product
                 unsigned a[kLanes][4], x[kLanes][2];
@@ -75,7 +83,9 @@ TEST_CASE("the packed GPU layout gives exact dots through the tensor-core fragme
                     const int g = l / 4, t = l % 4;
                     const unsigned* word =
                         &p.words[((static_cast<std::size_t>(b) * chunks + c) * kLanes + l) * 4];
-                    for (int r = 0; r < 4; ++r) a[l][r] = (word[s] >> (2 * r)) & 0x03030303u;
+                    for (int r = 0; r < 4; ++r)
+                        a[l][r] = in_place ? word[r] & (0x03030303u << (2 * s))
+                                           : (word[r] >> (2 * s)) & 0x03030303u;
                     // B fragments: token g's 32 bytes at column 32t of the chunk
                     // (load_activations).
                     unsigned act[8];
@@ -86,8 +96,13 @@ TEST_CASE("the packed GPU layout gives exact dots through the tensor-core fragme
                     x[l][0] = act[(s / 2) * 4 + (s % 2 == 0 ? 0 : 2)];
                     x[l][1] = act[(s / 2) * 4 + (s % 2 == 0 ? 1 : 3)];
                 }
-                emulate_mma(acc, a, x);
+                emulate_mma(in_place ? scaled[s] : acc, a, x, in_place);
             }
+        if (in_place)  // in_place_dots
+            for (int l = 0; l < kLanes; ++l)
+                for (int i = 0; i < 4; ++i)
+                    acc[l][i] = scaled[0][l][i] + (scaled[1][l][i] >> 2) + (scaled[2][l][i] >> 4) +
+                                (scaled[3][l][i] >> 6);
         for (int l = 0; l < kLanes; ++l) {
             const int g = l / 4, t = l % 4;
             const int row[4] = {g, g, g + 8, g + 8}, tok[4] = {2 * t, 2 * t + 1, 2 * t, 2 * t + 1};

@@ -293,8 +293,8 @@ __device__ void product(const uint4* w, int blocks, int chunks, const float* src
     for (int r = 0; r < rounds; ++r) {
         const int pair = first_pair + r * stride;
         const bool active = pair < pairs;
-        int acc[2][1][4] = {};
-        int code_sum = 0;  // lanes 0..3: the sum of the activation codes they multiplied
+        int scaled[4][2][4] = {};  // chunk_product_in_place's accumulators
+        int code_sum = 0;  // summed over the warp: the activation codes its chunks multiplied
         for (int c = c_begin; active && c < c_stop; c += kU) {
             // (A group's chunks past c_stop are not used: a group ending there is staged whole
             // when its chunks are.)
@@ -312,30 +312,24 @@ __device__ void product(const uint4* w, int blocks, int chunks, const float* src
 #pragma unroll
             for (int u = 0; u < kU; ++u) {
                 if (c + u >= c_stop) break;
-                // One token: only the lanes of group 0 carry activations (B fragment column 0);
-                // read from shared memory right before use (few live registers).
-                uint4 x[1][2] = {{make_uint4(0, 0, 0, 0), make_uint4(0, 0, 0, 0)}};
-                if (g == 0) {
-                    const uint4* q =
-                        reinterpret_cast<const uint4*>(q8 + (c + u) * kMmaChunk + t * 32);
-                    x[0][0] = q[0];
-                    x[0][1] = q[1];
-#pragma unroll
-                    for (int h = 0; h < 2; ++h)
-#pragma unroll
-                        for (int k = 0; k < 4; ++k)
-                            code_sum =
-                                __dp4a(static_cast<int>(word_of(x[0][h], k)), 0x01010101, code_sum);
-                }
-                chunk_product<2, 1>(codes[u], x, acc);
+                // One token: every lane loads its t's 32 bytes (B fragment columns 1..7 then
+                // repeat column 0 and their results are not used; no divergent branch in the
+                // loop), read from shared memory right before use (few live registers). Each
+                // lane adds one word of the chunk's codes to the warp's activation sum.
+                const std::int8_t* chunk_q = q8 + (c + u) * kMmaChunk;
+                const uint4* q = reinterpret_cast<const uint4*>(chunk_q + t * 32);
+                const uint4 x[1][2] = {{q[0], q[1]}};
+                code_sum =
+                    __dp4a(reinterpret_cast<const int*>(chunk_q)[lane], 0x01010101, code_sum);
+                chunk_product_in_place<2>(codes[u], x[0], scaled);
             }
         }
         if (r == 0) mark(stamps, s, 1, gridDim.x - 1);
+        int acc[2][1][4];
+        in_place_dots<2>(scaled, acc);
         // The codes are w + 1: subtract this warp's share of the activations' sum from the
         // token's dots (exact integers; the K-split then adds the shares up with the dots).
-        code_sum += __shfl_xor_sync(0xffffffffu, code_sum, 1);
-        code_sum += __shfl_xor_sync(0xffffffffu, code_sum, 2);
-        code_sum = __shfl_sync(0xffffffffu, code_sum, 0);
+        code_sum = __reduce_add_sync(0xffffffffu, code_sum);
 #pragma unroll
         for (int m = 0; m < 2; ++m) {
             acc[m][0][0] -= code_sum;

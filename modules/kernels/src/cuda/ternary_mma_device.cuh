@@ -22,8 +22,13 @@ __device__ __forceinline__ void mma_s8(int (&d)[4], unsigned a0, unsigned a1, un
         : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
 }
 
-__device__ __forceinline__ unsigned word_of(const uint4& v, int s) {
-    return s == 0 ? v.x : s == 1 ? v.y : s == 2 ? v.z : v.w;
+// The same with unsigned A bytes (0..255): the decode step's in-place codes (4^s times 0..2).
+__device__ __forceinline__ void mma_u8s8(int (&d)[4], unsigned a0, unsigned a1, unsigned a2,
+                                         unsigned a3, unsigned b0, unsigned b1) {
+    asm("mma.sync.aligned.m16n8k32.row.col.s32.u8.s8.s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+        "{%8,%9}, {%0,%1,%2,%3};"
+        : "+r"(d[0]), "+r"(d[1]), "+r"(d[2]), "+r"(d[3])
+        : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
 }
 
 // A thread's B fragments of one 128-column chunk: 32 bytes of its token per 8-token tile.
@@ -44,8 +49,9 @@ __device__ __forceinline__ void load_activations(const std::int8_t* __restrict__
     }
 }
 
-// One 128-column chunk: A fragments from `codes` (one uint4 per block), unpacked one k-step at a
-// time (fewer live registers), times the B fragments `x`.
+// One 128-column chunk: A fragments from `codes` (one uint4 per block: word r is register r of
+// every k-step, ternary_mma_pack.cpp), unpacked one k-step at a time (fewer live registers),
+// times the B fragments `x`.
 template <int MR, int NT>
 __device__ __forceinline__ void chunk_product(const uint4 (&codes)[MR], const uint4 (&x)[NT][2],
                                               int (&acc)[MR][NT][4]) {
@@ -53,9 +59,10 @@ __device__ __forceinline__ void chunk_product(const uint4 (&codes)[MR], const ui
     for (int s = 0; s < 4; ++s)
 #pragma unroll
         for (int m = 0; m < MR; ++m) {
-            const unsigned w = word_of(codes[m], s);
-            const unsigned a0 = w & 0x03030303u, a1 = (w >> 2) & 0x03030303u,
-                           a2 = (w >> 4) & 0x03030303u, a3 = (w >> 6) & 0x03030303u;
+            const unsigned a0 = (codes[m].x >> (2 * s)) & 0x03030303u,
+                           a1 = (codes[m].y >> (2 * s)) & 0x03030303u,
+                           a2 = (codes[m].z >> (2 * s)) & 0x03030303u,
+                           a3 = (codes[m].w >> (2 * s)) & 0x03030303u;
 #pragma unroll
             for (int nt = 0; nt < NT; ++nt) {
                 const uint4& lo = x[nt][s / 2];
@@ -63,6 +70,36 @@ __device__ __forceinline__ void chunk_product(const uint4 (&codes)[MR], const ui
                 mma_s8(acc[m][nt], a0, a1, a2, a3, b0, b1);
             }
         }
+}
+
+// One token's chunk with the codes left in place: k-step s's registers are the words masked at
+// bits 2s (4^s times the codes, unsigned), one instruction each instead of a shift and a mask.
+// Each k-step adds into its own accumulators (`scaled[s]`, exact multiples of 4^s);
+// in_place_dots() scales them back.
+template <int MR>
+__device__ __forceinline__ void chunk_product_in_place(const uint4 (&codes)[MR],
+                                                       const uint4 (&x)[2],
+                                                       int (&scaled)[4][MR][4]) {
+#pragma unroll
+    for (int s = 0; s < 4; ++s)
+#pragma unroll
+        for (int m = 0; m < MR; ++m) {
+            const unsigned mask = 0x03030303u << (2 * s);
+            const uint4& lo = x[s / 2];
+            mma_u8s8(scaled[s][m], codes[m].x & mask, codes[m].y & mask, codes[m].z & mask,
+                     codes[m].w & mask, s % 2 == 0 ? lo.x : lo.z, s % 2 == 0 ? lo.y : lo.w);
+        }
+}
+
+// The exact dots of chunk_product_in_place's accumulators (arithmetic shifts of exact multiples).
+template <int MR>
+__device__ __forceinline__ void in_place_dots(const int (&scaled)[4][MR][4], int (&acc)[MR][1][4]) {
+#pragma unroll
+    for (int m = 0; m < MR; ++m)
+#pragma unroll
+        for (int i = 0; i < 4; ++i)
+            acc[m][0][i] = scaled[0][m][i] + (scaled[1][m][i] >> 2) + (scaled[2][m][i] >> 4) +
+                           (scaled[3][m][i] >> 6);
 }
 
 // The CPU's W1.58A8 rule on an exact integer dot product.

@@ -1,8 +1,10 @@
 // Host side of ternary_mma.hpp: I2_S matrices repacked into the tensor-core fragment order.
 //
 // For 16-row block b and 128-column chunk c, lane l = 4g + t of a warp owns 16 bytes (4 words,
-// one per 32-column k-step s). Word s holds the 16 codes of its A fragment registers a0..a3:
-// register r's byte j sits at bits 8j + 2r, so `(word >> 2r) & 0x03030303` is register r.
+// one per A fragment register r). Word r holds register r of all four 32-column k-steps s:
+// k-step s's byte j sits at bits 8j + 2s, so `(word_r >> 2s) & 0x03030303` is register r of
+// k-step s — or, without the shift, `word_r & (0x03030303 << 2s)` is 4^s times it, which the
+// decode step multiplies as unsigned bytes (one instruction per register instead of two).
 // Fragment rows: a0, a2 -> row g; a1, a3 -> row g + 8. Fragment columns: the tensor core's
 // k index kk = 4t + j (a0, a1) or 16 + 4t + j (a2, a3) is mapped to the real column
 // 32t + 8s + j (+ 4 for a2, a3), and the activations use the same map, so a thread's B
@@ -55,18 +57,17 @@ MmaPacked pack_blocks(const std::vector<BlockSource>& blocks, std::int64_t cols)
             for (int c = 0; c < chunks; ++c)
                 for (int lane = 0; lane < 32; ++lane) {
                     const int g = lane / 4, t = lane % 4;
-                    for (int s = 0; s < 4; ++s) {
+                    for (int r = 0; r < 4; ++r) {
+                        const int row = g + (r % 2 == 1 ? 8 : 0);
                         unsigned word = 0;
-                        for (int r = 0; r < 4; ++r) {
-                            const int row = g + (r % 2 == 1 ? 8 : 0);
+                        for (int s = 0; s < 4; ++s)
                             for (int j = 0; j < 4; ++j) {
                                 const int k = c * kMmaChunk + 32 * t + 8 * s + (r >= 2 ? 4 : 0) + j;
                                 const unsigned code =
                                     codes[static_cast<std::size_t>(row) * p.padded_cols + k];
-                                word |= code << (8 * j + 2 * r);
+                                word |= code << (8 * j + 2 * s);
                             }
-                        }
-                        out[(static_cast<std::size_t>(c) * 32 + lane) * 4 + s] = word;
+                        out[(static_cast<std::size_t>(c) * 32 + lane) * 4 + r] = word;
                     }
                 }
         }
