@@ -24,7 +24,7 @@ using namespace mma_device;
 
 constexpr int kWarps = 8;
 constexpr int kThreads = kWarps * kWarp;
-constexpr int kMaxCols = 7168;  // widest product input (kNormPer * kThreads)
+constexpr int kMaxCols = 7168;  // widest product input (4 * kNormVectors * kThreads)
 constexpr int kU = 4;           // chunks a warp holds in registers at a time
 constexpr int kStaged = 12;     // chunks per warp staged in shared memory before the barrier
 constexpr int kVTile = 128;     // V positions staged in shared memory at a time
@@ -135,8 +135,8 @@ __device__ float block_max_any(float v, Scratch& s) {
 
 // A norm's weights are constants: copied to shared memory before the barrier that makes the
 // norm's input ready (after it they would add a memory latency to the critical path).
-constexpr int kNormPer = 28;  // row values per thread: rows up to kNormPer * kThreads wide
-static_assert(kNormPer * kThreads == kMaxCols, "the norm holds a whole row in registers");
+constexpr int kNormVectors = 7;  // 4-value pieces of the row per thread (rows up to kMaxCols)
+static_assert(kNormVectors * 4 * kThreads == kMaxCols, "the norm holds a whole row in registers");
 __device__ __forceinline__ void request_norm_weights(const float* w, int cols, float* to) {
     if (threadIdx.x < kWarp) return;  // warp 0 waits at the barrier (grid_wait)
     for (int i = (threadIdx.x - kWarp) * 4; i < cols; i += (kThreads - kWarp) * 4)
@@ -146,39 +146,59 @@ __device__ __forceinline__ void request_norm_weights(const float* w, int cols, f
 // rmsnorm then int8 quantization of one row into shared memory (zero past the row, up to
 // kMaxCols): rmsnorm_quantize's rules; returns the activation scale (every thread has it). The sum
 // of the codes is not reduced here: each warp of a product adds up the codes of its own chunks
-// (product()), an exact integer sum in any order, without a block-wide reduction. All of a
-// thread's values are loaded at once and kept in registers; the loops past the row are
-// branch-free (its values are zero), except the double-precision squares, which are slow.
+// (product()), an exact integer sum in any order, without a block-wide reduction. A thread holds
+// pieces of 4 consecutive values (one 16-byte load, one 4-byte store of codes each; rows are a
+// multiple of 4 wide: decode_step_fits), all loaded at once and kept in registers; the loops
+// past the row are branch-free (its values are zero), except the double-precision squares, which
+// are slow. (The squares are added in another order than rmsnorm_quantize's: in double precision
+// the float mean comes out the same.)
 __device__ __noinline__ float norm_quantize(const float* x, const float* nw, int cols, float eps,
                                             std::int8_t* q, Scratch& s) {
-    float v[kNormPer];
+    float4 v[kNormVectors];
     double squares = 0;
+    const int pieces = cols / 4;
 #pragma unroll
-    for (int j = 0; j < kNormPer; ++j) {
+    for (int j = 0; j < kNormVectors; ++j) {
         const int i = threadIdx.x + j * kThreads;
-        v[j] = i < cols ? __ldcg(x + i) : 0.0f;
+        v[j] = i < pieces ? __ldcg(reinterpret_cast<const float4*>(x) + i)
+                          : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
     }
 #pragma unroll
-    for (int j = 0; j < kNormPer; ++j) {
-        if (threadIdx.x + j * kThreads >= cols) break;
-        squares += static_cast<double>(v[j]) * v[j];
+    for (int j = 0; j < kNormVectors; ++j) {
+        if (threadIdx.x + j * kThreads >= pieces) break;
+        squares += static_cast<double>(v[j].x) * v[j].x;
+        squares += static_cast<double>(v[j].y) * v[j].y;
+        squares += static_cast<double>(v[j].z) * v[j].z;
+        squares += static_cast<double>(v[j].w) * v[j].w;
     }
     const double total = block_sum(squares, s);
     const float mean = static_cast<float>(total / cols);
     const float scale = __fdiv_rn(1.0f, sqrtf(__fadd_rn(mean, eps)));
     float m = 0.0f;
+    auto normed = [scale](float value, float weight) {
+        return __fmul_rn(__fmul_rn(value, scale), weight);
+    };
 #pragma unroll
-    for (int j = 0; j < kNormPer; ++j) {
+    for (int j = 0; j < kNormVectors; ++j) {
         const int i = threadIdx.x + j * kThreads;
-        v[j] = i < cols ? __fmul_rn(__fmul_rn(v[j], scale), nw[i]) : 0.0f;
-        m = fmaxf(m, fabsf(v[j]));
+        if (i < pieces) {
+            const float4 w = reinterpret_cast<const float4*>(nw)[i];
+            v[j] = make_float4(normed(v[j].x, w.x), normed(v[j].y, w.y), normed(v[j].z, w.z),
+                               normed(v[j].w, w.w));
+        }
+        m = fmaxf(fmaxf(m, fmaxf(fabsf(v[j].x), fabsf(v[j].y))),
+                  fmaxf(fabsf(v[j].z), fabsf(v[j].w)));
     }
     m = block_max(m, s);
     const float a = static_cast<float>(127.0 / fmax(static_cast<double>(m), 1e-5));
+    auto code = [a](float value) {
+        return static_cast<unsigned>(max(-128, min(127, __float2int_rn(__fmul_rn(value, a))))) &
+               0xffu;
+    };
 #pragma unroll
-    for (int j = 0; j < kNormPer; ++j)
-        q[threadIdx.x + j * kThreads] =
-            static_cast<std::int8_t>(max(-128, min(127, __float2int_rn(__fmul_rn(v[j], a)))));
+    for (int j = 0; j < kNormVectors; ++j)
+        reinterpret_cast<unsigned*>(q)[threadIdx.x + j * kThreads] =
+            code(v[j].x) | code(v[j].y) << 8 | code(v[j].z) << 16 | code(v[j].w) << 24;
     __syncthreads();
     return a;
 }
@@ -705,9 +725,9 @@ __global__ void __launch_bounds__(kThreads, 1) decode_step(DecodeStep p, int pos
 bool decode_step_fits(int hidden, int ffn, int q_dim, int head_dim, int positions,
                       std::string& why) {
     if (std::max(std::max(hidden, ffn), q_dim) > kMaxCols || head_dim > kMaxHeadDim ||
-        head_dim % 8 != 0) {
-        why = "rows wider than " + std::to_string(kMaxCols) + " or head_dim above " +
-              std::to_string(kMaxHeadDim);
+        head_dim % 8 != 0 || hidden % 4 != 0 || ffn % 4 != 0) {
+        why = "rows wider than " + std::to_string(kMaxCols) + " or not a multiple of 4, or " +
+              "head_dim above " + std::to_string(kMaxHeadDim) + " or not a multiple of 8";
         return false;
     }
     int device = 0;

@@ -1,8 +1,8 @@
 // Device side of ternary_mma.hpp. A warp owns two 16-row blocks (32 rows) and 8 or 32 tokens;
 // per 128-column chunk it loads one uint4 of codes per block and lane (512 contiguous bytes per
-// block), turns each word into four A fragment registers with a shift and a mask, loads its
-// token's 32 activation bytes (B fragments for the 4 k-steps) and issues 4 mma per block and
-// 8-token tile. Two launch shapes:
+// block), turns each word into four A fragment registers (a mask; a shift too for more than one
+// 8-token tile), loads its token's 32 activation bytes (B fragments for the 4 k-steps) and
+// issues 4 mma per block and 8-token tile. Two launch shapes:
 //  - decode (n <= 32): the 16 warps of a block share the same 32 rows and split the chunks among
 //    them (K split), so a 2560-wide row is read by 16 warps at once; integer partial sums are
 //    added through shared memory (exact, so the order does not matter);
@@ -40,6 +40,7 @@ __global__ void __launch_bounds__(WARPS* kWarp)
         for (int nt = 0; nt < NT; ++nt)
 #pragma unroll
             for (int i = 0; i < 4; ++i) acc[m][nt][i] = 0;
+    int scaled[4][MR][4] = {};  // one 8-token tile: chunk_product_in_place's accumulators
     const int c_begin = KSPLIT > 1 ? chunks * warp / KSPLIT : 0;
     const int c_end = b0 < blocks ? (KSPLIT > 1 ? chunks * (warp + 1) / KSPLIT : chunks) : c_begin;
     uint4 codes[U][MR];
@@ -67,9 +68,15 @@ __global__ void __launch_bounds__(WARPS* kWarp)
         for (int u = 0; u < U; ++u)
             if (c + u < c_end) load_activations<NT>(q, q_stride, c + u, tok_base, n, g, t, x[u]);
 #pragma unroll
-        for (int u = 0; u < U; ++u)
-            if (c + u < c_end) chunk_product<MR, NT>(codes[u], x[u], acc);
+        for (int u = 0; u < U; ++u) {
+            if (c + u >= c_end) continue;
+            if constexpr (NT == 1)  // (fewer instructions; up to 8 rows are latency bound)
+                chunk_product_in_place<MR>(codes[u], x[u][0], scaled);
+            else
+                chunk_product<MR, NT>(codes[u], x[u], acc);
+        }
     }
+    if constexpr (NT == 1) in_place_dots<MR>(scaled, acc);
     if constexpr (KSPLIT > 1) {
         // Every warp's integer partial sums go to shared memory (exact in any order); then the
         // results are finished by NT * 2 warps at once, warp w taking tile w / 2 and its rows
