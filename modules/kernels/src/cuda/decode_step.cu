@@ -152,7 +152,14 @@ __device__ __forceinline__ void request_norm_weights(const float* w, int cols, f
 // past the row are branch-free (its values are zero), except the double-precision squares, which
 // are slow. (The squares are added in another order than rmsnorm_quantize's: in double precision
 // the float mean comes out the same.)
-__device__ __noinline__ float norm_quantize(const float* x, const float* nw, int cols, float eps,
+// A product's input row: floats another phase wrote, or (the first layer's Q|K|V) the token's F16
+// embedding row itself, so the step needs no embedding kernel before it.
+struct RowSource {
+    const float* f32 = nullptr;
+    const __half* f16 = nullptr;
+};
+
+__device__ __noinline__ float norm_quantize(RowSource x, const float* nw, int cols, float eps,
                                             std::int8_t* q, Scratch& s) {
     float4 v[kNormVectors];
     double squares = 0;
@@ -160,8 +167,15 @@ __device__ __noinline__ float norm_quantize(const float* x, const float* nw, int
 #pragma unroll
     for (int j = 0; j < kNormVectors; ++j) {
         const int i = threadIdx.x + j * kThreads;
-        v[j] = i < pieces ? __ldcg(reinterpret_cast<const float4*>(x) + i)
-                          : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        v[j] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        if (i < pieces && x.f16 == nullptr) {
+            v[j] = __ldcg(reinterpret_cast<const float4*>(x.f32) + i);
+        } else if (i < pieces) {
+            const uint2 h = __ldg(reinterpret_cast<const uint2*>(x.f16) + i);
+            const float2 lo = __half22float2(*reinterpret_cast<const __half2*>(&h.x));
+            const float2 hi = __half22float2(*reinterpret_cast<const __half2*>(&h.y));
+            v[j] = make_float4(lo.x, lo.y, hi.x, hi.y);
+        }
     }
 #pragma unroll
     for (int j = 0; j < kNormVectors; ++j) {
@@ -268,7 +282,7 @@ __device__ __forceinline__ void load_old(const MmaEpilogue& epi, int pair, int g
 // pair splitting the chunks. The block's first codes are requested before the barrier that ends
 // the previous phase (`wait`), then every block quantizes the input row itself.
 template <int KSPLIT>
-__device__ void product(const uint4* w, int blocks, int chunks, const float* src, int cols,
+__device__ void product(const uint4* w, int blocks, int chunks, RowSource src, int cols,
                         const float* norm_w, float eps, const MmaEpilogue& epi, bool wait,
                         unsigned long long* barrier, unsigned long long* stamps, std::int8_t* q8,
                         int* partial, float* norm_smem, uint4* code_smem, Scratch& s) {
@@ -391,8 +405,8 @@ __device__ void product(const uint4* w, int blocks, int chunks, const float* src
 
 // The most warps per pair that still covers all pairs in the fewest rounds (the decode products
 // are latency bound: shorter per-warp chains, as long as no round is added).
-__device__ void product_phase(const DecodeMatrix& m, const float* src, int cols,
-                              const float* norm_w, float eps, const MmaEpilogue& epi, bool wait,
+__device__ void product_phase(const DecodeMatrix& m, RowSource src, int cols, const float* norm_w,
+                              float eps, const MmaEpilogue& epi, bool wait,
                               unsigned long long* barrier, unsigned long long* stamps,
                               std::int8_t* q8, int* partial, float* norm_smem, uint4* code_smem,
                               Scratch& s) {
@@ -688,6 +702,14 @@ __global__ void __launch_bounds__(kThreads, 1) decode_step(DecodeStep p, int pos
     }
     const int q_dim = p.shape.heads * p.shape.head_dim;
     const int kv_dim = p.shape.kv_heads * p.shape.head_dim;
+    // The residual starts as the embedding row: each block converts a slice (first read by the
+    // output projection, two barriers later).
+    const __half* embedding_row = reinterpret_cast<const __half*>(p.embedding) +
+                                  static_cast<std::size_t>(p.row[0]) * p.hidden;
+    const int slice = (p.hidden + static_cast<int>(gridDim.x) - 1) / static_cast<int>(gridDim.x);
+    for (int i = static_cast<int>(blockIdx.x) * slice + static_cast<int>(threadIdx.x);
+         i < min(p.hidden, static_cast<int>(blockIdx.x + 1) * slice); i += kThreads)
+        p.x[i] = __half2float(embedding_row[i]);
     for (int l = 0; l < p.n_layers; ++l) {
         const DecodeLayer& L = p.layers[l];
         MmaEpilogue qkv;
@@ -695,26 +717,29 @@ __global__ void __launch_bounds__(kThreads, 1) decode_step(DecodeStep p, int pos
         qkv.seg[0] = {L.q_first, q_dim, L.scale_q, p.q};
         qkv.seg[1] = {L.k_first, kv_dim, L.scale_k, p.k};
         qkv.seg[2] = {L.v_first, kv_dim, L.scale_v, p.v};
-        product_phase(L.qkv, p.x, p.hidden, L.attn_norm, p.eps, qkv, l > 0, p.barrier, p.stamps, q8,
-                      partial, norm_smem, code_smem, s);
+        // (the first layer's input: the embedding row, which x also gets for the residual)
+        const RowSource qkv_src =
+            l == 0 ? RowSource{nullptr, embedding_row} : RowSource{p.x, nullptr};
+        product_phase(L.qkv, qkv_src, p.hidden, L.attn_norm, p.eps, qkv, l > 0, p.barrier, p.stamps,
+                      q8, partial, norm_smem, code_smem, s);
         attention_phase(p, l, pos, seq, dyn, positions, s);
         MmaEpilogue add_o;
         add_o.kind = MmaOutput::AddInto;
         add_o.seg[0] = {0, p.hidden, L.scale_o, p.x};
-        product_phase(L.wo, p.att, q_dim, L.attn_sub_norm, p.eps, add_o, true, p.barrier, p.stamps,
-                      q8, partial, norm_smem, code_smem, s);
+        product_phase(L.wo, {p.att, nullptr}, q_dim, L.attn_sub_norm, p.eps, add_o, true, p.barrier,
+                      p.stamps, q8, partial, norm_smem, code_smem, s);
         MmaEpilogue gate_up;
         gate_up.kind = MmaOutput::ReluSquaredPair;
         gate_up.count = 2;
         gate_up.seg[0] = {0, p.ffn, L.scale_gate, p.g};
         gate_up.seg[1] = {1, p.ffn, L.scale_up, nullptr};
-        product_phase(L.gate_up, p.x, p.hidden, L.ffn_norm, p.eps, gate_up, true, p.barrier,
-                      p.stamps, q8, partial, norm_smem, code_smem, s);
+        product_phase(L.gate_up, {p.x, nullptr}, p.hidden, L.ffn_norm, p.eps, gate_up, true,
+                      p.barrier, p.stamps, q8, partial, norm_smem, code_smem, s);
         MmaEpilogue add_down;
         add_down.kind = MmaOutput::AddInto;
         add_down.seg[0] = {0, p.hidden, L.scale_down, p.x};
-        product_phase(L.down, p.g, p.ffn, L.ffn_sub_norm, p.eps, add_down, true, p.barrier,
-                      p.stamps, q8, partial, norm_smem, code_smem, s);
+        product_phase(L.down, {p.g, nullptr}, p.ffn, L.ffn_sub_norm, p.eps, add_down, true,
+                      p.barrier, p.stamps, q8, partial, norm_smem, code_smem, s);
     }
     grid_barrier(p.barrier, p.stamps, s);
     if (blockIdx.x == 0) final_norm(p, s);

@@ -2,7 +2,8 @@
 // (one block per SM, grid-wide barriers between the phases), for batch-1 decode, which is
 // otherwise bound by the ~300 dependent launches of a step (docs/performance.md).
 //
-// Per layer, five phases separated by grid barriers:
+// The step embeds its token itself (the first norm reads the F16 row). Per layer, five phases
+// separated by grid barriers:
 //   Q|K|V product -> RoPE + KV write + attention -> output projection (+= residual) ->
 //   gate|up with relu(gate)^2 * up -> down projection (+= residual);
 // then the final norm rounded to F16 for the head (launched after it as its own kernel). Every
@@ -45,8 +46,9 @@ struct DecodeStep {
     int hidden = 0, ffn = 0;
     HeadShape shape;
     float eps = 1e-5f;
-    const int* row = nullptr;          // device: token, position, KV slot of the step's row
-    std::uint16_t* k_cache = nullptr;  // layer 0, slot 0 (F16)
+    const int* row = nullptr;                  // device: token, position, KV slot of the step's row
+    const std::uint16_t* embedding = nullptr;  // F16 rows (the step embeds its token itself)
+    std::uint16_t* k_cache = nullptr;          // layer 0, slot 0 (F16)
     std::uint16_t* v_cache = nullptr;
     std::size_t layer_stride = 0;  // elements per layer
     std::size_t seq_stride = 0;    // elements per slot

@@ -235,7 +235,7 @@ class CudaModel final : public GpuModel {
         stage_rows(tokens, n, start);
         const bool fused = enqueue_pass(n, main_, n - 1, start, start + n);
         cuda::launch_argmax(logits_.get(), static_cast<int>(d_.output.rows), greedy_token_.get(),
-                            stream_);
+                            argmax_work_.get(), stream_);
         BITNET_CUDA_CHECK(cudaMemcpyAsync(staging_, greedy_token_.get(), sizeof(int),
                                           cudaMemcpyDeviceToHost, stream_));
         finish_pass(fused);
@@ -508,9 +508,8 @@ class CudaModel final : public GpuModel {
 
     void enqueue_fused_step(const KvPool& pool) {
         void* s = stream_;
-        cuda::launch_embed_rows(reinterpret_cast<const std::uint16_t*>(embedding_.get()),
-                                rows_.get(), 1, d_.hidden, x_.get(), s);
         cuda::DecodeStep step;
+        step.embedding = reinterpret_cast<const std::uint16_t*>(embedding_.get());
         step.layers = decode_layers_.get();
         step.n_layers = static_cast<int>(layers_.size());
         step.hidden = d_.hidden;
@@ -718,6 +717,8 @@ class CudaModel final : public GpuModel {
         std::uint64_t& b = bytes_;
         rows_.allocate(3 * rows, "token ids and positions", b);
         greedy_token_.allocate(1, "the greedy token", b);
+        argmax_work_.allocate(cuda::kArgmaxWorkInts, "the argmax work area", b);
+        BITNET_CUDA_CHECK(cudaMemset(argmax_work_.get(), 0, sizeof(int) * cuda::kArgmaxWorkInts));
         top_k_.allocate(rows * cuda::kTopKAnswerInts, "top-k candidates", b);
         // (fewer than top_k candidates leave room that is copied back: zeroed, not uninitialized)
         BITNET_CUDA_CHECK(cudaMemset(top_k_.get(), 0, sizeof(int) * rows * cuda::kTopKAnswerInts));
@@ -753,6 +754,7 @@ class CudaModel final : public GpuModel {
     int work_rows_ = 0;
     Buffer<int> rows_;          // tokens, positions, slots of the current rows
     Buffer<int> greedy_token_;  // forward_greedy()'s answer on the device
+    Buffer<int> argmax_work_;   // launch_argmax's slices and ticket
     Buffer<int> top_k_;  // the rows' chosen candidates on the device (pinned_top_k_'s layout)
     Buffer<int> choice_params_;  // upload_choices()'s words
     std::size_t choice_capacity_ = 0;

@@ -11,8 +11,12 @@
 namespace bitnet::kernels::cuda {
 
 // *out = the index of the largest of x[0..n) that is not NaN, the lowest of equal ones; -1 when
-// all are NaN. One block: a single row of logits.
-void launch_argmax(const float* x, int n, int* out, void* stream);
+// all are NaN. A single row of logits, in slices over up to kArgmaxBlocks blocks; the last block
+// to finish combines their answers. `work`: kArgmaxWorkInts ints on the device, zero before the
+// first launch (and left zero by each); one launch at a time per `work`.
+constexpr int kArgmaxBlocks = 64;
+constexpr int kArgmaxWorkInts = 2 * kArgmaxBlocks + 1;
+void launch_argmax(const float* x, int n, int* out, int* work, void* stream);
 
 // Rows of n logits, row r at x + r * n, on the device.
 // The repetition penalty in place: row r's distinct in-range ids[offsets[r] .. offsets[r + 1])
