@@ -22,11 +22,12 @@ using namespace bitnet;
 namespace {
 
 std::unique_ptr<inference::Engine> load(const std::string& path, const std::string& device,
-                                        int context = 256) {
+                                        int context = 256, const std::string& head = "auto") {
     inference::EngineOptions o;
     o.model_path = path;
     o.context = context;
     o.device = device;
+    o.head = head;
     return inference::Engine::load(o);
 }
 
@@ -66,6 +67,40 @@ TEST_CASE("cuda and cpu give the same greedy tokens and logits on whole models")
             "prefill cpu %.1f, cuda %.1f tok/s\n",
             preset, worst, x.metrics.decode_tokens_per_s, y.metrics.decode_tokens_per_s,
             x.metrics.prefill_tokens_per_s, y.metrics.prefill_tokens_per_s);
+    }
+}
+
+TEST_CASE("the Q8_0 head (--head q8_0) on the GPU gives the CPU's tokens and logits") {
+    const auto info = kernels::cuda_info();
+    if (info.device_count == 0) {
+        WARN("GPU Q8_0 head skipped: " << (info.compiled ? info.reason : "not a gpu build"));
+        return;
+    }
+    test::TempDir dir("cuda-q8-head");
+    for (const char* preset : {"small", "2b4t"}) {
+        INFO(preset);
+        const std::string path = test::write_synthetic_model(dir, preset, 3);
+        auto cpu = load(path, "cpu", 256, "q8_0");
+        auto gpu = load(path, "cuda:0", 256, "q8_0");
+        REQUIRE(gpu->gpu_model() != nullptr);  // the whole pass on the GPU, not a fallback
+        std::vector<std::int32_t> tokens;
+        for (int i = 0; i < 24; ++i) tokens.push_back((i * 7919 + 5) % 500);
+        const auto a = cpu->evaluate_all(tokens), b = gpu->evaluate_all(tokens);
+        const std::size_t vocab = cpu->model().config().vocab_size;
+        double worst = 1.0;
+        for (std::size_t t = 0; t < tokens.size(); ++t)
+            worst = std::min(worst, crossval::cosine_similarity(
+                                        std::span<const float>(a.data() + t * vocab, vocab),
+                                        std::span<const float>(b.data() + t * vocab, vocab)));
+        CHECK(worst >= 0.999);
+        inference::GenerationRequest r;
+        r.prompt = "the quick brown fox";
+        r.n_predict = 64;
+        r.sampling.greedy = true;
+        const auto x = cpu->generate(r), y = gpu->generate(r);
+        CHECK(x.tokens == y.tokens);
+        std::printf("%s, Q8_0 head: worst logits cosine %.8f; decode cuda %.1f tok/s\n", preset,
+                    worst, y.metrics.decode_tokens_per_s);
     }
 }
 

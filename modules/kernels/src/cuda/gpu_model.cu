@@ -30,6 +30,7 @@
 #include "cuda_memory.hpp"
 #include "decode_step.hpp"
 #include "gpu_layer_kernels.hpp"
+#include "head_q8_0.hpp"
 #include "launch_control.cuh"
 #include "sampling_kernels.hpp"
 #include "ternary_mma.hpp"
@@ -139,7 +140,15 @@ class CudaModel final : public GpuModel {
         embedding_.allocate(static_cast<std::size_t>(d.embedding.rows) * d.hidden, "embedding",
                             bytes_);
         embedding_.upload(d.embedding.data, static_cast<std::size_t>(d.embedding.rows) * d.hidden);
-        if (d.output.data == d.embedding.data) {
+        if (d.output.type == quant::TypeId::Q8_0) {
+            // --head q8_0: the re-quantized head, its codes and scales apart (aligned rows).
+            const cuda::Q8_0Split split = cuda::split_q8_0(
+                static_cast<const std::uint8_t*>(d.output.data), d.output.rows, d.hidden);
+            head_codes_.allocate(split.codes.size(), "output head (Q8_0)", bytes_);
+            head_codes_.upload(split.codes.data(), split.codes.size());
+            head_scales_.allocate(split.scales.size(), "output head (Q8_0)", bytes_);
+            head_scales_.upload(split.scales.data(), split.scales.size());
+        } else if (d.output.data == d.embedding.data) {
             head_ = embedding_.get();
         } else {
             own_head_.allocate(vocab * d.hidden, "output head", bytes_);
@@ -535,9 +544,7 @@ class CudaModel final : public GpuModel {
         step.stamps = stamps_.get();
         cuda::launch_decode_step(step, fused_grid_, context_, s);
         const cuda::ProgrammaticLaunchScope overlap(pdl_);
-        cuda::launch_f16_gemv(reinterpret_cast<const std::uint16_t*>(head_),
-                              static_cast<int>(d_.output.rows), d_.hidden, xh_.get(), 1,
-                              logits_.get(), s);
+        enqueue_head(x_.get(), 1, s);  // (an F16 head reads the step's own final norm)
         BITNET_CUDA_CHECK(cudaGetLastError());
     }
 
@@ -684,12 +691,26 @@ class CudaModel final : public GpuModel {
             product(l.down, n, add_down);
         }
         const int rows = n - first_logits;
-        cuda::launch_rmsnorm_half(x_.get() + static_cast<std::size_t>(first_logits) * h,
-                                  output_norm_.get(), rows, h, eps, xh_.get(), s);
-        cuda::launch_f16_gemv(reinterpret_cast<const std::uint16_t*>(head_),
-                              static_cast<int>(d_.output.rows), h, xh_.get(), rows, logits_.get(),
-                              s);
+        const float* last = x_.get() + static_cast<std::size_t>(first_logits) * h;
+        if (head_codes_.get() == nullptr)
+            cuda::launch_rmsnorm_half(last, output_norm_.get(), rows, h, eps, xh_.get(), s);
+        enqueue_head(last, rows, s);
         BITNET_CUDA_CHECK(cudaGetLastError());
+    }
+
+    // The logits of `rows` residual rows at x: the F16 head on xh_ (the final norm, already
+    // rounded to F16 there), or the Q8_0 head after its own norm and quantization.
+    void enqueue_head(const float* x, int rows, void* s) {
+        const int vocab = static_cast<int>(d_.output.rows);
+        if (head_codes_.get() == nullptr) {
+            cuda::launch_f16_gemv(reinterpret_cast<const std::uint16_t*>(head_), vocab, d_.hidden,
+                                  xh_.get(), rows, logits_.get(), s);
+            return;
+        }
+        cuda::launch_rmsnorm_q8_0(x, output_norm_.get(), rows, d_.hidden, d_.rms_eps,
+                                  head_q8_.get(), head_q8_scales_.get(), s);
+        cuda::launch_q8_0_gemv(head_codes_.get(), head_scales_.get(), vocab, d_.hidden,
+                               head_q8_.get(), head_q8_scales_.get(), rows, logits_.get(), s);
     }
 
     void quantize(const float* x, const float* weight, int n, int cols, int padded) {
@@ -724,6 +745,10 @@ class CudaModel final : public GpuModel {
         BITNET_CUDA_CHECK(cudaMemset(top_k_.get(), 0, sizeof(int) * rows * cuda::kTopKAnswerInts));
         x_.allocate(rows * h, "activations", b);
         xh_.allocate(rows * h, "activations", b);
+        if (head_codes_.get() != nullptr) {
+            head_q8_.allocate(rows * h, "activations", b);
+            head_q8_scales_.allocate(rows * h / 32, "activations", b);
+        }
         q_.allocate(rows * q_dim, "activations", b);
         k_.allocate(rows * kv_dim, "activations", b);
         v_.allocate(rows * kv_dim, "activations", b);
@@ -749,7 +774,11 @@ class CudaModel final : public GpuModel {
     std::vector<std::unique_ptr<LayerOnDevice>> layers_;
     KvPool main_, batch_;
     Buffer<std::uint16_t> embedding_, own_head_;
-    const std::uint16_t* head_ = nullptr;
+    const std::uint16_t* head_ = nullptr;  // F16 head (the embedding when tied)
+    Buffer<std::int8_t> head_codes_;       // or the Q8_0 head (--head q8_0): codes and F16 scales
+    Buffer<std::uint16_t> head_scales_;
+    Buffer<std::int8_t> head_q8_;  // its input rows as Q8_0: codes and float scales
+    Buffer<float> head_q8_scales_;
     Buffer<float> output_norm_, cos_table_, sin_table_;
     int work_rows_ = 0;
     Buffer<int> rows_;          // tokens, positions, slots of the current rows
@@ -784,8 +813,13 @@ class CudaModel final : public GpuModel {
 }  // namespace
 
 bool gpu_model_supported(const GpuModelDesc& d, std::string& why) {
-    if (d.embedding.type != quant::TypeId::F16 || d.output.type != quant::TypeId::F16) {
-        why = "the embedding and output head must be F16";
+    if (d.embedding.type != quant::TypeId::F16 ||
+        (d.output.type != quant::TypeId::F16 && d.output.type != quant::TypeId::Q8_0)) {
+        why = "the embedding must be F16 and the output head F16 or Q8_0";
+        return false;
+    }
+    if (d.output.type == quant::TypeId::Q8_0 && d.hidden % 32 != 0) {
+        why = "a Q8_0 head needs rows a multiple of 32 wide";
         return false;
     }
     for (const GpuLayer& l : d.layers)

@@ -27,7 +27,7 @@ struct GpuModelDesc {
     int hidden = 0, ffn = 0, heads = 0, kv_heads = 0, head_dim = 0, rope_dim = 0;
     float rope_base = 10000.0f, rms_eps = 1e-5f;
     WeightView embedding;  // F16, rows = vocabulary
-    WeightView output;     // F16 head (the embedding when tied)
+    WeightView output;     // F16 head (the embedding when tied) or Q8_0 (--head q8_0)
     const float* output_norm = nullptr;
     std::vector<GpuLayer> layers;
     bool extra_scales = false;  // per-projection scale tensors != 1 (not on the GPU path yet)
