@@ -31,7 +31,7 @@ constexpr int kVTile = 128;     // V positions staged in shared memory at a time
 constexpr int kMaxHeadDim = 128;
 constexpr int kStepPhasesPerLayer = 5;                     // grid barriers per layer
 constexpr int kCodeUint4s = kWarps * kStaged * 2 * kWarp;  // staged codes of a block
-constexpr int kPartialInts = kWarps * 8 * kWarp;           // a warp's 2x1x4 accumulators per lane
+constexpr int kPartialInts = kWarps * 4 * 8;  // per warp: 2 blocks x rows g, g + 8 of 8 lanes
 
 struct Scratch {
     double d[kWarps];
@@ -370,28 +370,27 @@ __device__ void product(const uint4* w, int blocks, int chunks, RowSource src, i
             acc[m][0][2] -= code_sum;
         }
         if constexpr (KSPLIT > 1) {
-            // Integer partial sums of a pair's warps added in shared memory (exact in any order).
-#pragma unroll
-            for (int m = 0; m < 2; ++m)
-#pragma unroll
-                for (int i = 0; i < 4; ++i)
-                    partial[(warp * 8 + m * 4 + i) * kWarp + lane] = acc[m][0][i];
-            __syncthreads();
-            for (int slot = threadIdx.x; slot < kGroups * 8 * kWarp; slot += kThreads) {
-                const int grp = slot / (8 * kWarp), within = slot % (8 * kWarp);
-                int total = 0;
-#pragma unroll
-                for (int j = 0; j < KSPLIT; ++j)
-                    total += partial[(grp * KSPLIT + j) * 8 * kWarp + within];
-                partial[grp * KSPLIT * 8 * kWarp + within] = total;
-            }
-            __syncthreads();
-            if (part == 0)
+            // Integer partial sums of a pair's warps added in shared memory (exact in any order):
+            // only the token's values (lanes t == 0: rows g and g + 8 of both blocks), which the
+            // group's writer lanes add up themselves after one barrier.
+            if (t == 0)
 #pragma unroll
                 for (int m = 0; m < 2; ++m)
 #pragma unroll
-                    for (int i = 0; i < 4; ++i)
-                        acc[m][0][i] = partial[(warp * 8 + m * 4 + i) * kWarp + lane];
+                    for (int h = 0; h < 2; ++h)
+                        partial[((warp * 2 + m) * 2 + h) * 8 + g] = acc[m][0][2 * h];
+            __syncthreads();
+            if (writer)
+#pragma unroll
+                for (int m = 0; m < 2; ++m)
+#pragma unroll
+                    for (int h = 0; h < 2; ++h) {
+                        int total = 0;
+#pragma unroll
+                        for (int j = 0; j < KSPLIT; ++j)
+                            total += partial[(((group * KSPLIT + j) * 2 + m) * 2 + h) * 8 + g];
+                        acc[m][0][2 * h] = total;
+                    }
         }
         if (r == 0) mark(stamps, s, 2, gridDim.x - 1);
         if (writer && active) {
