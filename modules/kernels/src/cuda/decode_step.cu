@@ -398,7 +398,10 @@ __device__ void product(const uint4* w, int blocks, int chunks, RowSource src, i
             write_token(acc, pair, g, old, act_scale, epi);
         }
         if (r == 0) mark(stamps, s, 3, gridDim.x - 1);
-        if constexpr (KSPLIT > 1) __syncthreads();  // partial is reused by the next round
+        // partial is reused by the next round (after the last one, the next phase starts with
+        // a barrier: grid_arrive)
+        if constexpr (KSPLIT > 1)
+            if (r + 1 < rounds) __syncthreads();
     }
 }
 
