@@ -31,6 +31,36 @@ std::unique_ptr<inference::Engine> load(const std::string& path, const std::stri
     return inference::Engine::load(o);
 }
 
+// The CPU and the GPU on one model file (with the output head `head`): the worst logits cosine
+// over 24 positions and both engines' 64 greedy tokens after the same prompt.
+struct Agreement {
+    double worst_cosine = 1.0;
+    inference::GenerationResult cpu, gpu;
+    bool whole_pass_on_gpu = false;
+};
+Agreement compare_with_cpu(const std::string& path, const std::string& head = "auto") {
+    auto cpu = load(path, "cpu", 256, head);
+    auto gpu = load(path, "cuda:0", 256, head);
+    Agreement a;
+    a.whole_pass_on_gpu = gpu->backend().name() == "cuda" && gpu->gpu_model() != nullptr;
+    std::vector<std::int32_t> tokens;
+    for (int i = 0; i < 24; ++i) tokens.push_back((i * 7919 + 5) % 500);
+    const auto x = cpu->evaluate_all(tokens), y = gpu->evaluate_all(tokens);
+    const std::size_t vocab = cpu->model().config().vocab_size;
+    for (std::size_t t = 0; t < tokens.size(); ++t)
+        a.worst_cosine = std::min(
+            a.worst_cosine,
+            crossval::cosine_similarity(std::span<const float>(x.data() + t * vocab, vocab),
+                                        std::span<const float>(y.data() + t * vocab, vocab)));
+    inference::GenerationRequest r;
+    r.prompt = "the quick brown fox";
+    r.n_predict = 64;
+    r.sampling.greedy = true;
+    a.cpu = cpu->generate(r);
+    a.gpu = gpu->generate(r);
+    return a;
+}
+
 }  // namespace
 
 TEST_CASE("cuda and cpu give the same greedy tokens and logits on whole models") {
@@ -42,31 +72,16 @@ TEST_CASE("cuda and cpu give the same greedy tokens and logits on whole models")
     test::TempDir dir("cuda-parity");
     for (const char* preset : {"small", "2b4t"}) {
         INFO(preset);
-        const std::string path = test::write_synthetic_model(dir, preset, 3);
-        auto cpu = load(path, "cpu");
-        auto gpu = load(path, "cuda:0");
-        CHECK(gpu->backend().name() == "cuda");
-        std::vector<std::int32_t> tokens;
-        for (int i = 0; i < 24; ++i) tokens.push_back((i * 7919 + 5) % 500);
-        const auto a = cpu->evaluate_all(tokens), b = gpu->evaluate_all(tokens);
-        const std::size_t vocab = cpu->model().config().vocab_size;
-        double worst = 1.0;
-        for (std::size_t t = 0; t < tokens.size(); ++t)
-            worst = std::min(worst, crossval::cosine_similarity(
-                                        std::span<const float>(a.data() + t * vocab, vocab),
-                                        std::span<const float>(b.data() + t * vocab, vocab)));
-        CHECK(worst >= 0.999);
-        inference::GenerationRequest r;
-        r.prompt = "the quick brown fox";
-        r.n_predict = 64;
-        r.sampling.greedy = true;
-        const auto x = cpu->generate(r), y = gpu->generate(r);
-        CHECK(x.tokens == y.tokens);
+        const Agreement a = compare_with_cpu(test::write_synthetic_model(dir, preset, 3));
+        CHECK(a.whole_pass_on_gpu);
+        CHECK(a.worst_cosine >= 0.999);
+        CHECK(a.cpu.tokens == a.gpu.tokens);
         std::printf(
             "%s: worst logits cosine %.8f; decode cpu %.1f tok/s, cuda %.1f tok/s; "
             "prefill cpu %.1f, cuda %.1f tok/s\n",
-            preset, worst, x.metrics.decode_tokens_per_s, y.metrics.decode_tokens_per_s,
-            x.metrics.prefill_tokens_per_s, y.metrics.prefill_tokens_per_s);
+            preset, a.worst_cosine, a.cpu.metrics.decode_tokens_per_s,
+            a.gpu.metrics.decode_tokens_per_s, a.cpu.metrics.prefill_tokens_per_s,
+            a.gpu.metrics.prefill_tokens_per_s);
     }
 }
 
@@ -79,28 +94,12 @@ TEST_CASE("the Q8_0 head (--head q8_0) on the GPU gives the CPU's tokens and log
     test::TempDir dir("cuda-q8-head");
     for (const char* preset : {"small", "2b4t"}) {
         INFO(preset);
-        const std::string path = test::write_synthetic_model(dir, preset, 3);
-        auto cpu = load(path, "cpu", 256, "q8_0");
-        auto gpu = load(path, "cuda:0", 256, "q8_0");
-        REQUIRE(gpu->gpu_model() != nullptr);  // the whole pass on the GPU, not a fallback
-        std::vector<std::int32_t> tokens;
-        for (int i = 0; i < 24; ++i) tokens.push_back((i * 7919 + 5) % 500);
-        const auto a = cpu->evaluate_all(tokens), b = gpu->evaluate_all(tokens);
-        const std::size_t vocab = cpu->model().config().vocab_size;
-        double worst = 1.0;
-        for (std::size_t t = 0; t < tokens.size(); ++t)
-            worst = std::min(worst, crossval::cosine_similarity(
-                                        std::span<const float>(a.data() + t * vocab, vocab),
-                                        std::span<const float>(b.data() + t * vocab, vocab)));
-        CHECK(worst >= 0.999);
-        inference::GenerationRequest r;
-        r.prompt = "the quick brown fox";
-        r.n_predict = 64;
-        r.sampling.greedy = true;
-        const auto x = cpu->generate(r), y = gpu->generate(r);
-        CHECK(x.tokens == y.tokens);
+        const Agreement a = compare_with_cpu(test::write_synthetic_model(dir, preset, 3), "q8_0");
+        REQUIRE(a.whole_pass_on_gpu);  // (not the fallback with the products only on the GPU)
+        CHECK(a.worst_cosine >= 0.999);
+        CHECK(a.cpu.tokens == a.gpu.tokens);
         std::printf("%s, Q8_0 head: worst logits cosine %.8f; decode cuda %.1f tok/s\n", preset,
-                    worst, y.metrics.decode_tokens_per_s);
+                    a.worst_cosine, a.gpu.metrics.decode_tokens_per_s);
     }
 }
 
