@@ -143,6 +143,13 @@ __device__ __forceinline__ void request_norm_weights(const float* w, int cols, f
         copy_async16(to + i, w + i);
 }
 
+// A product's input row: floats another phase wrote, or (the first layer's Q|K|V) the token's F16
+// embedding row itself, so the step needs no embedding kernel before it.
+struct RowSource {
+    const float* f32 = nullptr;
+    const __half* f16 = nullptr;
+};
+
 // rmsnorm then int8 quantization of one row into shared memory (zero past the row, up to
 // kMaxCols): rmsnorm_quantize's rules; returns the activation scale (every thread has it). The sum
 // of the codes is not reduced here: each warp of a product adds up the codes of its own chunks
@@ -152,13 +159,6 @@ __device__ __forceinline__ void request_norm_weights(const float* w, int cols, f
 // past the row are branch-free (its values are zero), except the double-precision squares, which
 // are slow. (The squares are added in another order than rmsnorm_quantize's: in double precision
 // the float mean comes out the same.)
-// A product's input row: floats another phase wrote, or (the first layer's Q|K|V) the token's F16
-// embedding row itself, so the step needs no embedding kernel before it.
-struct RowSource {
-    const float* f32 = nullptr;
-    const __half* f16 = nullptr;
-};
-
 __device__ __noinline__ float norm_quantize(RowSource x, const float* nw, int cols, float eps,
                                             std::int8_t* q, Scratch& s) {
     float4 v[kNormVectors];
