@@ -104,6 +104,47 @@ TEST_CASE("the fused relu^2 * up + rmsnorm equals the two passes bit for bit") {
     }
 }
 
+TEST_CASE("the FFN sub-norm spread over threads gives the bits of one thread") {
+    std::mt19937 rng(11);
+    std::normal_distribution<float> dist(0.0f, 3.0f);
+    for (const std::int64_t n : {1, 5, 9, 100, 6912}) {
+        std::vector<float> gate(static_cast<std::size_t>(n)), up(gate.size()), w(gate.size());
+        for (std::size_t i = 0; i < gate.size(); ++i) {
+            gate[i] = dist(rng);
+            up[i] = dist(rng);
+            w[i] = dist(rng);
+        }
+        std::vector<float> alone = gate, spread = gate;
+        relu_squared_mul_rmsnorm(alone.data(), up.data(), w.data(), n, 1e-5f, false);
+        relu_squared_mul_rmsnorm(spread.data(), up.data(), w.data(), n, 1e-5f, true);
+        CHECK(spread == alone);
+        // And it is the norm: the normalized row (without weights) has mean square ~1.
+        std::vector<float> plain = gate;
+        relu_squared_mul_rmsnorm(plain.data(), up.data(), nullptr, n, 0.0f, true);
+        double squares = 0;
+        for (float v : plain) squares += static_cast<double>(v) * v;
+        if (squares > 0) CHECK(squares / static_cast<double>(n) == Approx(1.0).epsilon(1e-5));
+    }
+}
+
+TEST_CASE("RoPE from precomputed angles is rope_neox bit for bit") {
+    std::mt19937 rng(5);
+    std::normal_distribution<float> dist(0.0f, 1.0f);
+    for (const std::int64_t position : {0, 1, 17, 4095}) {
+        std::vector<float> x(3 * 64);
+        for (float& v : x) v = dist(rng);
+        std::vector<float> y = x;
+        rope_neox(x.data(), 3, 64, 48, position, 500000.0f);
+        std::vector<float> cos(24), sin(24);
+        rope_angles(position, 48, 500000.0f, cos.data(), sin.data());
+        rope_neox_with(y.data(), 3, 64, 48, cos.data(), sin.data());
+        CHECK(y == x);
+        // Independent check: pair 1 turns by position * base^(-2/48).
+        const double angle = static_cast<double>(position) * std::pow(500000.0, -2.0 / 48);
+        CHECK(std::abs(cos[1] - std::cos(angle)) < 1e-3);
+    }
+}
+
 TEST_CASE("rounding to f16 keeps representable values and rounds the rest to nearest even") {
     std::vector<float> x = {1.0f, 1.0f + 0x1p-11f, 1.0f + 0x1p-10f, 65504.0f};
     round_to_f16(x.data(), 4);

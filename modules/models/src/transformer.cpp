@@ -70,10 +70,16 @@ void add_projection(const kernels::Backend& backend, const kernels::WeightView& 
 
 // f(t) for every token row of a pass; rows run on the threads when there are several (prefill,
 // batches): the per-row work between the products (norms, activations) would otherwise leave
-// all but one core idle. Each row's arithmetic is unchanged, so the results are too.
+// all but one core idle. Each row's arithmetic is unchanged, so the results are too. One row
+// runs outside any parallel region, so f may open its own (one nested in an inactive region
+// starts a second team of threads every time: 40x slower on the 2-core VM).
 template <typename PerRow>
 void for_each_row(std::int64_t n, PerRow f) {
-#pragma omp parallel for schedule(static) if (n > 1)
+    if (n == 1) {
+        f(0);
+        return;
+    }
+#pragma omp parallel for schedule(static)
     for (std::int64_t t = 0; t < n; ++t) f(t);
 }
 
@@ -215,7 +221,9 @@ void Transformer::attention(std::int64_t layer, const float* q, std::span<const 
     std::int64_t work = 0;
     for (const BatchToken& b : batch) work += b.position + 1;
     const std::int64_t jobs = n_tokens * n_head;
-#pragma omp parallel for schedule(dynamic, 1) if (work * n_head > 4096)
+    // Heads go to the threads from a few positions on (a parallel region costs a few
+    // microseconds; one head's position ~0.1): in decode the other cores would otherwise wait.
+#pragma omp parallel for schedule(dynamic, 1) if (jobs > 1 && work * n_head >= 256)
     for (std::int64_t job = 0; job < jobs; ++job) {
         const std::int64_t t = job / n_head, h = job % n_head;
         const BatchToken& b = batch[static_cast<std::size_t>(t)];
@@ -284,6 +292,15 @@ void Transformer::run(std::span<const BatchToken> batch, const kernels::Backend&
     std::vector<float>& g = sized(s.g, n * ffn);
     std::vector<float>& u = sized(s.u, n * ffn);
 
+    // RoPE's angles depend on the position only: once per row for all heads and layers.
+    const std::int64_t half = config_.rope_dim / 2;
+    std::vector<float>& rope_cos = sized(s.rope_cos, n * half);
+    std::vector<float>& rope_sin = sized(s.rope_sin, n * half);
+    for (std::int64_t t = 0; t < n; ++t)
+        kernels::rope_angles(batch[static_cast<std::size_t>(t)].position, config_.rope_dim,
+                             config_.rope_freq_base, rope_cos.data() + t * half,
+                             rope_sin.data() + t * half);
+
     for (std::int64_t t = 0; t < n; ++t) {
         const std::int32_t id = batch[static_cast<std::size_t>(t)].token;
         if (id < 0 || id >= token_embd_.rows)
@@ -305,10 +322,12 @@ void Transformer::run(std::span<const BatchToken> batch, const kernels::Backend&
         scale_in_place(v.data(), n * kv_dim, l.scale_v);
         for (std::int64_t t = 0; t < n; ++t) {
             const BatchToken& b = batch[static_cast<std::size_t>(t)];
-            kernels::rope_neox(q.data() + t * q_dim, config_.head_count, hd, config_.rope_dim,
-                               b.position, config_.rope_freq_base);
-            kernels::rope_neox(k.data() + t * kv_dim, config_.head_count_kv, hd, config_.rope_dim,
-                               b.position, config_.rope_freq_base);
+            const float* cos = rope_cos.data() + t * half;
+            const float* sin = rope_sin.data() + t * half;
+            kernels::rope_neox_with(q.data() + t * q_dim, config_.head_count, hd, config_.rope_dim,
+                                    cos, sin);
+            kernels::rope_neox_with(k.data() + t * kv_dim, config_.head_count_kv, hd,
+                                    config_.rope_dim, cos, sin);
             b.cache->write(static_cast<std::int64_t>(layer), b.position, k.data() + t * kv_dim,
                            v.data() + t * kv_dim);
         }
@@ -330,7 +349,7 @@ void Transformer::run(std::span<const BatchToken> batch, const kernels::Backend&
             float* row = g.data() + t * ffn;
             if (config_.ffn_activation == FfnActivation::ReluSquared) {
                 kernels::relu_squared_mul_rmsnorm(row, u.data() + t * ffn, l.ffn_sub_norm, ffn,
-                                                  config_.rms_eps);
+                                                  config_.rms_eps, n == 1);
             } else {
                 kernels::silu_mul(row, u.data() + t * ffn, ffn);
                 kernels::rmsnorm(row, l.ffn_sub_norm, ffn, config_.rms_eps, row);

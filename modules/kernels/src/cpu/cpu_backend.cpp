@@ -270,13 +270,13 @@ class CpuBackend final : public Backend {
                                  dots_.data() + dot_offsets_[task.job] + task.first_row,
                                  w.rows};
             detail::i2s_dot(kernel, p);
-        }
-        for (std::size_t j = 0; j < jobs.size(); ++j) {
-            const WeightView& w = *jobs[j].w;
-            const std::int32_t* d = dots_.data() + dot_offsets_[j];
+            // The task's outputs, while its dots are in this core's cache (after the loop they
+            // would be one thread's serial pass over every row).
+            const std::int32_t* d = p.out;
+            float* y = jobs[task.job].y + task.first_row;
             for (std::int64_t t = 0; t < n_tokens; ++t)
-                for (std::int64_t r = 0; r < w.rows; ++r)
-                    jobs[j].y[t * w.rows + r] = quant::i2s_output(
+                for (std::int64_t r = 0; r < p.n_rows; ++r)
+                    y[t * w.rows + r] = quant::i2s_output(
                         d[t * w.rows + r], acts_[static_cast<std::size_t>(t)], w.scale);
         }
     }

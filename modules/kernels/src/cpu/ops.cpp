@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include <immintrin.h>
 
@@ -10,33 +11,97 @@
 
 namespace bitnet::kernels {
 
-void rmsnorm(const float* x, const float* weight, std::int64_t n, float eps, float* out) {
+namespace {
+
+// A norm's row in kNormPieces pieces (ops.hpp: how norms sum their squares).
+constexpr int kNormPieces = 8;
+struct NormPieces {
+    std::int64_t n, per;  // row length, elements per piece (the last may have fewer)
+    std::int64_t begin(int p) const { return std::min(n, p * per); }
+    std::int64_t size(int p) const { return std::min(n, (p + 1) * per) - begin(p); }
+};
+
+NormPieces norm_pieces(std::int64_t n) {
+    return {n, (n + kNormPieces - 1) / kNormPieces};
+}
+
+double piece_sum_of_squares(const float* x, std::int64_t n) {
     double sum = 0.0;
     for (std::int64_t i = 0; i < n; ++i)
         sum += static_cast<double>(x[i]) * static_cast<double>(x[i]);
-    const float mean = static_cast<float>(sum / static_cast<double>(n));
-    const float scale = 1.0f / std::sqrt(mean + eps);
+    return sum;
+}
+
+double sum_of_squares(const float* x, std::int64_t n) {
+    const NormPieces pieces = norm_pieces(n);
+    double total = 0.0;
+    for (int p = 0; p < kNormPieces; ++p)
+        total += piece_sum_of_squares(x + pieces.begin(p), pieces.size(p));
+    return total;
+}
+
+// 1 / sqrt(mean + eps) with the mean rounded to float.
+float rms_scale(double sum_of_squares, std::int64_t n, float eps) {
+    const float mean = static_cast<float>(sum_of_squares / static_cast<double>(n));
+    return 1.0f / std::sqrt(mean + eps);
+}
+
+// out = x * scale * weight (weight may be nullptr); out may be x.
+void scale_by_weight(const float* x, float scale, const float* weight, std::int64_t n, float* out) {
     for (std::int64_t i = 0; i < n; ++i) {
         const float normalized = x[i] * scale;
         out[i] = weight != nullptr ? normalized * weight[i] : normalized;
     }
 }
 
-void rope_neox(float* x, std::int64_t n_heads, std::int64_t head_dim, std::int64_t rope_dim,
-               std::int64_t position, float freq_base) {
+// gate = relu(gate)^2 * up over a range; returns the range's running sum of squares.
+double relu_squared_mul_sum_of_squares(float* gate, const float* up, std::int64_t n) {
+    double sum = 0.0;
+    for (std::int64_t i = 0; i < n; ++i) {
+        const float r = gate[i] > 0.0f ? gate[i] : 0.0f;
+        const float a = r * r * up[i];
+        gate[i] = a;
+        sum += static_cast<double>(a) * static_cast<double>(a);
+    }
+    return sum;
+}
+
+}  // namespace
+
+void rmsnorm(const float* x, const float* weight, std::int64_t n, float eps, float* out) {
+    scale_by_weight(x, rms_scale(sum_of_squares(x, n), n, eps), weight, n, out);
+}
+
+void rope_angles(std::int64_t position, std::int64_t rope_dim, float freq_base, float* cos,
+                 float* sin) {
     const float theta_scale = std::pow(freq_base, -2.0f / static_cast<float>(rope_dim));
+    float theta = static_cast<float>(position);
+    for (std::int64_t i = 0; i < rope_dim / 2; ++i) {
+        cos[i] = std::cos(theta);
+        sin[i] = std::sin(theta);
+        theta *= theta_scale;
+    }
+}
+
+void rope_neox_with(float* x, std::int64_t n_heads, std::int64_t head_dim, std::int64_t rope_dim,
+                    const float* cos, const float* sin) {
     const std::int64_t half = rope_dim / 2;
     for (std::int64_t h = 0; h < n_heads; ++h) {
         float* v = x + h * head_dim;
-        float theta = static_cast<float>(position);
         for (std::int64_t i = 0; i < half; ++i) {
-            const float c = std::cos(theta), s = std::sin(theta);
+            const float c = cos[i], s = sin[i];
             const float x0 = v[i], x1 = v[i + half];
             v[i] = x0 * c - x1 * s;
             v[i + half] = x0 * s + x1 * c;
-            theta *= theta_scale;
         }
     }
+}
+
+void rope_neox(float* x, std::int64_t n_heads, std::int64_t head_dim, std::int64_t rope_dim,
+               std::int64_t position, float freq_base) {
+    std::vector<float> cos(static_cast<std::size_t>(rope_dim / 2)), sin(cos.size());
+    rope_angles(position, rope_dim, freq_base, cos.data(), sin.data());
+    rope_neox_with(x, n_heads, head_dim, rope_dim, cos.data(), sin.data());
 }
 
 void softmax(float* x, std::int64_t n, float scale) {
@@ -62,19 +127,25 @@ void relu_squared_mul(float* x, const float* up, std::int64_t n) {
 }
 
 void relu_squared_mul_rmsnorm(float* gate, const float* up, const float* weight, std::int64_t n,
-                              float eps) {
-    double sum = 0.0;
-    for (std::int64_t i = 0; i < n; ++i) {
-        const float r = gate[i] > 0.0f ? gate[i] : 0.0f;
-        const float a = r * r * up[i];
-        gate[i] = a;
-        sum += static_cast<double>(a) * static_cast<double>(a);
-    }
-    const float mean = static_cast<float>(sum / static_cast<double>(n));
-    const float scale = 1.0f / std::sqrt(mean + eps);
-    for (std::int64_t i = 0; i < n; ++i) {
-        const float normalized = gate[i] * scale;
-        gate[i] = weight != nullptr ? normalized * weight[i] : normalized;
+                              float eps, bool spread_over_threads) {
+    const NormPieces pieces = norm_pieces(n);
+    double partial[kNormPieces];
+    // The pieces' sums are added in their order whatever thread computed them: the same bits on
+    // any number of threads.
+#pragma omp parallel if (spread_over_threads)
+    {
+#pragma omp for schedule(static)
+        for (int p = 0; p < kNormPieces; ++p)
+            partial[p] = relu_squared_mul_sum_of_squares(gate + pieces.begin(p),
+                                                         up + pieces.begin(p), pieces.size(p));
+        double total = 0.0;
+        for (const double v : partial) total += v;
+        const float scale = rms_scale(total, n, eps);
+#pragma omp for schedule(static)
+        for (int p = 0; p < kNormPieces; ++p)
+            scale_by_weight(gate + pieces.begin(p), scale,
+                            weight != nullptr ? weight + pieces.begin(p) : nullptr, pieces.size(p),
+                            gate + pieces.begin(p));
     }
 }
 

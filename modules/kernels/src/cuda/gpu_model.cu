@@ -26,6 +26,7 @@
 #include "attention.hpp"
 #include "bitnet/common/error.hpp"
 #include "bitnet/kernels/gpu_model.hpp"
+#include "bitnet/kernels/ops.hpp"
 #include "bitnet/quantization/formats.hpp"
 #include "cuda_memory.hpp"
 #include "decode_step.hpp"
@@ -156,19 +157,13 @@ class CudaModel final : public GpuModel {
             head_ = own_head_.get();
         }
         upload_floats(d.output_norm, d.hidden, output_norm_);
-        // RoPE angles as the CPU computes them (ops.cpp rope_neox): float theta advanced by
-        // repeated multiplication, libm cos/sin.
+        // RoPE angles as the CPU computes them (the same function).
         const int half_dim = d.rope_dim / 2;
-        const float theta_scale = std::pow(d.rope_base, -2.0f / static_cast<float>(d.rope_dim));
         std::vector<float> cos_t(static_cast<std::size_t>(context) * half_dim), sin_t(cos_t.size());
-        for (int p = 0; p < context; ++p) {
-            float theta = static_cast<float>(p);
-            for (int i = 0; i < half_dim; ++i) {
-                cos_t[static_cast<std::size_t>(p) * half_dim + i] = std::cos(theta);
-                sin_t[static_cast<std::size_t>(p) * half_dim + i] = std::sin(theta);
-                theta *= theta_scale;
-            }
-        }
+        for (int p = 0; p < context; ++p)
+            rope_angles(p, d.rope_dim, d.rope_base,
+                        cos_t.data() + static_cast<std::size_t>(p) * half_dim,
+                        sin_t.data() + static_cast<std::size_t>(p) * half_dim);
         cos_table_.allocate(cos_t.size(), "RoPE tables", bytes_);
         cos_table_.upload(cos_t.data(), cos_t.size());
         sin_table_.allocate(sin_t.size(), "RoPE tables", bytes_);

@@ -7,13 +7,24 @@
 
 namespace bitnet::kernels {
 
-// out = x / sqrt(mean(x^2) + eps) * weight   (weight may be nullptr: no scaling)
+// out = x / sqrt(mean(x^2) + eps) * weight   (weight may be nullptr: no scaling). The norms take
+// the sum of squares in 8 consecutive pieces of the row, each a running sum in double, then the
+// pieces' sums in order: threads can take a piece each and the bits stay those of one thread. (In
+// double the float mean is that of ggml's single running sum except for astronomically rare
+// rows.)
 void rmsnorm(const float* x, const float* weight, std::int64_t n, float eps, float* out);
 
 // NeoX-style rotary embedding in place on `n_heads` heads of `head_dim` values at `position`:
 // dimension i is paired with i + rope_dim/2 and rotated by position * base^(-2i/rope_dim).
 void rope_neox(float* x, std::int64_t n_heads, std::int64_t head_dim, std::int64_t rope_dim,
                std::int64_t position, float freq_base);
+// The same in two steps: a position's cos and sin (rope_dim / 2 each: float theta advanced by
+// repeated multiplication, libm cos/sin), computed once for all heads and layers, then the
+// rotation with them.
+void rope_angles(std::int64_t position, std::int64_t rope_dim, float freq_base, float* cos,
+                 float* sin);
+void rope_neox_with(float* x, std::int64_t n_heads, std::int64_t head_dim, std::int64_t rope_dim,
+                    const float* cos, const float* sin);
 
 // In place: x = softmax(x * scale).
 void softmax(float* x, std::int64_t n, float scale);
@@ -24,8 +35,10 @@ void silu_mul(float* x, const float* up, std::int64_t n);
 // The FFN's activation and sub-norm in one pass over gate and up: gate = rmsnorm(relu(gate)^2 *
 // up) * weight, bit for bit what relu_squared_mul followed by rmsnorm gives (same operations,
 // same order), without reading the activations back for the sum of squares.
+// `spread_over_threads`: the row's pieces go to the OpenMP threads (decode: one row; the other
+// cores would wait), with the same result.
 void relu_squared_mul_rmsnorm(float* gate, const float* up, const float* weight, std::int64_t n,
-                              float eps);
+                              float eps, bool spread_over_threads = false);
 
 // Attention inner products over the KV cache. Eight interleaved partial sums (element i goes to
 // lane i % 8), combined in a fixed order: the SIMD (F16C/AVX2) and the scalar versions give

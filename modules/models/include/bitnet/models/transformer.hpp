@@ -92,7 +92,7 @@ class Transformer {
     AttentionMode attention_mode_ = AttentionMode::Standard;
 
     struct Scratch {
-        std::vector<float> x, xn, q, k, v, att, proj, g, u;
+        std::vector<float> x, xn, q, k, v, att, proj, g, u, rope_cos, rope_sin;
         std::vector<BatchToken> batch;
     };
     mutable Scratch scratch_;
