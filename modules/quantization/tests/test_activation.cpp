@@ -1,6 +1,7 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <limits>
 #include <random>
 #include <vector>
 
@@ -67,4 +68,31 @@ TEST_CASE("the W1.58A8 output rule recovers the float dot product of ternary wei
     const float s = 0.5f;
     const float expected = s * (0.5f + 1.0f + 0.0f + 1.0f);
     CHECK(i2s_output(dot, act, s) == Approx(expected).epsilon(0.01));
+}
+
+TEST_CASE("the vectorized activation quantization gives the scalar reference's bits") {
+    std::mt19937 rng(3);
+    std::normal_distribution<float> dist(0.0f, 4.0f);
+    const float inf = std::numeric_limits<float>::infinity();
+    const float nan = std::numeric_limits<float>::quiet_NaN();
+    for (const std::int64_t n : {1, 7, 8, 31, 32, 33, 100, 2560, 6912}) {
+        for (int variant = 0; variant < 5; ++variant) {
+            std::vector<float> x(static_cast<std::size_t>(n));
+            for (auto& v : x) v = dist(rng);
+            if (variant == 1) x[static_cast<std::size_t>(n / 2)] = 1e30f;  // one huge value
+            if (variant == 2)  // ties: amax 127 makes a = 1, so halves are exact ties
+                for (std::int64_t i = 0; i < n; ++i)
+                    x[static_cast<std::size_t>(i)] =
+                        i == 0 ? 127.0f : static_cast<float>(i % 9) - 4.5f;
+            if (variant == 3) x[static_cast<std::size_t>(n - 1)] = nan;
+            if (variant == 4) x[0] = -inf;
+            std::vector<std::int8_t> fast(x.size()), reference(x.size());
+            const ActivationScale a = quantize_activations_i8(x.data(), n, fast.data());
+            const ActivationScale b = quantize_activations_i8_scalar(x.data(), n, reference.data());
+            INFO("n " << n << ", variant " << variant);
+            CHECK(a.scale == b.scale);
+            CHECK(a.sum == b.sum);
+            CHECK(fast == reference);
+        }
+    }
 }

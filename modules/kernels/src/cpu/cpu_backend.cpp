@@ -241,6 +241,8 @@ class CpuBackend final : public Backend {
         q_.resize(static_cast<std::size_t>(n_tokens * k));
         q_arranged_.resize(q_.size());
         acts_.resize(static_cast<std::size_t>(n_tokens));
+        // (prefill: rows on the threads; one row is too little work for a parallel region)
+#pragma omp parallel for schedule(static) num_threads(threads_) if (n_tokens > 1)
         for (std::int64_t t = 0; t < n_tokens; ++t) {
             std::int8_t* q = q_.data() + t * k;
             acts_[static_cast<std::size_t>(t)] = quant::quantize_activations_i8(x + t * k, k, q);
