@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <random>
+#include <tuple>
 #include <vector>
 
 #include "bitnet/kernels/ops.hpp"
@@ -79,16 +80,27 @@ TEST_CASE("relu^2 * up and silu * up") {
     CHECK(s[2] == Approx(2.0 * -2.0 / (1.0 + std::exp(2.0))));
 }
 
+namespace {
+
+// Random gate, up and norm-weight rows of n values.
+std::tuple<std::vector<float>, std::vector<float>, std::vector<float>> random_ffn_rows(
+    std::int64_t n, std::mt19937& rng, std::normal_distribution<float>& dist) {
+    std::vector<float> gate(static_cast<std::size_t>(n)), up(gate.size()), w(gate.size());
+    for (std::size_t i = 0; i < gate.size(); ++i) {
+        gate[i] = dist(rng);
+        up[i] = dist(rng);
+        w[i] = dist(rng);
+    }
+    return {gate, up, w};
+}
+
+}  // namespace
+
 TEST_CASE("the fused relu^2 * up + rmsnorm equals the two passes bit for bit") {
     std::mt19937 rng(7);
     std::normal_distribution<float> dist(0.0f, 2.0f);
     for (const std::int64_t n : {1, 7, 64, 6912}) {
-        std::vector<float> gate(static_cast<std::size_t>(n)), up(gate.size()), w(gate.size());
-        for (std::size_t i = 0; i < gate.size(); ++i) {
-            gate[i] = dist(rng);
-            up[i] = dist(rng);
-            w[i] = dist(rng);
-        }
+        auto [gate, up, w] = random_ffn_rows(n, rng, dist);
         std::vector<float> two_passes = gate, fused = gate;
         relu_squared_mul(two_passes.data(), up.data(), n);
         rmsnorm(two_passes.data(), w.data(), n, 1e-5f, two_passes.data());
@@ -108,12 +120,7 @@ TEST_CASE("the FFN sub-norm spread over threads gives the bits of one thread") {
     std::mt19937 rng(11);
     std::normal_distribution<float> dist(0.0f, 3.0f);
     for (const std::int64_t n : {1, 5, 9, 100, 6912}) {
-        std::vector<float> gate(static_cast<std::size_t>(n)), up(gate.size()), w(gate.size());
-        for (std::size_t i = 0; i < gate.size(); ++i) {
-            gate[i] = dist(rng);
-            up[i] = dist(rng);
-            w[i] = dist(rng);
-        }
+        auto [gate, up, w] = random_ffn_rows(n, rng, dist);
         std::vector<float> alone = gate, spread = gate;
         relu_squared_mul_rmsnorm(alone.data(), up.data(), w.data(), n, 1e-5f, false);
         relu_squared_mul_rmsnorm(spread.data(), up.data(), w.data(), n, 1e-5f, true);
