@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "bitnet/kernels/ops.hpp"
+#include "bitnet/quantization/fp16.hpp"
 
 using namespace bitnet::kernels;
 
@@ -149,6 +150,41 @@ TEST_CASE("RoPE from precomputed angles is rope_neox bit for bit") {
         // Independent check: pair 1 turns by position * base^(-2/48).
         const double angle = static_cast<double>(position) * std::pow(500000.0, -2.0 / 48);
         CHECK(std::abs(cos[1] - std::cos(angle)) < 1e-3);
+    }
+}
+
+TEST_CASE("attention over many cached rows gives the bits of one row at a time") {
+    std::mt19937 rng(13);
+    std::normal_distribution<float> dist(0.0f, 1.0f);
+    for (const std::int64_t n : {3, 8, 64, 100, 128}) {
+        for (const std::int64_t count : {1, 3, 4, 9, 37}) {
+            const std::int64_t stride = n + 24;  // rows of a wider cache row, as in the KV cache
+            std::vector<std::uint16_t> rows(static_cast<std::size_t>(count * stride));
+            for (auto& h : rows) h = bitnet::quant::fp32_to_fp16(dist(rng));
+            std::vector<float> b(static_cast<std::size_t>(n)), w(static_cast<std::size_t>(count));
+            for (float& v : b) v = dist(rng);
+            for (float& v : w) v = dist(rng);
+            std::vector<float> dots(w.size()), one_by_one(w.size());
+            dot_f16_f32_rows(rows.data(), stride, count, b.data(), n, dots.data());
+            for (std::int64_t p = 0; p < count; ++p)
+                one_by_one[static_cast<std::size_t>(p)] =
+                    dot_f16_f32(rows.data() + p * stride, b.data(), n);
+            INFO("n " << n << ", rows " << count);
+            CHECK(dots == one_by_one);
+            std::vector<float> out = b, expected = b;
+            add_scaled_f16_rows(out.data(), rows.data(), stride, w.data(), count, n);
+            for (std::int64_t p = 0; p < count; ++p)
+                add_scaled_f16(expected.data(), rows.data() + p * stride,
+                               w[static_cast<std::size_t>(p)], n);
+            CHECK(out == expected);
+            // Against a plain double computation too (not only the same code's one-row path).
+            double d0 = 0;
+            for (std::int64_t i = 0; i < n; ++i)
+                d0 += static_cast<double>(
+                          bitnet::quant::fp16_to_fp32(rows[static_cast<std::size_t>(i)])) *
+                      b[static_cast<std::size_t>(i)];
+            CHECK(dots[0] == Approx(d0).margin(1e-4));
+        }
     }
 }
 

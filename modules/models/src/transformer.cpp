@@ -183,6 +183,12 @@ void attend(const float* q, std::int64_t hd, std::int64_t n_pos, float scale, At
     std::memset(out, 0, static_cast<std::size_t>(hd) * 4);
     if (mode == AttentionMode::Standard) {
         scores.resize(static_cast<std::size_t>(n_pos));
+        if constexpr (f16) {
+            kernels::dot_f16_f32_rows(keys, stride, n_pos, q, hd, scores.data());
+            kernels::softmax(scores.data(), n_pos, scale);
+            kernels::add_scaled_f16_rows(out, values, stride, scores.data(), n_pos, hd);
+            return;
+        }
         for (std::int64_t p = 0; p < n_pos; ++p) scores[static_cast<std::size_t>(p)] = score(p);
         kernels::softmax(scores.data(), n_pos, scale);
         for (std::int64_t p = 0; p < n_pos; ++p) add_v(p, scores[static_cast<std::size_t>(p)]);
