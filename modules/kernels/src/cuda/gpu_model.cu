@@ -41,10 +41,10 @@ namespace {
 
 constexpr int kMaxGraphRows = 64;
 // From this position on a single-row step runs the per-kernel pass: its split attention spreads
-// the cache reads over a block per SM (H100, 2b4t, tok/s fused / per-kernel: 567 / 492 after
-// 256 positions, 516 / 471 after 512, 456 / 454 after 900; 315 per-kernel after 3900, where
-// the fused step gave 174).
-constexpr int kFusedStepPositions = 1024;
+// the cache reads over a block per SM. H100, 2b4t, tg64 in tok/s fused / per-kernel (session
+// 10): 502 / 468 after 1024 positions, 453 / 450 after 1300, 418 / 439 after 1500, 391 / 428
+// after 1700, 354 / 409 after 2048, 233 / 329 after 3900.
+constexpr int kFusedStepPositions = 1280;
 
 template <typename T>
 class Buffer {
