@@ -6,6 +6,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <atomic>
 #include <cstdlib>
 #include <fstream>
 #include <thread>
@@ -89,19 +90,29 @@ TEST_CASE("SIGTERM lets the running request finish, then bitnet serve exits 0") 
         REQUIRE(server.port() > 0);
         httplib::Client c("127.0.0.1", server.port());
         c.set_read_timeout(60, 0);
-        // A streamed request long enough to be running when the signal arrives.
+        // A streamed request; the signal goes out when its first event has arrived, so the
+        // request is running then (a fixed delay could signal before the server had taken it
+        // on a loaded machine, or after it had finished).
         std::string body;
+        std::atomic<bool> signaled{false};
         std::thread request([&] {
-            auto res = c.Post(
-                "/v1/completions",
+            httplib::Request req;
+            req.method = "POST";
+            req.path = "/v1/completions";
+            req.body =
                 json({{"prompt", "go"}, {"max_tokens", 200}, {"temperature", 2}, {"stream", true}})
-                    .dump(),
-                "application/json");
-            if (res) body = res->body;
+                    .dump();
+            req.set_header("Content-Type", "application/json");
+            req.content_receiver = [&](const char* data, std::size_t size, std::uint64_t,
+                                       std::uint64_t) {
+                body.append(data, size);
+                if (!signaled.exchange(true)) server.signal(sig);
+                return true;
+            };
+            c.send(req);
         });
-        std::this_thread::sleep_for(std::chrono::milliseconds(300));
-        server.signal(sig);
         request.join();
+        REQUIRE(signaled);
         CHECK(server.wait(std::chrono::seconds(60)) == 0);
         const auto events = test::sse_data(body);
         REQUIRE(events.size() >= 2);
