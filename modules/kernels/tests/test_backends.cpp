@@ -172,6 +172,32 @@ TEST_CASE("I2_S kernels handle extreme activations and long rows exactly") {
     }
 }
 
+TEST_CASE("I2_S kernels equal the reference on raw bytes, code 3 included") {
+    // Quantization never writes code 3, but a file may hold it: every kernel must still compute
+    // the reference's integers (the int16 sums' bounds assume any 2-bit code). Rows odd and even
+    // (the decode kernel pairs rows), one token and several.
+    std::mt19937 rng(29);
+    auto reference = kernels::make_reference_backend();
+    for (auto isa : {kernels::CpuIsa::Scalar, kernels::CpuIsa::Avx2, kernels::CpuIsa::Avx512Vnni}) {
+        if (!kernels::cpu_isa_supported(isa)) continue;
+        auto cpu = kernels::make_cpu_backend(2, isa);
+        for (std::int64_t rows : {1, 2, 7, 40})
+            for (std::int64_t tokens : {1, 5}) {
+                const std::int64_t cols = 128 * 23;  // 23 blocks: the int16 sums flush twice
+                std::vector<std::uint8_t> bytes(static_cast<std::size_t>(rows * cols / 4) + 32);
+                for (auto& b : bytes) b = static_cast<std::uint8_t>(rng());
+                const kernels::WeightView view{TypeId::I2_S, bytes.data(), rows, cols, 0.5f};
+                const auto x = random_activations(tokens * cols, static_cast<std::uint32_t>(rng()));
+                std::vector<float> a(static_cast<std::size_t>(rows * tokens)), b(a.size());
+                reference->matmul(view, x.data(), tokens, a.data());
+                cpu->matmul(view, x.data(), tokens, b.data());
+                INFO("isa " << static_cast<int>(isa) << ", " << rows << " rows, " << tokens
+                            << " tokens");
+                REQUIRE(a == b);
+            }
+    }
+}
+
 TEST_CASE("get_row dequantizes one row and rejects an out-of-range index") {
     const Matrix w = ternary_matrix(TypeId::I2_S, 3, 128, 5);
     std::vector<float> row(128);
