@@ -110,7 +110,11 @@ BENCHMARK(BM_I2S_ffn_up_2560x6912)
     ->Args({128, 2})
     ->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_I2S_ffn_down_6912x2560)->Args({1, 2})->Args({128, 2})->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_I2S_avx2_ffn_up)->Args({1, 2})->Args({128, 1})->Args({128, 2})->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_I2S_avx2_ffn_up)
+    ->Args({1, 2})
+    ->Args({128, 1})
+    ->Args({128, 2})
+    ->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_I2S_vnni_ffn_up)->Args({1, 1})->Args({1, 2})->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_TL1_ffn_up)->Args({1, 2})->Args({128, 2})->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_TL2_ffn_up)->Args({1, 2})->Args({128, 2})->Unit(benchmark::kMillisecond);

@@ -175,7 +175,8 @@ TEST_CASE("I2_S kernels handle extreme activations and long rows exactly") {
 TEST_CASE("I2_S kernels equal the reference on raw bytes, code 3 included") {
     // Quantization never writes code 3, but a file may hold it: every kernel must still compute
     // the reference's integers (the int16 sums' bounds assume any 2-bit code). Rows odd and even
-    // (the decode kernel pairs rows), one token and several.
+    // (the prefill tiles take rows in pairs or fours); one token, and five (a tile of four and a
+    // remainder).
     std::mt19937 rng(29);
     auto reference = kernels::make_reference_backend();
     for (auto isa : {kernels::CpuIsa::Scalar, kernels::CpuIsa::Avx2, kernels::CpuIsa::Avx512Vnni}) {
