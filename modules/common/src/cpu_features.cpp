@@ -12,6 +12,10 @@
 #include <cpuid.h>
 #define BITNET_X86 1
 #endif
+#if defined(__linux__) && defined(__x86_64__)
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 
 namespace bitnet {
 namespace {
@@ -25,6 +29,17 @@ CpuidRegs cpuid(unsigned leaf, unsigned subleaf) {
     CpuidRegs r;
     __cpuid_count(leaf, subleaf, r.a, r.b, r.c, r.d);
     return r;
+}
+
+// Linux hands AMX tile data (8 kB of state per thread) only to processes that ask for it
+// (arch_prctl ARCH_REQ_XCOMP_PERM, kernel 5.16+); a tile instruction without it is SIGILL.
+bool request_amx_permission() {
+#if defined(__linux__) && defined(__x86_64__)
+    constexpr long kArchReqXcompPerm = 0x1023, kXfeatureXtiledata = 18;
+    return syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) == 0;
+#else
+    return false;
+#endif
 }
 
 std::uint64_t xgetbv0() {
@@ -55,6 +70,9 @@ void detect_x86(CpuFeatures& f) {
         f.avx512vnni = f.avx512f && ((l7.c >> 11) & 1);
         CpuidRegs l71 = cpuid(7, 1);
         f.avxvnni = os_ymm && ((l71.a >> 4) & 1);
+        const bool os_tiles = (xcr0 & 0x60000) == 0x60000;          // XTILECFG + XTILEDATA
+        const bool amx = ((l7.d >> 24) & 1) && ((l7.d >> 25) & 1);  // AMX-TILE, AMX-INT8
+        f.amx_int8 = os_tiles && amx && request_amx_permission();
     }
     unsigned max_ext = __get_cpuid_max(0x80000000, nullptr);
     if (max_ext >= 0x80000004) {
@@ -119,6 +137,7 @@ std::string CpuFeatures::summary() const {
     add(avx512vl, "avx512vl");
     add(avx512vnni, "avx512vnni");
     add(avx512vbmi, "avx512vbmi");
+    add(amx_int8, "amx-int8");
     return out.empty() ? "none" : out;
 }
 

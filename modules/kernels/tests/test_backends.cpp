@@ -86,7 +86,8 @@ TEST_CASE("float-activation matmul equals the float dot product of the dequantiz
 }
 
 TEST_CASE("every cpu kernel variant equals the reference on random shapes, 1..17 rows") {
-    for (auto isa : {kernels::CpuIsa::Scalar, kernels::CpuIsa::Avx2, kernels::CpuIsa::Avx512Vnni}) {
+    for (auto isa : {kernels::CpuIsa::Scalar, kernels::CpuIsa::Avx2, kernels::CpuIsa::Avx512Vnni,
+                     kernels::CpuIsa::Amx}) {
         if (!kernels::cpu_isa_supported(isa)) {
             WARN("SKIPPED: this CPU lacks an instruction set variant " << static_cast<int>(isa));
             continue;
@@ -154,6 +155,40 @@ TEST_CASE("the I2_S prefill tiles (AVX2 2 x 4, VNNI 4 x 4 in 64-row blocks) equa
     }
 }
 
+TEST_CASE("the I2_S AMX tiles equal the reference (16-token groups, ragged rows and tokens)") {
+    if (!kernels::cpu_isa_supported(kernels::CpuIsa::Amx)) {
+        WARN("SKIPPED: this CPU (or OS) offers no AMX int8 tiles");
+        return;
+    }
+    auto reference = kernels::make_reference_backend();
+    auto cpu = kernels::make_cpu_backend(2, kernels::CpuIsa::Amx);
+    REQUIRE(cpu->kernel_names()[0].find("amx") != std::string::npos);
+    std::uint32_t seed = 300;
+    for (std::int64_t cols : {256, 2560, 6912})
+        for (std::int64_t rows : {1, 15, 16, 17, 33, 67})
+            for (std::int64_t tokens : {16, 17, 31, 32, 33, 50}) {
+                const Matrix w = ternary_matrix(TypeId::I2_S, rows, cols, ++seed);
+                const auto x = random_activations(tokens * cols, ++seed);
+                std::vector<float> a(static_cast<std::size_t>(tokens * rows)), b(a.size());
+                reference->matmul(w.view, x.data(), tokens, a.data());
+                cpu->matmul(w.view, x.data(), tokens, b.data());
+                INFO(rows << "x" << cols << " x " << tokens << " tokens");
+                REQUIRE(a == b);
+            }
+    // The largest sums: all codes 2, activations -128 (|D| = 256 * 6912).
+    const std::int64_t rows = 20, cols = 6912, tokens = 20;
+    std::vector<float> ones(static_cast<std::size_t>(rows * cols), 1.0f);
+    std::vector<std::uint8_t> bytes(quant::tensor_bytes(quant::traits(TypeId::I2_S), ones.size()));
+    quant::quantize_i2_s(ones.data(), static_cast<std::int64_t>(ones.size()), bytes.data());
+    const kernels::WeightView view{TypeId::I2_S, bytes.data(), rows, cols, 1.0f};
+    std::vector<float> x(static_cast<std::size_t>(cols * tokens), -1.0f);
+    std::vector<float> a(static_cast<std::size_t>(rows * tokens)), b(a.size());
+    reference->matmul(view, x.data(), tokens, a.data());
+    cpu->matmul(view, x.data(), tokens, b.data());
+    CHECK(a == b);
+    CHECK(b[0] == Approx(-static_cast<double>(cols)).epsilon(1e-3));
+}
+
 TEST_CASE("I2_S kernels handle extreme activations and long rows exactly") {
     // All codes 2 and activations -128: the largest magnitude an int32 accumulator sees.
     const std::int64_t rows = 3, cols = 6912 + 128;  // an odd number of 128-blocks
@@ -164,7 +199,8 @@ TEST_CASE("I2_S kernels handle extreme activations and long rows exactly") {
     std::vector<float> x(static_cast<std::size_t>(cols * 9), -1.0f);
     std::vector<float> a(static_cast<std::size_t>(rows * 9)), b(a.size());
     kernels::make_reference_backend()->matmul(view, x.data(), 9, a.data());
-    for (auto isa : {kernels::CpuIsa::Scalar, kernels::CpuIsa::Avx2, kernels::CpuIsa::Avx512Vnni}) {
+    for (auto isa : {kernels::CpuIsa::Scalar, kernels::CpuIsa::Avx2, kernels::CpuIsa::Avx512Vnni,
+                     kernels::CpuIsa::Amx}) {
         if (!kernels::cpu_isa_supported(isa)) continue;
         kernels::make_cpu_backend(2, isa)->matmul(view, x.data(), 9, b.data());
         CHECK(a == b);
@@ -175,16 +211,18 @@ TEST_CASE("I2_S kernels handle extreme activations and long rows exactly") {
 TEST_CASE("I2_S kernels equal the reference on raw bytes, code 3 included") {
     // Quantization never writes code 3, but a file may hold it: every kernel must still compute
     // the reference's integers (the int16 sums' bounds assume any 2-bit code). Rows odd and even
-    // (the prefill tiles take rows in pairs or fours); one token, and five (a tile of four and a
-    // remainder).
+    // (the prefill tiles take rows in pairs or fours); one token, five (a tile of four and a
+    // remainder) and 40 (AMX: two token groups and a ragged one).
     std::mt19937 rng(29);
     auto reference = kernels::make_reference_backend();
-    for (auto isa : {kernels::CpuIsa::Scalar, kernels::CpuIsa::Avx2, kernels::CpuIsa::Avx512Vnni}) {
+    for (auto isa : {kernels::CpuIsa::Scalar, kernels::CpuIsa::Avx2, kernels::CpuIsa::Avx512Vnni,
+                     kernels::CpuIsa::Amx}) {
         if (!kernels::cpu_isa_supported(isa)) continue;
         auto cpu = kernels::make_cpu_backend(2, isa);
         for (std::int64_t rows : {1, 2, 7, 40})
-            for (std::int64_t tokens : {1, 5}) {
-                const std::int64_t cols = 128 * 23;  // 23 blocks: the int16 sums flush twice
+            for (std::int64_t tokens : {1, 5, 40}) {
+                // 23 blocks: the int16 sums flush twice; 24 for the AMX tiles (pairs of blocks)
+                const std::int64_t cols = 128 * (tokens == 40 ? 24 : 23);
                 std::vector<std::uint8_t> bytes(static_cast<std::size_t>(rows * cols / 4) + 32);
                 for (auto& b : bytes) b = static_cast<std::uint8_t>(rng());
                 const kernels::WeightView view{TypeId::I2_S, bytes.data(), rows, cols, 0.5f};

@@ -13,6 +13,7 @@
 #include <string>
 #include <unordered_map>
 
+#include "amx_kernels.hpp"
 #include "bitnet/common/cpu_features.hpp"
 #include "bitnet/common/error.hpp"
 #include "bitnet/kernels/backend.hpp"
@@ -200,7 +201,8 @@ class CpuBackend final : public Backend {
             : lut_ == LutKernel::Tl2 ? "i2_s tl2 lookup tables (avx512 vpermb)"
             : i2s_measured_
                 ? std::string(detail::i2s_kernel_name(detail::best_i2s_kernel(1))) + " (decode), " +
-                      detail::i2s_kernel_name(detail::best_i2s_kernel(8)) + " (prefill)"
+                      detail::i2s_kernel_name(detail::best_i2s_kernel(8)) + " (prefill)" +
+                      (cpu_features().amx_int8 ? ", i2_s amx (tdpbusd) (16+ tokens)" : "")
                 : detail::i2s_kernel_name(i2s_);
         return {i2s + ", " + std::to_string(threads_) + " threads",
                 std::string("f16: ") + (f16c_ ? "f16c+fma" : "scalar"),
@@ -236,8 +238,9 @@ class CpuBackend final : public Backend {
             matmul_lut<Tl2>(jobs, x, n_tokens);
             return;
         }
-        const detail::I2sKernel kernel = i2s_measured_ ? detail::best_i2s_kernel(n_tokens) : i2s_;
         const std::int64_t k = jobs[0].w->cols;
+        const detail::I2sKernel kernel = detail::i2s_kernel_for(
+            i2s_measured_ ? detail::best_i2s_kernel(n_tokens) : i2s_, n_tokens, k);
         q_.resize(static_cast<std::size_t>(n_tokens * k));
         q_arranged_.resize(q_.size());
         acts_.resize(static_cast<std::size_t>(n_tokens));
@@ -247,6 +250,16 @@ class CpuBackend final : public Backend {
             std::int8_t* q = q_.data() + t * k;
             acts_[static_cast<std::size_t>(t)] = quant::quantize_activations_i8(x + t * k, k, q);
             detail::i2s_prepare_activations(kernel, q, k, q_arranged_.data() + t * k);
+        }
+        const std::int8_t* arranged = q_arranged_.data();
+        if (kernel == detail::I2sKernel::Amx) {  // then into tiles of 16 tokens
+            q_tiles_.resize(static_cast<std::size_t>(detail::amx_activation_bytes(n_tokens, k)));
+            const std::int64_t groups = (n_tokens + detail::kAmxTokens - 1) / detail::kAmxTokens;
+#pragma omp parallel for schedule(static) num_threads(threads_)
+            for (std::int64_t g = 0; g < groups; ++g)
+                detail::amx_arrange_activations(q_arranged_.data(), n_tokens, k, g,
+                                                q_tiles_.data());
+            arranged = q_tiles_.data();
         }
         const std::int64_t rows_per_task = i2s_rows_per_task(k, n_tokens);
         tasks_.clear();
@@ -267,7 +280,7 @@ class CpuBackend final : public Backend {
             detail::I2sProblem p{w.data + task.first_row * (k / 4),
                                  std::min(rows_per_task, w.rows - task.first_row),
                                  k,
-                                 q_arranged_.data(),
+                                 arranged,
                                  n_tokens,
                                  dots_.data() + dot_offsets_[task.job] + task.first_row,
                                  w.rows};
@@ -357,7 +370,7 @@ class CpuBackend final : public Backend {
     bool q8_vnni_ = false;
     std::unique_ptr<Backend> reference_ = make_reference_backend(ActivationPrecision::Int8);
     // Scratch reused across calls (no allocation once sizes have been seen).
-    mutable std::vector<std::int8_t> q_, q_arranged_;
+    mutable std::vector<std::int8_t> q_, q_arranged_, q_tiles_;
     mutable std::vector<detail::PreparedRow> prepared_;
     mutable std::vector<quant::ActivationScale> acts_;
     mutable std::vector<std::int32_t> dots_;
@@ -404,6 +417,8 @@ bool cpu_isa_supported(CpuIsa isa) {
             return f.avx2;
         case CpuIsa::Avx512Vnni:
             return f.avx512f && f.avx512bw && f.avx512vl && f.avx512vnni;
+        case CpuIsa::Amx:
+            return f.avx512f && f.avx512bw && f.avx512vl && f.avx512vnni && f.amx_int8;
     }
     return false;
 }
@@ -469,13 +484,15 @@ std::unique_ptr<Backend> make_tl2_backend(int threads) {
 std::unique_ptr<Backend> make_cpu_backend(int threads, CpuIsa isa) {
     if (!cpu_isa_supported(isa)) isa = CpuIsa::Best;
     detail::I2sKernel kernel = detail::best_i2s_kernel(8);
+    if (isa == CpuIsa::Amx) kernel = detail::I2sKernel::Amx;
     if (isa == CpuIsa::Avx512Vnni) kernel = detail::I2sKernel::Avx512Vnni;
     if (isa == CpuIsa::Avx2) kernel = detail::I2sKernel::Avx2;
     if (isa == CpuIsa::Scalar) kernel = detail::I2sKernel::Generic;
     // A forced AVX2 or scalar variant stays off AVX-512 everywhere (tests compare variants).
-    return std::make_unique<CpuBackend>(threads, kernel, LutKernel::None,
-                                        isa == CpuIsa::Best || isa == CpuIsa::Avx512Vnni,
-                                        isa == CpuIsa::Best);
+    return std::make_unique<CpuBackend>(
+        threads, kernel, LutKernel::None,
+        isa == CpuIsa::Best || isa == CpuIsa::Avx512Vnni || isa == CpuIsa::Amx,
+        isa == CpuIsa::Best);
 }
 
 }  // namespace bitnet::kernels

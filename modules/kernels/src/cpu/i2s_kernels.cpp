@@ -1,4 +1,5 @@
 #include "i2s_kernels.hpp"
+#include "amx_kernels.hpp"
 #include "prefetch.hpp"
 
 #include "avx512_intrinsics.hpp"
@@ -431,11 +432,22 @@ I2sKernel measure_best_kernel(std::int64_t tokens) {
 I2sKernel best_i2s_kernel(std::int64_t tokens) {
     static const I2sKernel decode = measure_best_kernel(1);
     static const I2sKernel prefill = measure_best_kernel(8);
+    // One tdpbusd does the work of 256 vpdpbusd: no contest from 16 tokens on (Xeon 8480+ class
+    // host, 2 threads: docs/performance.md, session 12).
+    if (tokens >= kAmxTokens && cpu_features().amx_int8) return I2sKernel::Amx;
     return tokens == 1 ? decode : prefill;
+}
+
+I2sKernel i2s_kernel_for(I2sKernel kernel, std::int64_t n_tokens, std::int64_t cols) {
+    if (kernel == I2sKernel::Amx && (n_tokens < kAmxTokens || cols % 256 != 0))
+        return I2sKernel::Avx512Vnni;
+    return kernel;
 }
 
 const char* i2s_kernel_name(I2sKernel kernel) {
     switch (kernel) {
+        case I2sKernel::Amx:
+            return "i2_s amx (tdpbusd)";
         case I2sKernel::Avx512Vnni:
             return "i2_s avx512-vnni (vpdpbusd)";
         case I2sKernel::Avx2:
@@ -448,7 +460,7 @@ const char* i2s_kernel_name(I2sKernel kernel) {
 
 void i2s_prepare_activations(I2sKernel kernel, const std::int8_t* q, std::int64_t cols,
                              std::int8_t* dst) {
-    if (kernel != I2sKernel::Avx512Vnni) {
+    if (kernel != I2sKernel::Avx512Vnni && kernel != I2sKernel::Amx) {
         std::memcpy(dst, q, static_cast<std::size_t>(cols));
         return;
     }
@@ -468,6 +480,9 @@ void i2s_prepare_activations(I2sKernel kernel, const std::int8_t* q, std::int64_
 
 void i2s_dot(I2sKernel kernel, const I2sProblem& p) {
     switch (kernel) {
+        case I2sKernel::Amx:
+            i2s_dot_amx(p);
+            return;
         case I2sKernel::Avx512Vnni:
             dot_vnni(p);
             return;

@@ -18,6 +18,9 @@ struct CpuFeatures {
     bool avx512vnni = false;
     bool avx512vbmi = false;
     bool avxvnni = false;  // VEX-encoded VNNI (Alder Lake and later)
+    // AMX int8 tiles (Sapphire Rapids and later) usable by this process: the CPU has them, the OS
+    // saves their state, and (Linux) the process was granted the tile data permission.
+    bool amx_int8 = false;
     int physical_cores = 1;
     int logical_cores = 1;
     std::string brand;

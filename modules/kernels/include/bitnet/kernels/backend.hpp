@@ -58,8 +58,9 @@ class Backend {
 std::unique_ptr<Backend> make_reference_backend(
     ActivationPrecision precision = ActivationPrecision::Int8);
 
-// Instruction set of the CPU backend's I2_S kernels. Best = detected once at start-up.
-enum class CpuIsa { Best, Avx512Vnni, Avx2, Scalar };
+// Instruction set of the CPU backend's I2_S kernels. Best = detected once at start-up. Amx: AMX
+// int8 tiles for products of 16 or more tokens, AVX-512 VNNI for fewer.
+enum class CpuIsa { Best, Amx, Avx512Vnni, Avx2, Scalar };
 bool cpu_isa_supported(CpuIsa isa);
 
 // The default CPU backend: same numerics as the reference (bit-identical integer dots), rows
