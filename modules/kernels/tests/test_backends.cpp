@@ -266,6 +266,53 @@ TEST_CASE("matmul_many equals separate matmuls (shared activation quantization, 
     CHECK(yf == sf);
 }
 
+TEST_CASE("gate and up with relu^2 applied as the products come out equal the separate steps") {
+    // Expected: the reference backend's two products, each scale, then relu(g)^2 * u written out
+    // here. Every CPU variant (the fused tasks for several tokens; one token and the TL1 backend
+    // take the unfused path) must give the same bits.
+    auto reference = kernels::make_reference_backend();
+    std::vector<std::unique_ptr<kernels::Backend>> backends;
+    for (auto isa : {kernels::CpuIsa::Scalar, kernels::CpuIsa::Avx2, kernels::CpuIsa::Avx512Vnni,
+                     kernels::CpuIsa::Amx})
+        if (kernels::cpu_isa_supported(isa)) backends.push_back(kernels::make_cpu_backend(2, isa));
+    if (kernels::cpu_isa_supported(kernels::CpuIsa::Avx2))
+        backends.push_back(kernels::make_tl1_backend(2));
+    std::uint32_t seed = 700;
+    std::vector<Matrix> alive;  // TL1 keys its repacked copies by address
+    for (const std::int64_t rows : {1, 33, 70})
+        for (const std::int64_t cols : {256, 2560})
+            for (const std::int64_t tokens : {1, 5, 40})
+                for (const float scale : {1.0f, 0.75f}) {
+                    alive.push_back(ternary_matrix(TypeId::I2_S, rows, cols, ++seed));
+                    alive.push_back(ternary_matrix(TypeId::I2_S, rows, cols, ++seed));
+                    const Matrix& gate = alive[alive.size() - 2];
+                    const Matrix& up = alive.back();
+                    const auto x = random_activations(tokens * cols, ++seed);
+                    const std::size_t n = static_cast<std::size_t>(tokens * rows);
+                    std::vector<float> g(n), u(n), expected(n), y(n);
+                    reference->matmul(gate.view, x.data(), tokens, g.data());
+                    reference->matmul(up.view, x.data(), tokens, u.data());
+                    const float gate_scale = scale, up_scale = 2.0f - scale;
+                    for (std::size_t i = 0; i < n; ++i) {
+                        float a = g[i], b = u[i];
+                        if (gate_scale != 1.0f) a *= gate_scale;
+                        if (up_scale != 1.0f) b *= up_scale;
+                        const float r = a > 0.0f ? a : 0.0f;
+                        expected[i] = r * r * b;
+                    }
+                    for (const auto& backend : backends) {
+                        backend->matmul_gate_relu_squared_up(gate.view, gate_scale, up.view,
+                                                             up_scale, x.data(), tokens, y.data());
+                        INFO(backend->kernel_names()[0] << ": " << rows << "x" << cols << " x "
+                                                        << tokens << " tokens, scale " << scale);
+                        REQUIRE(y == expected);
+                    }
+                    reference->matmul_gate_relu_squared_up(gate.view, gate_scale, up.view, up_scale,
+                                                           x.data(), tokens, y.data());
+                    REQUIRE(y == expected);
+                }
+}
+
 namespace {
 
 // Every lookup-table kernel against the reference: rows around its row groups, K from one I2_S

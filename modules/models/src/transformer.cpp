@@ -347,20 +347,32 @@ void Transformer::run(std::span<const BatchToken> batch, const kernels::Backend&
         for_each_row(n, [&](std::int64_t t) {
             kernels::rmsnorm(x.data() + t * h, l.ffn_norm, h, config_.rms_eps, xn.data() + t * h);
         });
-        backend.matmul_many({{&l.gate, g.data()}, {&l.up, u.data()}}, xn.data(), n);
-        scale_in_place(g.data(), n * ffn, l.scale_gate);
-        scale_in_place(u.data(), n * ffn, l.scale_up);
-        // The activation and the sub-norm (one pass over the row for relu^2, BitNet's).
-        for_each_row(n, [&](std::int64_t t) {
-            float* row = g.data() + t * ffn;
-            if (config_.ffn_activation == FfnActivation::ReluSquared) {
-                kernels::relu_squared_mul_rmsnorm(row, u.data() + t * ffn, l.ffn_sub_norm, ffn,
-                                                  config_.rms_eps, n == 1);
-            } else {
-                kernels::silu_mul(row, u.data() + t * ffn, ffn);
+        if (config_.ffn_activation == FfnActivation::ReluSquared && n > 1) {
+            // Several rows: the backend applies relu^2 * up as the products come out (same
+            // bits), then the sub-norm.
+            backend.matmul_gate_relu_squared_up(l.gate, l.scale_gate, l.up, l.scale_up, xn.data(),
+                                                n, g.data());
+            for_each_row(n, [&](std::int64_t t) {
+                float* row = g.data() + t * ffn;
                 kernels::rmsnorm(row, l.ffn_sub_norm, ffn, config_.rms_eps, row);
-            }
-        });
+            });
+        } else {
+            backend.matmul_many({{&l.gate, g.data()}, {&l.up, u.data()}}, xn.data(), n);
+            scale_in_place(g.data(), n * ffn, l.scale_gate);
+            scale_in_place(u.data(), n * ffn, l.scale_up);
+            // The activation and the sub-norm (decode: one pass over the row for relu^2, the
+            // row's pieces on the threads).
+            for_each_row(n, [&](std::int64_t t) {
+                float* row = g.data() + t * ffn;
+                if (config_.ffn_activation == FfnActivation::ReluSquared) {
+                    kernels::relu_squared_mul_rmsnorm(row, u.data() + t * ffn, l.ffn_sub_norm, ffn,
+                                                      config_.rms_eps, n == 1);
+                } else {
+                    kernels::silu_mul(row, u.data() + t * ffn, ffn);
+                    kernels::rmsnorm(row, l.ffn_sub_norm, ffn, config_.rms_eps, row);
+                }
+            });
+        }
         add_projection(backend, l.down, l.scale_down, g.data(), n, proj, x);
     }
 

@@ -6,6 +6,8 @@
 
 #include <cstdint>
 
+#include "bitnet/quantization/activation.hpp"
+
 namespace bitnet::kernels::detail {
 
 struct I2sProblem {
@@ -34,5 +36,16 @@ const char* i2s_kernel_name(I2sKernel kernel);
 void i2s_prepare_activations(I2sKernel kernel, const std::int8_t* q, std::int64_t cols,
                              std::int8_t* dst);
 void i2s_dot(I2sKernel kernel, const I2sProblem& p);
+
+// The FFN's gate and up outputs of n rows for one token, scaled and through BitNet's activation:
+// y[i] = relu_squared_times(i2s_output(gate[i]) [* gate_scale], i2s_output(up[i]) [* up_scale])
+// (a scale of 1 is skipped, as everywhere). AVX2 where the CPU has it (8 divisions per
+// instruction), the same IEEE operations either way, so the same bits.
+struct GateUpScales {
+    float gate_weight, up_weight;  // the I2_S tensors' own scales
+    float gate, up;                // the optional per-tensor scales (1: none)
+};
+void i2s_relu_squared_outputs(const std::int32_t* gate, const std::int32_t* up, std::int64_t n,
+                              quant::ActivationScale act, const GateUpScales& scales, float* y);
 
 }  // namespace bitnet::kernels::detail

@@ -58,8 +58,7 @@ void scale_by_weight(const float* x, float scale, const float* weight, std::int6
 double relu_squared_mul_sum_of_squares(float* gate, const float* up, std::int64_t n) {
     double sum = 0.0;
     for (std::int64_t i = 0; i < n; ++i) {
-        const float r = gate[i] > 0.0f ? gate[i] : 0.0f;
-        const float a = r * r * up[i];
+        const float a = relu_squared_times(gate[i], up[i]);
         gate[i] = a;
         sum += static_cast<double>(a) * static_cast<double>(a);
     }
@@ -120,10 +119,7 @@ void softmax(float* x, std::int64_t n, float scale) {
 }
 
 void relu_squared_mul(float* x, const float* up, std::int64_t n) {
-    for (std::int64_t i = 0; i < n; ++i) {
-        const float r = x[i] > 0.0f ? x[i] : 0.0f;
-        x[i] = r * r * up[i];
-    }
+    for (std::int64_t i = 0; i < n; ++i) x[i] = relu_squared_times(x[i], up[i]);
 }
 
 void relu_squared_mul_rmsnorm(float* gate, const float* up, const float* weight, std::int64_t n,

@@ -40,6 +40,14 @@ class Backend {
                              std::int64_t n_rows) const {
         for (const MatmulJob& job : jobs) matmul(*job.w, x, n_rows, job.y);
     }
+    // The FFN's gate and up products with BitNet's activation between them:
+    // y = relu(gate_scale * W_gate x)^2 * (up_scale * W_up x) element by element — the float
+    // operations of matmul_many, each scale (skipped at 1) and relu_squared_mul in turn, so the
+    // same bits as those steps. A backend may apply the activation while the products are in its
+    // cache, without an array for `up` (the CPU backend, for prefill). Default: the steps.
+    virtual void matmul_gate_relu_squared_up(const WeightView& gate, float gate_scale,
+                                             const WeightView& up, float up_scale, const float* x,
+                                             std::int64_t n_rows, float* y) const;
     // y[r][n] = sum_k W[n][k] * x[r][k] for r < n_rows; x is n_rows x cols, y is n_rows x rows.
     virtual void matmul(const WeightView& w, const float* x, std::int64_t n_rows,
                         float* y) const = 0;

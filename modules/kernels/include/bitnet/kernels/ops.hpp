@@ -31,6 +31,12 @@ void softmax(float* x, std::int64_t n, float scale);
 
 // x = relu(x)^2 * up  /  x = silu(x) * up
 void relu_squared_mul(float* x, const float* up, std::int64_t n);
+// One element of relu_squared_mul: every path computing BitNet's activation uses this (the same
+// float operations, so the same bits).
+inline float relu_squared_times(float gate, float up) {
+    const float r = gate > 0.0f ? gate : 0.0f;
+    return r * r * up;
+}
 void silu_mul(float* x, const float* up, std::int64_t n);
 // The FFN's activation and sub-norm in one pass over gate and up: gate = rmsnorm(relu(gate)^2 *
 // up) * weight, bit for bit what relu_squared_mul followed by rmsnorm gives (same operations,

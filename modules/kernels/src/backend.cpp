@@ -1,0 +1,24 @@
+// Backend's default implementations that need more than the header's one-liners.
+#include "bitnet/kernels/backend.hpp"
+
+#include <vector>
+
+#include "bitnet/kernels/ops.hpp"
+
+namespace bitnet::kernels {
+
+void Backend::matmul_gate_relu_squared_up(const WeightView& gate, float gate_scale,
+                                          const WeightView& up, float up_scale, const float* x,
+                                          std::int64_t n_rows, float* y) const {
+    std::vector<float> u(static_cast<std::size_t>(n_rows * up.rows));
+    matmul_many({{&gate, y}, {&up, u.data()}}, x, n_rows);
+    const std::int64_t n = n_rows * gate.rows;
+    for (std::int64_t i = 0; i < n; ++i) {
+        float g = y[i], v = u[static_cast<std::size_t>(i)];
+        if (gate_scale != 1.0f) g *= gate_scale;
+        if (up_scale != 1.0f) v *= up_scale;
+        y[i] = relu_squared_times(g, v);
+    }
+}
+
+}  // namespace bitnet::kernels
