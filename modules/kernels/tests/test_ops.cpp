@@ -1,6 +1,7 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <cstring>
 #include <random>
 #include <tuple>
 #include <vector>
@@ -185,6 +186,32 @@ TEST_CASE("attention over many cached rows gives the bits of one row at a time")
                       b[static_cast<std::size_t>(i)];
             CHECK(dots[0] == Approx(d0).margin(1e-4));
         }
+    }
+}
+
+TEST_CASE("rounding and converting to f16 equal the scalar conversion for every kind of float") {
+    // Random bit patterns (normals of every exponent, subnormals, infinities, NaN), plus the
+    // overflow edge and ties; the SIMD path must give the bits of fp32_to_fp16 then back.
+    std::mt19937 rng(41);
+    std::vector<float> x(4099);
+    for (auto& v : x) {
+        const std::uint32_t bits = static_cast<std::uint32_t>(rng());
+        std::memcpy(&v, &bits, 4);
+    }
+    for (std::size_t i = 0; i + 1 < x.size(); i += 97) x[i] = 65519.0f + static_cast<float>(i % 3);
+    for (std::size_t i = 5; i < x.size(); i += 89) x[i] = 1.0f + 0x1p-11f;  // a tie
+    std::vector<float> rounded = x;
+    round_to_f16(rounded.data(), static_cast<std::int64_t>(rounded.size()));
+    std::vector<std::uint16_t> halves(x.size());
+    to_f16(x.data(), halves.data(), static_cast<std::int64_t>(x.size()));
+    for (std::size_t i = 0; i < x.size(); ++i) {
+        const float expected = bitnet::quant::fp16_to_fp32(bitnet::quant::fp32_to_fp16(x[i]));
+        std::uint32_t a = 0, b = 0;
+        std::memcpy(&a, &expected, 4);
+        std::memcpy(&b, &rounded[i], 4);
+        INFO("input " << x[i] << " at " << i);
+        REQUIRE(a == b);
+        REQUIRE(halves[i] == bitnet::quant::fp32_to_fp16(x[i]));
     }
 }
 

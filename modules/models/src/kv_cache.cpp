@@ -53,10 +53,8 @@ void KvCache::write(std::int64_t layer, std::int64_t position, const float* k, c
                                              " outside the context of " + std::to_string(context_));
     const std::uint64_t at = offset(layer, position);
     if (type_ == KvType::F16) {
-        for (std::int64_t i = 0; i < row_; ++i) {
-            k16_[at + static_cast<std::uint64_t>(i)] = quant::fp32_to_fp16(k[i]);
-            v16_[at + static_cast<std::uint64_t>(i)] = quant::fp32_to_fp16(v[i]);
-        }
+        kernels::to_f16(k, k16_.get() + at, row_);
+        kernels::to_f16(v, v16_.get() + at, row_);
     } else {
         std::memcpy(k32_.get() + at, k, static_cast<std::size_t>(row_) * 4);
         std::memcpy(v32_.get() + at, v, static_cast<std::size_t>(row_) * 4);

@@ -323,7 +323,55 @@ void add_scaled_f32(float* out, const float* v, float w, std::int64_t n) {
     for (std::int64_t i = 0; i < n; ++i) out[i] += w * v[i];
 }
 
+namespace {
+
+// F16C rounds to nearest even and overflows to infinity like quant::fp32_to_fp16; only NaN
+// payloads could come out differently, so 8 values holding a NaN take the scalar path.
+__attribute__((target("avx2,f16c"))) void round_to_f16_f16c(float* x, std::int64_t n) {
+    std::int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 v = _mm256_loadu_ps(x + i);
+        if (_mm256_movemask_ps(_mm256_cmp_ps(v, v, _CMP_UNORD_Q)) != 0) {
+            for (std::int64_t j = i; j < i + 8; ++j)
+                x[j] = quant::fp16_to_fp32(quant::fp32_to_fp16(x[j]));
+            continue;
+        }
+        _mm256_storeu_ps(x + i, _mm256_cvtph_ps(_mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT)));
+    }
+    for (; i < n; ++i) x[i] = quant::fp16_to_fp32(quant::fp32_to_fp16(x[i]));
+}
+
+// The same conversion, kept as halves.
+__attribute__((target("avx2,f16c"))) void to_f16_f16c(const float* x, std::uint16_t* out,
+                                                      std::int64_t n) {
+    std::int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 v = _mm256_loadu_ps(x + i);
+        if (_mm256_movemask_ps(_mm256_cmp_ps(v, v, _CMP_UNORD_Q)) != 0) {
+            for (std::int64_t j = i; j < i + 8; ++j) out[j] = quant::fp32_to_fp16(x[j]);
+            continue;
+        }
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i),
+                         _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT));
+    }
+    for (; i < n; ++i) out[i] = quant::fp32_to_fp16(x[i]);
+}
+
+}  // namespace
+
+void to_f16(const float* x, std::uint16_t* out, std::int64_t n) {
+    if (has_f16c()) {
+        to_f16_f16c(x, out, n);
+        return;
+    }
+    for (std::int64_t i = 0; i < n; ++i) out[i] = quant::fp32_to_fp16(x[i]);
+}
+
 void round_to_f16(float* x, std::int64_t n) {
+    if (has_f16c()) {
+        round_to_f16_f16c(x, n);
+        return;
+    }
     for (std::int64_t i = 0; i < n; ++i) x[i] = quant::fp16_to_fp32(quant::fp32_to_fp16(x[i]));
 }
 

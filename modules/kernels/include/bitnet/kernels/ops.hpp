@@ -65,5 +65,7 @@ void add_scaled_f32(float* out, const float* v, float w, std::int64_t n);
 // Rounds each value to the nearest half (ties to even) and back: what a trip through an F16
 // tensor does to it.
 void round_to_f16(float* x, std::int64_t n);
+// out[i] = quant::fp32_to_fp16(x[i]), bit for bit (F16C where the CPU has it).
+void to_f16(const float* x, std::uint16_t* out, std::int64_t n);
 
 }  // namespace bitnet::kernels
