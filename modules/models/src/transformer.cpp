@@ -1,8 +1,5 @@
 #include "bitnet/models/transformer.hpp"
 
-#include <omp.h>
-
-#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <type_traits>
@@ -229,39 +226,27 @@ void Transformer::attention(std::int64_t layer, const float* q, std::span<const 
     const auto n_tokens = static_cast<std::int64_t>(batch.size());
     std::int64_t work = 0;
     for (const BatchToken& b : batch) work += b.position + 1;
-    // A job is a run of one token's query heads that share a KV head (query head h uses KV head
-    // h / group), one after another on one thread: the KV head's keys and values come from memory
-    // once and are in the core's L2 for the next heads (a job per query head read them from
-    // memory for each). Groups are cut into `parts` runs only where there would otherwise be
-    // fewer jobs than twice the threads (one token of a model with few KV heads).
-    const std::int64_t groups = n_tokens * n_kv;
-    const std::int64_t parts =
-        std::clamp<std::int64_t>((2 * omp_get_max_threads() + groups - 1) / groups, 1, group);
-    const std::int64_t heads_per_job = (group + parts - 1) / parts;
-    const std::int64_t jobs = groups * parts;
-    // Jobs go to the threads from a few positions on (a parallel region costs a few
+    const std::int64_t jobs = n_tokens * n_head;
+    // Heads go to the threads from a few positions on (a parallel region costs a few
     // microseconds; one head's position ~0.1): in decode the other cores would otherwise wait.
 #pragma omp parallel for schedule(dynamic, 1) if (jobs > 1 && work * n_head >= 256)
     for (std::int64_t job = 0; job < jobs; ++job) {
-        const std::int64_t t = job / (n_kv * parts), kvh = job / parts % n_kv;
-        const std::int64_t first = kvh * group + job % parts * heads_per_job;
-        const std::int64_t last = std::min((kvh + 1) * group, first + heads_per_job);
+        const std::int64_t t = job / n_head, h = job % n_head;
         const BatchToken& b = batch[static_cast<std::size_t>(t)];
         const KvCache& cache = *b.cache;
         const std::int64_t n_pos = b.position + 1;  // causal: positions 0 .. position
+        const std::int64_t kvh = h / group;         // query head h uses KV head h / group
         const std::int64_t stride = cache.row_size();
         thread_local std::vector<float> scores, qh;
-        for (std::int64_t h = first; h < last; ++h) {
-            qh.assign(q + (t * n_head + h) * hd, q + (t * n_head + h + 1) * hd);
-            float* o = out + (t * n_head + h) * hd;
-            if (cache.type() == KvType::F16) {
-                kernels::round_to_f16(qh.data(), hd);
-                attend(qh.data(), hd, n_pos, scale, mode, cache.k_f16(layer, 0) + kvh * hd,
-                       cache.v_f16(layer, 0) + kvh * hd, stride, scores, o);
-            } else {
-                attend(qh.data(), hd, n_pos, scale, mode, cache.k_f32(layer, 0) + kvh * hd,
-                       cache.v_f32(layer, 0) + kvh * hd, stride, scores, o);
-            }
+        qh.assign(q + (t * n_head + h) * hd, q + (t * n_head + h + 1) * hd);
+        float* o = out + (t * n_head + h) * hd;
+        if (cache.type() == KvType::F16) {
+            kernels::round_to_f16(qh.data(), hd);
+            attend(qh.data(), hd, n_pos, scale, mode, cache.k_f16(layer, 0) + kvh * hd,
+                   cache.v_f16(layer, 0) + kvh * hd, stride, scores, o);
+        } else {
+            attend(qh.data(), hd, n_pos, scale, mode, cache.k_f32(layer, 0) + kvh * hd,
+                   cache.v_f32(layer, 0) + kvh * hd, stride, scores, o);
         }
     }
 }
