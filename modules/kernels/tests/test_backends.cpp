@@ -43,6 +43,26 @@ std::vector<float> random_activations(std::int64_t n, std::uint32_t seed) {
     return x;
 }
 
+// Every combination of the shapes, random I2_S weights and activations: `cpu` gives the reference
+// backend's bits.
+void check_i2s_shapes(const kernels::Backend& cpu, std::initializer_list<std::int64_t> widths,
+                      std::initializer_list<std::int64_t> heights,
+                      std::initializer_list<std::int64_t> token_counts, std::uint32_t seed) {
+    auto reference = kernels::make_reference_backend();
+    for (std::int64_t cols : widths)
+        for (std::int64_t rows : heights)
+            for (std::int64_t tokens : token_counts) {
+                const Matrix w = ternary_matrix(TypeId::I2_S, rows, cols, ++seed);
+                const auto x = random_activations(tokens * cols, ++seed);
+                std::vector<float> a(static_cast<std::size_t>(tokens * rows)), b(a.size());
+                reference->matmul(w.view, x.data(), tokens, a.data());
+                cpu.matmul(w.view, x.data(), tokens, b.data());
+                INFO(cpu.kernel_names()[0] << ": " << rows << "x" << cols << " x " << tokens
+                                           << " tokens");
+                REQUIRE(a == b);
+            }
+}
+
 }  // namespace
 
 TEST_CASE("ternary matmul follows the W1.58A8 rule exactly (hand-written integer check)") {
@@ -133,25 +153,13 @@ TEST_CASE("every cpu kernel variant equals the reference on random shapes, 1..17
 TEST_CASE("the I2_S prefill tiles (AVX2 2 x 4, VNNI 4 x 4 in 64-row blocks) equal the reference") {
     // Shapes around the tiling: row blocks and their ragged ends, token groups and their
     // remainders, an odd block count (the row kernel instead).
-    auto reference = kernels::make_reference_backend();
     for (auto isa : {kernels::CpuIsa::Avx2, kernels::CpuIsa::Avx512Vnni}) {
         if (!kernels::cpu_isa_supported(isa)) {
             WARN("SKIPPED: this CPU lacks an instruction set variant " << static_cast<int>(isa));
             continue;
         }
-        auto cpu = kernels::make_cpu_backend(2, isa);
-        std::uint32_t seed = 100;
-        for (std::int64_t cols : {256, 2560, 384})
-            for (std::int64_t rows : {4, 67, 130})
-                for (std::int64_t tokens : {4, 6, 13}) {
-                    const Matrix w = ternary_matrix(TypeId::I2_S, rows, cols, ++seed);
-                    const auto x = random_activations(tokens * cols, ++seed);
-                    std::vector<float> a(static_cast<std::size_t>(tokens * rows)), b(a.size());
-                    reference->matmul(w.view, x.data(), tokens, a.data());
-                    cpu->matmul(w.view, x.data(), tokens, b.data());
-                    INFO(rows << "x" << cols << " x " << tokens << " tokens");
-                    REQUIRE(a == b);
-                }
+        check_i2s_shapes(*kernels::make_cpu_backend(2, isa), {256, 2560, 384}, {4, 67, 130},
+                         {4, 6, 13}, 100);
     }
 }
 
@@ -163,18 +171,8 @@ TEST_CASE("the I2_S AMX tiles equal the reference (16-token groups, ragged rows 
     auto reference = kernels::make_reference_backend();
     auto cpu = kernels::make_cpu_backend(2, kernels::CpuIsa::Amx);
     REQUIRE(cpu->kernel_names()[0].find("amx") != std::string::npos);
-    std::uint32_t seed = 300;
-    for (std::int64_t cols : {256, 2560, 6912})
-        for (std::int64_t rows : {1, 15, 16, 17, 33, 67})
-            for (std::int64_t tokens : {16, 17, 31, 32, 33, 50}) {
-                const Matrix w = ternary_matrix(TypeId::I2_S, rows, cols, ++seed);
-                const auto x = random_activations(tokens * cols, ++seed);
-                std::vector<float> a(static_cast<std::size_t>(tokens * rows)), b(a.size());
-                reference->matmul(w.view, x.data(), tokens, a.data());
-                cpu->matmul(w.view, x.data(), tokens, b.data());
-                INFO(rows << "x" << cols << " x " << tokens << " tokens");
-                REQUIRE(a == b);
-            }
+    check_i2s_shapes(*cpu, {256, 2560, 6912}, {1, 15, 16, 17, 33, 67}, {16, 17, 31, 32, 33, 50},
+                     300);
     // The largest sums: all codes 2, activations -128 (|D| = 256 * 6912).
     const std::int64_t rows = 20, cols = 6912, tokens = 20;
     std::vector<float> ones(static_cast<std::size_t>(rows * cols), 1.0f);
