@@ -1,4 +1,5 @@
 #include "tl2_kernels.hpp"
+#include "prefetch.hpp"
 
 #include "avx512_intrinsics.hpp"
 
@@ -108,6 +109,9 @@ __attribute__((target("avx512f,avx512bw,avx512vbmi"))) void tl2_tokens(
         const std::int64_t i1 = std::min(w.triples, i0 + kFlushEvery);
         for (std::int64_t i = i0; i < i1; ++i) {
             const std::uint8_t* g = base + i * kGroupBytes;
+            // Decode streams the weights once: ask for lines ahead (see kPrefetchBytes).
+            if (NT == 1)
+                _mm_prefetch(reinterpret_cast<const char*>(g) + kPrefetchBytes, _MM_HINT_T0);
             const __m256i packed = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(g));
             const __m256i lo = _mm256_and_si256(packed, nibble);
             const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(packed, 4), nibble);
