@@ -1,4 +1,5 @@
 #include "tl1_kernels.hpp"
+#include "prefetch.hpp"
 
 #include <immintrin.h>
 
@@ -82,6 +83,11 @@ __attribute__((target("avx2"))) void tl1_tokens(const Tl1Weights& w, const std::
         for (int t = 0; t < NT; ++t) acc_a[t] = acc_b[t] = _mm256_setzero_si256();
         const std::int64_t p1 = std::min(positions, p0 + kFlushEvery);
         for (std::int64_t p = p0; p < p1; ++p) {
+            // Decode streams the weights once: ask for lines ahead (see kPrefetchBytes; on the
+            // Xeon host TL2's decode gained 13% from it).
+            if (NT == 1 && p % 2 == 0)
+                _mm_prefetch(reinterpret_cast<const char*>(idx + p * kTl1Rows) + kPrefetchBytes,
+                             _MM_HINT_T0);
             const __m256i v =
                 _mm256_loadu_si256(reinterpret_cast<const __m256i*>(idx + p * kTl1Rows));
             const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), nibble);
