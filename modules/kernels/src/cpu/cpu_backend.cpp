@@ -17,7 +17,6 @@
 #include "bitnet/common/cpu_features.hpp"
 #include "bitnet/common/error.hpp"
 #include "bitnet/kernels/backend.hpp"
-#include "bitnet/kernels/ops.hpp"
 #include "bitnet/quantization/formats.hpp"
 #include "bitnet/quantization/fp16.hpp"
 #include "i2s_kernels.hpp"
@@ -190,14 +189,7 @@ class CpuBackend final : public Backend {
                              up.type == TypeId::I2_S && gate.rows == up.rows &&
                              gate.cols == up.cols;
         if (!fusable) {
-            up_.resize(static_cast<std::size_t>(n_tokens * up.rows));
-            matmul_many({{&gate, y}, {&up, up_.data()}}, x, n_tokens);
-            for (std::int64_t i = 0; i < n_tokens * gate.rows; ++i) {
-                float g = y[i], v = up_[static_cast<std::size_t>(i)];
-                if (gate_scale != 1.0f) g *= gate_scale;
-                if (up_scale != 1.0f) v *= up_scale;
-                y[i] = relu_squared_times(g, v);
-            }
+            Backend::matmul_gate_relu_squared_up(gate, gate_scale, up, up_scale, x, n_tokens, y);
             return;
         }
         const std::int64_t k = gate.cols, rows = gate.rows;
@@ -428,7 +420,6 @@ class CpuBackend final : public Backend {
     std::unique_ptr<Backend> reference_ = make_reference_backend(ActivationPrecision::Int8);
     // Scratch reused across calls (no allocation once sizes have been seen).
     mutable std::vector<std::int8_t> q_, q_arranged_, q_tiles_;
-    mutable std::vector<float> up_;  // the `up` products where gate and up are not fused
     mutable std::vector<detail::PreparedRow> prepared_;
     mutable std::vector<quant::ActivationScale> acts_;
     mutable std::vector<std::int32_t> dots_;
