@@ -178,4 +178,9 @@ void i2s_dot_amx(const I2sProblem& p) {
     release_tiles();
 }
 
+#undef BITNET_TILE_ZERO
+#undef BITNET_TILE_LOAD
+#undef BITNET_TILE_STORE
+#undef BITNET_TILE_DPBUSD
+
 }  // namespace bitnet::kernels::detail
