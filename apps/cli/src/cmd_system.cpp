@@ -23,6 +23,7 @@ Command add_system_command(CLI::App& app) {
                 nlohmann::json j = {
                     {"cpu",
                      {{"brand", cpu.brand},
+                      {"vendor", cpu.vendor},
                       {"features", cpu.summary()},
                       {"physical_cores", cpu.physical_cores},
                       {"logical_cores", cpu.logical_cores}}},
@@ -39,7 +40,8 @@ Command add_system_command(CLI::App& app) {
                     std::printf("%s\n", j.dump(2).c_str());
                     return kExitOk;
                 }
-                std::printf("cpu:      %s\n", cpu.brand.empty() ? "(unknown)" : cpu.brand.c_str());
+                std::printf("cpu:      %s%s\n", cpu.brand.empty() ? "(unknown)" : cpu.brand.c_str(),
+                            cpu.vendor.empty() ? "" : (" (" + cpu.vendor + ")").c_str());
                 std::printf("features: %s\n", cpu.summary().c_str());
                 std::printf("cores:    %d physical, %d logical; threads used: %d%s\n",
                             cpu.physical_cores, cpu.logical_cores, threads,

@@ -50,6 +50,15 @@ std::uint64_t xgetbv0() {
 
 void detect_x86(CpuFeatures& f) {
     unsigned max_leaf = __get_cpuid_max(0, nullptr);
+    {
+        // Leaf 0 spells the vendor in EBX, EDX, ECX (in that order).
+        const CpuidRegs l0 = cpuid(0, 0);
+        char vendor[13] = {};
+        std::memcpy(vendor, &l0.b, 4);
+        std::memcpy(vendor + 4, &l0.d, 4);
+        std::memcpy(vendor + 8, &l0.c, 4);
+        f.vendor = vendor;
+    }
     if (max_leaf < 1) return;
     CpuidRegs l1 = cpuid(1, 0);
     f.sse42 = (l1.c >> 20) & 1;

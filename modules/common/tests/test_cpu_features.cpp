@@ -47,3 +47,19 @@ TEST_CASE("detected features agree with the kernel's /proc/cpuinfo flags") {
     CHECK(f.avx512bw == has("avx512bw"));
     CHECK(f.avx512vnni == has("avx512_vnni"));
 }
+
+TEST_CASE("the vendor string agrees with /proc/cpuinfo's vendor_id") {
+    std::ifstream cpuinfo("/proc/cpuinfo");
+    std::string line, vendor_id;
+    while (std::getline(cpuinfo, line)) {
+        if (line.rfind("vendor_id", 0) == 0) {
+            std::istringstream(line.substr(line.find(':') + 1)) >> vendor_id;
+            break;
+        }
+    }
+    if (vendor_id.empty()) {
+        WARN("SKIPPED: no vendor_id line in /proc/cpuinfo (not x86)");
+        return;
+    }
+    CHECK(cpu_features().vendor == vendor_id);
+}

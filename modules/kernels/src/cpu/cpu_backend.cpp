@@ -33,14 +33,15 @@ namespace {
 using quant::TypeId;
 
 // F16 row . f32 vector (the vector already rounded to half precision) with F16C + FMA; four
-// independent accumulators hide the FMA latency.
+// independent accumulators hide the FMA latency. The row's lines are asked for `prefetch` bytes
+// ahead (head_prefetch_bytes).
 __attribute__((target("avx2,f16c,fma"))) float dot_f16_f16c(const std::uint16_t* w, const float* x,
-                                                            std::int64_t n) {
+                                                            std::int64_t n, int prefetch) {
     __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps(), acc2 = _mm256_setzero_ps(),
            acc3 = _mm256_setzero_ps();
     std::int64_t i = 0;
     for (; i + 32 <= n; i += 32) {
-        _mm_prefetch(reinterpret_cast<const char*>(w + i) + detail::kPrefetchBytes, _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(w + i) + prefetch, _MM_HINT_T0);
         const __m256 w0 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + i)));
         const __m256 w1 =
             _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + i + 8)));
@@ -120,6 +121,7 @@ class CpuBackend final : public Backend {
         tq_avx2_ = cpu_features().avx2 && i2s != detail::I2sKernel::Generic;
         const CpuFeatures& f = cpu_features();
         q8_vnni_ = f16c_ && f.avx512f && f.avx512bw && f.avx512vnni && vnni_allowed;
+        head_prefetch_ = detail::head_prefetch_bytes(f.vendor == "AuthenticAMD");
     }
 
     void matmul(const WeightView& w, const float* x, std::int64_t n_rows, float* y) const override {
@@ -151,11 +153,12 @@ class CpuBackend final : public Backend {
                     out = detail::tq_row_output(w.type, row, dots.data(), p.block_sums.data(),
                                                 blocks, p.act);
                 } else {
-                    out = f16       ? dot_f16_f16c(reinterpret_cast<const std::uint16_t*>(row),
-                                                   p.f.data(), w.cols)
-                          : q8_vnni ? detail::dot_q8_0_vnni(row, p.q8.data(), w.cols)
-                          : q8      ? detail::dot_q8_0_avx2(row, p.q8.data(), w.cols)
-                                    : detail::dot_row_reference(w, n, p, true);
+                    out = f16 ? dot_f16_f16c(reinterpret_cast<const std::uint16_t*>(row),
+                                             p.f.data(), w.cols, head_prefetch_)
+                          : q8_vnni
+                              ? detail::dot_q8_0_vnni(row, p.q8.data(), w.cols, head_prefetch_)
+                          : q8 ? detail::dot_q8_0_avx2(row, p.q8.data(), w.cols, head_prefetch_)
+                               : detail::dot_row_reference(w, n, p, true);
                 }
                 y[r * rows + n] = out;
             }
@@ -242,7 +245,8 @@ class CpuBackend final : public Backend {
                       (cpu_features().amx_int8 ? ", i2_s amx (tdpbusd) (16+ tokens)" : "")
                 : detail::i2s_kernel_name(i2s_);
         return {i2s + ", " + std::to_string(threads_) + " threads",
-                std::string("f16: ") + (f16c_ ? "f16c+fma" : "scalar"),
+                std::string("f16: ") + (f16c_ ? "f16c+fma" : "scalar") + ", prefetch " +
+                    std::to_string(head_prefetch_ / 1024) + " kB ahead",
                 std::string("q8_0: ") + (q8_vnni_ ? "avx512 vnni"
                                          : f16c_  ? "avx2 maddubs"
                                                   : "scalar"),
@@ -417,6 +421,7 @@ class CpuBackend final : public Backend {
     bool f16c_ = false;
     bool tq_avx2_ = false;
     bool q8_vnni_ = false;
+    int head_prefetch_ = detail::kPrefetchBytes;  // F16 / Q8_0 GEMVs' look-ahead, bytes
     std::unique_ptr<Backend> reference_ = make_reference_backend(ActivationPrecision::Int8);
     // Scratch reused across calls (no allocation once sizes have been seen).
     mutable std::vector<std::int8_t> q_, q_arranged_, q_tiles_;

@@ -43,14 +43,14 @@ __attribute__((target("avx2"))) __m256 q8_0_block_lanes(const std::uint8_t* wb,
 // lines are asked for ahead: the head streams 350 MB per token.
 __attribute__((target("avx2,f16c,fma"))) float dot_q8_0_avx2(const std::uint8_t* w,
                                                              const std::uint8_t* x,
-                                                             std::int64_t cols) {
+                                                             std::int64_t cols, int prefetch) {
     __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
     const std::int64_t blocks = cols / 32;
     std::int64_t b = 0;
     for (; b + 2 <= blocks; b += 2) {
         const std::uint8_t* wb = w + b * 34;
         const std::uint8_t* xb = x + b * 34;
-        _mm_prefetch(reinterpret_cast<const char*>(wb) + kPrefetchBytes, _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(wb) + prefetch, _MM_HINT_T0);
         acc0 = _mm256_fmadd_ps(_mm256_set1_ps(q8_0_scale(wb, xb)), q8_0_block_lanes(wb, xb), acc0);
         acc1 = _mm256_fmadd_ps(_mm256_set1_ps(q8_0_scale(wb + 34, xb + 34)),
                                q8_0_block_lanes(wb + 34, xb + 34), acc1);
@@ -69,7 +69,7 @@ __attribute__((target("avx2,f16c,fma"))) float dot_q8_0_avx2(const std::uint8_t*
 // moved onto it (s8) by vpdpbusd gives each block's sums in 8 int32 lanes, scaled by a vector
 // holding block A's scale in lanes 0-7 and block B's in 8-15.
 __attribute__((target("avx512f,avx512bw,avx512vnni,avx2,f16c,fma"))) float dot_q8_0_vnni(
-    const std::uint8_t* w, const std::uint8_t* x, std::int64_t cols) {
+    const std::uint8_t* w, const std::uint8_t* x, std::int64_t cols, int prefetch) {
     const __m512i zero = _mm512_setzero_si512();
     __m512 acc = _mm512_setzero_ps();
     const std::int64_t blocks = cols / 32;
@@ -78,7 +78,7 @@ __attribute__((target("avx512f,avx512bw,avx512vnni,avx2,f16c,fma"))) float dot_q
         const std::uint8_t* wb = w + b * 34;
         const std::uint8_t* xb = x + b * 34;
         // The head streams 330 MB per token: ask for its lines ahead (as the F16 and I2_S GEMVs).
-        _mm_prefetch(reinterpret_cast<const char*>(wb) + kPrefetchBytes, _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(wb) + prefetch, _MM_HINT_T0);
         const __m512i qw = q8_0_block_pair(wb), qx = q8_0_block_pair(xb);
         const __m512i signed_x = _mm512_mask_sub_epi8(qx, _mm512_movepi8_mask(qw), zero, qx);
         const __m512i dots = _mm512_dpbusd_epi32(zero, _mm512_abs_epi8(qw), signed_x);
@@ -87,7 +87,7 @@ __attribute__((target("avx512f,avx512bw,avx512vnni,avx2,f16c,fma"))) float dot_q
         acc = _mm512_fmadd_ps(scales, _mm512_cvtepi32_ps(dots), acc);
     }
     float total = _mm512_reduce_add_ps(acc);
-    if (b < blocks) total += dot_q8_0_avx2(w + b * 34, x + b * 34, 32);
+    if (b < blocks) total += dot_q8_0_avx2(w + b * 34, x + b * 34, 32, prefetch);
     return total;
 }
 

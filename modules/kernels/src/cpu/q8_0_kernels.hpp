@@ -8,8 +8,10 @@
 
 namespace bitnet::kernels::detail {
 
-float dot_q8_0_avx2(const std::uint8_t* w, const std::uint8_t* x, std::int64_t cols);
+// `prefetch`: how many bytes ahead of its loads the row's lines are asked for
+// (head_prefetch_bytes).
+float dot_q8_0_avx2(const std::uint8_t* w, const std::uint8_t* x, std::int64_t cols, int prefetch);
 // AVX-512 VNNI: two blocks per 512-bit vector.
-float dot_q8_0_vnni(const std::uint8_t* w, const std::uint8_t* x, std::int64_t cols);
+float dot_q8_0_vnni(const std::uint8_t* w, const std::uint8_t* x, std::int64_t cols, int prefetch);
 
 }  // namespace bitnet::kernels::detail

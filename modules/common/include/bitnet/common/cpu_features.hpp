@@ -23,6 +23,7 @@ struct CpuFeatures {
     bool amx_int8 = false;
     int physical_cores = 1;
     int logical_cores = 1;
+    std::string vendor;  // cpuid leaf 0: "GenuineIntel", "AuthenticAMD", ... (empty off x86)
     std::string brand;
 
     // Space-separated names of the features present, e.g. "sse4.2 avx2 fma f16c".
