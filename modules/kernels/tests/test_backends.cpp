@@ -349,6 +349,17 @@ void check_lookup_kernel(const kernels::Backend& lut) {
     lut.matmul_many({{&w.view, b.data()}, {&w2.view, d.data()}}, x.data(), 1);
     CHECK(a == b);
     CHECK(c == d);
+    // Decode tasks span several row groups (~256 kB of weights): matrices of several tasks,
+    // the last one ragged, next to each other in one call.
+    Matrix tall = ternary_matrix(TypeId::I2_S, 1000, 2560, 7);
+    Matrix tall2 = ternary_matrix(TypeId::I2_S, 777, 2560, 8);
+    const auto xt = random_activations(2560, 9);
+    std::vector<float> e(1000), f(1000), g(777), h(777);
+    reference->matmul(tall.view, xt.data(), 1, e.data());
+    reference->matmul(tall2.view, xt.data(), 1, g.data());
+    lut.matmul_many({{&tall.view, f.data()}, {&tall2.view, h.data()}}, xt.data(), 1);
+    CHECK(e == f);
+    CHECK(g == h);
 }
 
 }  // namespace

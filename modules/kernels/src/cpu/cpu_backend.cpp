@@ -360,19 +360,26 @@ class CpuBackend final : public Backend {
         q_.resize(static_cast<std::size_t>(n_tokens * k));
         tables_.resize(static_cast<std::size_t>(n_tokens * table_bytes));
         acts_.resize(static_cast<std::size_t>(n_tokens));
+        // (prefill: tokens on the threads)
+#pragma omp parallel for schedule(static) num_threads(threads_) if (n_tokens > 1)
         for (std::int64_t t = 0; t < n_tokens; ++t) {
             std::int8_t* q = q_.data() + t * k;
             acts_[static_cast<std::size_t>(t)] = quant::quantize_activations_i8(x + t * k, k, q);
             Lut::build_tables(q, k, tables_.data() + t * table_bytes);
         }
-        std::vector<const typename Lut::Weights*> packed;
-        for (const MatmulJob& j : jobs) packed.push_back(&lut_weights<Lut>(*j.w));
+        lut_packed_.clear();
+        for (const MatmulJob& j : jobs) lut_packed_.push_back(&lut_weights<Lut>(*j.w));
+        // Tasks of whole row groups, sized as the I2_S tasks are (decode: ~256 kB of weights, so
+        // each task's prefetch runs ahead of most of its reads).
+        const std::int64_t rows_per_task =
+            std::max<std::int64_t>(1, i2s_rows_per_task(k, n_tokens) / Lut::kRows) * Lut::kRows;
         tasks_.clear();
         dot_offsets_.clear();
         std::int64_t total_rows = 0;
         for (std::size_t j = 0; j < jobs.size(); ++j) {
             dot_offsets_.push_back(total_rows * n_tokens);
-            for (std::int64_t r = 0; r < jobs[j].w->rows; r += Lut::kRows) tasks_.push_back({j, r});
+            for (std::int64_t r = 0; r < jobs[j].w->rows; r += rows_per_task)
+                tasks_.push_back({j, r});
             total_rows += jobs[j].w->rows;
         }
         dots_.resize(static_cast<std::size_t>(total_rows * n_tokens));
@@ -380,17 +387,19 @@ class CpuBackend final : public Backend {
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads_)
         for (std::int64_t i = 0; i < n_tasks; ++i) {
             const auto& task = tasks_[static_cast<std::size_t>(i)];
-            Lut::dot_group(*packed[task.job], task.first_row / Lut::kRows, tables_.data(), n_tokens,
-                           dots_.data() + dot_offsets_[task.job], jobs[task.job].w->rows);
-        }
-        for (std::size_t j = 0; j < jobs.size(); ++j) {
-            const WeightView& w = *jobs[j].w;
-            const std::int32_t* d = dots_.data() + dot_offsets_[j];
+            const WeightView& w = *jobs[task.job].w;
+            const std::int64_t rows = std::min(rows_per_task, w.rows - task.first_row);
+            std::int32_t* d = dots_.data() + dot_offsets_[task.job];
+            for (std::int64_t r = task.first_row; r < task.first_row + rows; r += Lut::kRows)
+                Lut::dot_group(*static_cast<const typename Lut::Weights*>(lut_packed_[task.job]),
+                               r / Lut::kRows, tables_.data(), n_tokens, d, w.rows);
+            // The task's outputs while its sums are in this core's cache (a pass after the loop
+            // would be one thread's, the other waiting). The tables hold (code - 1) * q: add S
+            // back for the I2_S rule (exact integers).
             for (std::int64_t t = 0; t < n_tokens; ++t) {
                 const quant::ActivationScale& act = acts_[static_cast<std::size_t>(t)];
-                // The tables hold (code - 1) * q: add S back for the I2_S rule (exact integers).
-                for (std::int64_t r = 0; r < w.rows; ++r)
-                    jobs[j].y[t * w.rows + r] =
+                for (std::int64_t r = task.first_row; r < task.first_row + rows; ++r)
+                    jobs[task.job].y[t * w.rows + r] =
                         quant::i2s_output(d[t * w.rows + r] + act.sum, act, w.scale);
             }
         }
@@ -418,6 +427,7 @@ class CpuBackend final : public Backend {
     mutable std::mutex lut_mutex_;
     mutable LutCaches lut_caches_;
     mutable std::vector<std::int8_t> tables_;
+    mutable std::vector<const void*> lut_packed_;  // the jobs' Tl1Weights / Tl2Weights
     bool f16c_ = false;
     bool tq_avx2_ = false;
     bool q8_vnni_ = false;
