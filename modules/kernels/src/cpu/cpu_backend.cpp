@@ -84,9 +84,10 @@ struct Tl1 {
     static void build_tables(const std::int8_t* q, std::int64_t cols, std::int8_t* t) {
         detail::build_tl1_tables(q, cols, t);
     }
-    static void dot_group(const Weights& w, std::int64_t g, const std::int8_t* t, std::int64_t n,
-                          std::int32_t* dots, std::int64_t stride) {
-        detail::tl1_dot_group(w, g, t, n, dots, stride);
+    static void dot_groups(const Weights& w, std::int64_t g, std::int64_t count,
+                           const std::int8_t* t, std::int64_t n, std::int32_t* dots,
+                           std::int64_t stride) {
+        detail::tl1_dot_groups(w, g, count, t, n, dots, stride);
     }
 };
 struct Tl2 {
@@ -100,9 +101,11 @@ struct Tl2 {
     static void build_tables(const std::int8_t* q, std::int64_t cols, std::int8_t* t) {
         detail::build_tl2_tables(q, cols, t);
     }
-    static void dot_group(const Weights& w, std::int64_t g, const std::int8_t* t, std::int64_t n,
-                          std::int32_t* dots, std::int64_t stride) {
-        detail::tl2_dot_group(w, g, t, n, dots, stride);
+    static void dot_groups(const Weights& w, std::int64_t g, std::int64_t count,
+                           const std::int8_t* t, std::int64_t n, std::int32_t* dots,
+                           std::int64_t stride) {
+        for (std::int64_t i = g; i < g + count; ++i)
+            detail::tl2_dot_group(w, i, t, n, dots, stride);
     }
 };
 
@@ -390,9 +393,9 @@ class CpuBackend final : public Backend {
             const WeightView& w = *jobs[task.job].w;
             const std::int64_t rows = std::min(rows_per_task, w.rows - task.first_row);
             std::int32_t* d = dots_.data() + dot_offsets_[task.job];
-            for (std::int64_t r = task.first_row; r < task.first_row + rows; r += Lut::kRows)
-                Lut::dot_group(*static_cast<const typename Lut::Weights*>(lut_packed_[task.job]),
-                               r / Lut::kRows, tables_.data(), n_tokens, d, w.rows);
+            Lut::dot_groups(*static_cast<const typename Lut::Weights*>(lut_packed_[task.job]),
+                            task.first_row / Lut::kRows, (rows + Lut::kRows - 1) / Lut::kRows,
+                            tables_.data(), n_tokens, d, w.rows);
             // The task's outputs while its sums are in this core's cache (a pass after the loop
             // would be one thread's, the other waiting). The tables hold (code - 1) * q: add S
             // back for the I2_S rule (exact integers).

@@ -108,7 +108,60 @@ __attribute__((target("avx2"))) void tl1_tokens(const Tl1Weights& w, const std::
     }
 }
 
+// Decode (one token) over two groups at once: each position's four table vectors are loaded
+// once for both groups' indices. The tables are 64 bytes per 4 weight columns — twice the
+// weights' bytes, and for a 2560-wide input 40 kB, past L1 — so with one group their loads,
+// not the lookups, set the pace (kernels_bench, Zen 3, in cache: 19.8 GB/s against I2_S's 28.8).
+__attribute__((target("avx2"))) void tl1_decode_pair(const Tl1Weights& w, const std::uint8_t* idx0,
+                                                     const std::uint8_t* idx1,
+                                                     const std::int8_t* tables,
+                                                     std::int32_t (*sums)[kTl1Rows]) {
+    const std::int64_t positions = w.cols / 4;
+    const __m256i nibble = _mm256_set1_epi8(0x0f);
+    for (std::int64_t p0 = 0; p0 < positions; p0 += kFlushEvery) {
+        __m256i acc_a[2] = {_mm256_setzero_si256(), _mm256_setzero_si256()};
+        __m256i acc_b[2] = {_mm256_setzero_si256(), _mm256_setzero_si256()};
+        const std::int64_t p1 = std::min(positions, p0 + kFlushEvery);
+        for (std::int64_t p = p0; p < p1; ++p) {
+            const std::uint8_t* idx[2] = {idx0 + p * kTl1Rows, idx1 + p * kTl1Rows};
+            if (p % 2 == 0)
+                for (const std::uint8_t* i : idx)
+                    _mm_prefetch(reinterpret_cast<const char*>(i) + kPrefetchBytes, _MM_HINT_T0);
+            const std::int8_t* t8 = tables + p * kTableBytes;
+            const __m256i t1 = broadcast_table(t8), t2 = broadcast_table(t8 + 16);
+            const __m256i t3 = broadcast_table(t8 + 32), t4 = broadcast_table(t8 + 48);
+            for (int g = 0; g < 2; ++g) {
+                const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(idx[g]));
+                const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), nibble);
+                const __m256i lo = _mm256_and_si256(v, nibble);
+                const __m256i r1 = _mm256_shuffle_epi8(t1, hi), r2 = _mm256_shuffle_epi8(t2, hi);
+                const __m256i r3 = _mm256_shuffle_epi8(t3, lo), r4 = _mm256_shuffle_epi8(t4, lo);
+                acc_a[g] = _mm256_add_epi16(acc_a[g], _mm256_unpacklo_epi8(r1, r2));
+                acc_b[g] = _mm256_add_epi16(acc_b[g], _mm256_unpackhi_epi8(r1, r2));
+                acc_a[g] = _mm256_add_epi16(acc_a[g], _mm256_unpacklo_epi8(r3, r4));
+                acc_b[g] = _mm256_add_epi16(acc_b[g], _mm256_unpackhi_epi8(r3, r4));
+            }
+        }
+        for (int g = 0; g < 2; ++g) widen_into(acc_a[g], acc_b[g], sums[g]);
+    }
+}
+
 }  // namespace
+
+void tl1_dot_groups(const Tl1Weights& w, std::int64_t first_group, std::int64_t count,
+                    const std::int8_t* tables, std::int64_t tokens, std::int32_t* dots,
+                    std::int64_t stride) {
+    const std::int64_t positions = w.cols / 4;
+    std::int64_t g = first_group;
+    for (; tokens == 1 && g + 2 <= first_group + count; g += 2) {
+        std::int32_t sums[2][kTl1Rows] = {};
+        const std::uint8_t* idx = w.bytes.data() + g * positions * kTl1Rows;
+        tl1_decode_pair(w, idx, idx + positions * kTl1Rows, tables, sums);
+        for (std::int64_t r = g * kTl1Rows; r < std::min(w.rows, (g + 2) * kTl1Rows); ++r)
+            dots[r] = sums[r / kTl1Rows - g][r % kTl1Rows];
+    }
+    for (; g < first_group + count; ++g) tl1_dot_group(w, g, tables, tokens, dots, stride);
+}
 
 void tl1_dot_group(const Tl1Weights& w, std::int64_t group, const std::int8_t* tables,
                    std::int64_t tokens, std::int32_t* dots, std::int64_t stride) {

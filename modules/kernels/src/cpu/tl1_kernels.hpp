@@ -30,5 +30,9 @@ std::int64_t tl1_table_bytes(std::int64_t cols);
 // group-aligned range and `tokens` tokens whose tables are `tables` (one after another). AVX2.
 void tl1_dot_group(const Tl1Weights& w, std::int64_t group, const std::int8_t* tables,
                    std::int64_t tokens, std::int32_t* dots, std::int64_t stride);
+// The same for groups [first_group, first_group + count); one token takes them in pairs.
+void tl1_dot_groups(const Tl1Weights& w, std::int64_t first_group, std::int64_t count,
+                    const std::int8_t* tables, std::int64_t tokens, std::int32_t* dots,
+                    std::int64_t stride);
 
 }  // namespace bitnet::kernels::detail
