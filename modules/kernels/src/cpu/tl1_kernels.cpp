@@ -70,6 +70,24 @@ __attribute__((target("avx2"))) inline __m256i broadcast_table(const std::int8_t
     return _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(t)));
 }
 
+// One position's lookups for 32 rows: their index bytes `v` (high nibble: the pair of elements
+// j, j+32; low: j+64, j+96) in the position's four table vectors (low and high bytes of the
+// int16 sums for each nibble), added as int16 into a (rows 0-7 | 16-23) and b (8-15 | 24-31).
+__attribute__((target("avx2"), always_inline)) inline void add_lookups(__m256i v, __m256i t1,
+                                                                       __m256i t2, __m256i t3,
+                                                                       __m256i t4, __m256i& a,
+                                                                       __m256i& b) {
+    const __m256i nibble = _mm256_set1_epi8(0x0f);
+    const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), nibble);
+    const __m256i lo = _mm256_and_si256(v, nibble);
+    const __m256i r1 = _mm256_shuffle_epi8(t1, hi), r2 = _mm256_shuffle_epi8(t2, hi);
+    const __m256i r3 = _mm256_shuffle_epi8(t3, lo), r4 = _mm256_shuffle_epi8(t4, lo);
+    a = _mm256_add_epi16(a, _mm256_unpacklo_epi8(r1, r2));
+    b = _mm256_add_epi16(b, _mm256_unpackhi_epi8(r1, r2));
+    a = _mm256_add_epi16(a, _mm256_unpacklo_epi8(r3, r4));
+    b = _mm256_add_epi16(b, _mm256_unpackhi_epi8(r3, r4));
+}
+
 // NT tokens at once: each position's indices are formed once and looked up in NT tokens'
 // tables (prefill shares the index work; decode is NT = 1).
 template <int NT>
@@ -77,7 +95,6 @@ __attribute__((target("avx2"))) void tl1_tokens(const Tl1Weights& w, const std::
                                                 const std::int8_t* tables,
                                                 std::int32_t (*sums)[kTl1Rows]) {
     const std::int64_t positions = w.cols / 4, table_bytes = tl1_table_bytes(w.cols);
-    const __m256i nibble = _mm256_set1_epi8(0x0f);
     for (std::int64_t p0 = 0; p0 < positions; p0 += kFlushEvery) {
         __m256i acc_a[NT], acc_b[NT];
         for (int t = 0; t < NT; ++t) acc_a[t] = acc_b[t] = _mm256_setzero_si256();
@@ -90,18 +107,10 @@ __attribute__((target("avx2"))) void tl1_tokens(const Tl1Weights& w, const std::
                              _MM_HINT_T0);
             const __m256i v =
                 _mm256_loadu_si256(reinterpret_cast<const __m256i*>(idx + p * kTl1Rows));
-            const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), nibble);
-            const __m256i lo = _mm256_and_si256(v, nibble);
             for (int t = 0; t < NT; ++t) {
                 const std::int8_t* t8 = tables + t * table_bytes + p * kTableBytes;
-                const __m256i r1 = _mm256_shuffle_epi8(broadcast_table(t8), hi);
-                const __m256i r2 = _mm256_shuffle_epi8(broadcast_table(t8 + 16), hi);
-                const __m256i r3 = _mm256_shuffle_epi8(broadcast_table(t8 + 32), lo);
-                const __m256i r4 = _mm256_shuffle_epi8(broadcast_table(t8 + 48), lo);
-                acc_a[t] = _mm256_add_epi16(acc_a[t], _mm256_unpacklo_epi8(r1, r2));
-                acc_b[t] = _mm256_add_epi16(acc_b[t], _mm256_unpackhi_epi8(r1, r2));
-                acc_a[t] = _mm256_add_epi16(acc_a[t], _mm256_unpacklo_epi8(r3, r4));
-                acc_b[t] = _mm256_add_epi16(acc_b[t], _mm256_unpackhi_epi8(r3, r4));
+                add_lookups(v, broadcast_table(t8), broadcast_table(t8 + 16),
+                            broadcast_table(t8 + 32), broadcast_table(t8 + 48), acc_a[t], acc_b[t]);
             }
         }
         for (int t = 0; t < NT; ++t) widen_into(acc_a[t], acc_b[t], sums[t]);
@@ -117,7 +126,6 @@ __attribute__((target("avx2"))) void tl1_decode_pair(const Tl1Weights& w, const 
                                                      const std::int8_t* tables,
                                                      std::int32_t (*sums)[kTl1Rows]) {
     const std::int64_t positions = w.cols / 4;
-    const __m256i nibble = _mm256_set1_epi8(0x0f);
     for (std::int64_t p0 = 0; p0 < positions; p0 += kFlushEvery) {
         __m256i acc_a[2] = {_mm256_setzero_si256(), _mm256_setzero_si256()};
         __m256i acc_b[2] = {_mm256_setzero_si256(), _mm256_setzero_si256()};
@@ -130,17 +138,9 @@ __attribute__((target("avx2"))) void tl1_decode_pair(const Tl1Weights& w, const 
             const std::int8_t* t8 = tables + p * kTableBytes;
             const __m256i t1 = broadcast_table(t8), t2 = broadcast_table(t8 + 16);
             const __m256i t3 = broadcast_table(t8 + 32), t4 = broadcast_table(t8 + 48);
-            for (int g = 0; g < 2; ++g) {
-                const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(idx[g]));
-                const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), nibble);
-                const __m256i lo = _mm256_and_si256(v, nibble);
-                const __m256i r1 = _mm256_shuffle_epi8(t1, hi), r2 = _mm256_shuffle_epi8(t2, hi);
-                const __m256i r3 = _mm256_shuffle_epi8(t3, lo), r4 = _mm256_shuffle_epi8(t4, lo);
-                acc_a[g] = _mm256_add_epi16(acc_a[g], _mm256_unpacklo_epi8(r1, r2));
-                acc_b[g] = _mm256_add_epi16(acc_b[g], _mm256_unpackhi_epi8(r1, r2));
-                acc_a[g] = _mm256_add_epi16(acc_a[g], _mm256_unpacklo_epi8(r3, r4));
-                acc_b[g] = _mm256_add_epi16(acc_b[g], _mm256_unpackhi_epi8(r3, r4));
-            }
+            for (int g = 0; g < 2; ++g)
+                add_lookups(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(idx[g])), t1, t2,
+                            t3, t4, acc_a[g], acc_b[g]);
         }
         for (int g = 0; g < 2; ++g) widen_into(acc_a[g], acc_b[g], sums[g]);
     }
