@@ -185,6 +185,18 @@ TEST_CASE("bitnet bench --json reports pp, tg, batched decode and the bandwidth 
     CHECK(j["floor_tokens_per_s"].get<double>() ==
           Approx(j["memory_bandwidth_gbs"].get<double>() * 1e9 /
                  j["weight_bytes_per_token"].get<double>()));
+    // A read test before each tg run: the bandwidth is their mean, and the % of floor the mean of
+    // each run against its own read test.
+    const auto reads = j["memory_bandwidth_runs_gbs"].get<std::vector<double>>();
+    const auto tg_runs = j["tg"]["runs"].get<std::vector<double>>();
+    REQUIRE(reads.size() == 2);
+    CHECK(reads[0] > 0);
+    CHECK(reads[1] > 0);
+    CHECK(j["memory_bandwidth_gbs"].get<double>() == Approx((reads[0] + reads[1]) / 2));
+    const double bytes = j["weight_bytes_per_token"].get<double>();
+    CHECK(j["tg_percent_of_floor"].get<double>() ==
+          Approx(50.0 *
+                 (tg_runs[0] * bytes / (reads[0] * 1e9) + tg_runs[1] * bytes / (reads[1] * 1e9))));
     REQUIRE(j["batched"].size() == 1);
     CHECK(j["batched"][0]["batch"] == 3);
     CHECK(j["batched"][0]["steps_per_s"].get<double>() ==

@@ -36,11 +36,14 @@ struct BatchedThroughput {
 struct BenchmarkResult {
     Throughput pp, tg;
     std::vector<BatchedThroughput> batched;
-    double bandwidth_gbs = 0;  // measured memory read bandwidth
+    // Measured memory read bandwidth: the mean of bandwidth_runs_gbs (a read test right before
+    // each tg run), or the start-up read test when there is no tg run.
+    double bandwidth_gbs = 0;
+    std::vector<double> bandwidth_runs_gbs;
     std::uint64_t weight_bytes_per_token = 0;
-    double floor_tokens_per_s = 0;  // bandwidth / bytes per token
-    double tg_effective_gbs = 0;    // bytes per token * tg tok/s
-    double tg_percent_of_floor = 0;
+    double floor_tokens_per_s = 0;   // bandwidth_gbs / bytes per token
+    double tg_effective_gbs = 0;     // bytes per token * tg tok/s
+    double tg_percent_of_floor = 0;  // mean over the tg runs of each against its own read test
 };
 
 BenchmarkResult run_benchmark(Engine& engine, const BenchmarkOptions& options);
