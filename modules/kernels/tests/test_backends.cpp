@@ -264,6 +264,30 @@ TEST_CASE("matmul_many equals separate matmuls (shared activation quantization, 
     CHECK(yf == sf);
 }
 
+TEST_CASE("decode products of several ~256 kB tasks equal the reference") {
+    // One token: each matrix is cut into tasks of ~256 kB of weights; rows 1000 and 777 of
+    // K = 2560 give 408-row tasks with ragged ends, two matrices in one call.
+    auto reference = kernels::make_reference_backend();
+    const Matrix a = ternary_matrix(TypeId::I2_S, 1000, 2560, 11),
+                 b = ternary_matrix(TypeId::I2_S, 777, 2560, 12);
+    const auto x = random_activations(2560, 13);
+    std::vector<float> ra(1000), rb(777);
+    reference->matmul(a.view, x.data(), 1, ra.data());
+    reference->matmul(b.view, x.data(), 1, rb.data());
+    for (auto isa : {kernels::CpuIsa::Avx2, kernels::CpuIsa::Avx512Vnni}) {
+        if (!kernels::cpu_isa_supported(isa)) continue;
+        for (const int threads : {2, 3}) {
+            auto cpu = kernels::make_cpu_backend(threads, isa);
+            std::vector<float> ya(1000), yb(777);
+            cpu->matmul_many({{&a.view, ya.data()}, {&b.view, yb.data()}}, x.data(), 1);
+            CHECK(ya == ra);
+            CHECK(yb == rb);
+            cpu->matmul(b.view, x.data(), 1, yb.data());
+            CHECK(yb == rb);
+        }
+    }
+}
+
 TEST_CASE("gate and up with relu^2 applied as the products come out equal the separate steps") {
     // Expected: the reference backend's two products, each scale, then relu(g)^2 * u written out
     // here. Every CPU variant (the fused tasks for several tokens; one token and the TL1 backend
