@@ -44,6 +44,12 @@ void dot_generic(const I2sProblem& p) {
 // and adds pairs into int16 (|4 x 508| < 2^15, no saturation); madd with ones widens to int32.
 // NT tokens share each unpacked block; NT is a template parameter so the accumulators stay in
 // registers.
+__attribute__((target("avx2"))) inline std::int32_t horizontal_sum_avx2(__m256i v) {
+    const __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    const __m128i s2 = _mm_add_epi32(s, _mm_unpackhi_epi64(s, s));
+    return _mm_cvtsi128_si32(_mm_add_epi32(s2, _mm_shuffle_epi32(s2, 1)));
+}
+
 template <int NT>
 __attribute__((target("avx2,fma"))) void row_avx2(const std::uint8_t* w, const I2sProblem& p,
                                                   std::int64_t t0, std::int64_t r) {
@@ -79,13 +85,47 @@ __attribute__((target("avx2,fma"))) void row_avx2(const std::uint8_t* w, const I
             acc[t] = _mm256_add_epi32(acc[t], _mm256_madd_epi16(s, ones));
         }
     }
-    for (int t = 0; t < NT; ++t) {
-        const __m128i s =
-            _mm_add_epi32(_mm256_castsi256_si128(acc[t]), _mm256_extracti128_si256(acc[t], 1));
-        const __m128i s2 = _mm_add_epi32(s, _mm_unpackhi_epi64(s, s));
-        p.out[(t0 + t) * p.out_stride + r] =
-            _mm_cvtsi128_si32(_mm_add_epi32(s2, _mm_shuffle_epi32(s2, 1)));
+    for (int t = 0; t < NT; ++t) p.out[(t0 + t) * p.out_stride + r] = horizontal_sum_avx2(acc[t]);
+}
+
+// Decode, two rows at once: the row kernel's operations for rows a and b (exact integers), each
+// activation vector loaded once for both. The rows are half a task apart (dot_avx2): two streams
+// of weights per thread keep more lines in flight than one — on the Zen 3 VM the ternary products
+// of 30 layers streamed 23.7 GB/s instead of 20.3 (in-process alternation).
+__attribute__((target("avx2,fma"))) void row_pair_avx2(const std::uint8_t* wa,
+                                                       const std::uint8_t* wb, const std::int8_t* q,
+                                                       std::int64_t blocks, std::int32_t* ya,
+                                                       std::int32_t* yb) {
+    const __m256i mask = _mm256_set1_epi8(3);
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256i acc_a = _mm256_setzero_si256(), acc_b = _mm256_setzero_si256();
+    for (std::int64_t b = 0; b < blocks; ++b) {
+        if (b % 2 == 0) {
+            _mm_prefetch(reinterpret_cast<const char*>(wa + b * kBlockBytes) + kPrefetchBytes,
+                         _MM_HINT_T0);
+            _mm_prefetch(reinterpret_cast<const char*>(wb + b * kBlockBytes) + kPrefetchBytes,
+                         _MM_HINT_T0);
+        }
+        const __m256i pa =
+            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wa + b * kBlockBytes));
+        const __m256i pb =
+            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wb + b * kBlockBytes));
+        __m256i sa = _mm256_setzero_si256(), sb = _mm256_setzero_si256();
+#pragma GCC unroll 4
+        for (int k = 0; k < 4; ++k) {
+            const int shift = 6 - 2 * k;
+            const __m256i x =
+                _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + b * kBlock + 32 * k));
+            sa = _mm256_add_epi16(
+                sa, _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(pa, shift), mask), x));
+            sb = _mm256_add_epi16(
+                sb, _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(pb, shift), mask), x));
+        }
+        acc_a = _mm256_add_epi32(acc_a, _mm256_madd_epi16(sa, ones));
+        acc_b = _mm256_add_epi32(acc_b, _mm256_madd_epi16(sb, ones));
     }
+    *ya = horizontal_sum_avx2(acc_a);
+    *yb = horizontal_sum_avx2(acc_b);
 }
 
 // Runs `Row<NT>` over the problem: token groups of 8 (then the remainder) in the outer loop and
@@ -211,6 +251,15 @@ void avx2_rows_of_group(const I2sProblem& p, std::int64_t t0, std::int64_t r_beg
 // Decode: the row kernel. Several tokens: groups of 4 tokens (their activations stay in L1) over
 // the rows in pairs; an odd last row and the last 1-3 tokens by the row kernels.
 void dot_avx2(const I2sProblem& p) {
+    if (p.n_tokens == 1) {  // decode: rows r and r + half together, an odd last row alone
+        const std::int64_t half = p.n_rows / 2, row_bytes = p.cols / 4;
+        for (std::int64_t r = 0; r < half; ++r)
+            row_pair_avx2(p.weights + r * row_bytes, p.weights + (r + half) * row_bytes, p.q,
+                          p.cols / kBlock, p.out + r, p.out + r + half);
+        if (p.n_rows % 2 != 0)
+            row_avx2<1>(p.weights + (p.n_rows - 1) * row_bytes, p, 0, p.n_rows - 1);
+        return;
+    }
     if (p.n_tokens < kAvx2TileTokens) {
         for_token_groups<Avx2Row>(p);
         return;
