@@ -150,32 +150,40 @@ TEST_CASE("every cpu kernel variant equals the reference on random shapes, 1..17
     }
 }
 
-TEST_CASE("one token through an F16 matrix gives the bits of the same token among several") {
+TEST_CASE(
+    "one token through an F16 or Q8_0 matrix gives the bits of the same token among several") {
     // Decode streams two rows of a chunk at once (the head: 64-row chunks, rows i and i + 32);
     // several tokens take one row at a time. Both must give every row the same bits: chunks
-    // full, ragged and odd, widths with 8-wide and scalar tails.
-    if (!kernels::cpu_isa_supported(kernels::CpuIsa::Avx2)) {
-        WARN("SKIPPED: the F16 kernels need AVX2 and F16C");
-        return;
-    }
-    auto cpu = kernels::make_cpu_backend(2, kernels::CpuIsa::Avx2);
-    std::uint32_t seed = 300;
-    for (const std::int64_t rows : {1, 2, 3, 63, 64, 65, 130, 201})
-        for (const std::int64_t cols : {8, 40, 67, 2560}) {
-            Matrix w;
-            w.values = random_activations(rows * cols, ++seed);
-            const quant::TypeTraits& t = quant::traits(TypeId::F16);
-            w.bytes.resize(quant::tensor_bytes(t, w.values.size()));
-            t.quantize(w.values.data(), static_cast<std::int64_t>(w.values.size()), w.bytes.data());
-            w.view = {TypeId::F16, w.bytes.data(), rows, cols, 1.0f};
-            const auto x = random_activations(2 * cols, ++seed);
-            std::vector<float> one(static_cast<std::size_t>(rows)),
-                two(static_cast<std::size_t>(2 * rows));
-            cpu->matmul(w.view, x.data(), 1, one.data());
-            cpu->matmul(w.view, x.data(), 2, two.data());
-            INFO(rows << " x " << cols);
-            REQUIRE(std::vector<float>(two.begin(), two.begin() + rows) == one);
+    // full, ragged and odd, widths with 8-wide and scalar tails (F16) and odd block counts
+    // (Q8_0), on every instruction set variant.
+    for (auto isa : {kernels::CpuIsa::Avx2, kernels::CpuIsa::Avx512Vnni}) {
+        if (!kernels::cpu_isa_supported(isa)) {
+            WARN("SKIPPED: this CPU lacks an instruction set variant " << static_cast<int>(isa));
+            continue;
         }
+        auto cpu = kernels::make_cpu_backend(2, isa);
+        std::uint32_t seed = 300;
+        for (TypeId type : {TypeId::F16, TypeId::Q8_0})
+            for (const std::int64_t rows : {1, 2, 3, 63, 64, 65, 130, 201})
+                for (const std::int64_t cols : type == TypeId::F16
+                                                   ? std::vector<std::int64_t>{8, 40, 67, 2560}
+                                                   : std::vector<std::int64_t>{32, 96, 2592}) {
+                    Matrix w;
+                    w.values = random_activations(rows * cols, ++seed);
+                    const quant::TypeTraits& t = quant::traits(type);
+                    w.bytes.resize(quant::tensor_bytes(t, w.values.size()));
+                    t.quantize(w.values.data(), static_cast<std::int64_t>(w.values.size()),
+                               w.bytes.data());
+                    w.view = {type, w.bytes.data(), rows, cols, 1.0f};
+                    const auto x = random_activations(2 * cols, ++seed);
+                    std::vector<float> one(static_cast<std::size_t>(rows)),
+                        two(static_cast<std::size_t>(2 * rows));
+                    cpu->matmul(w.view, x.data(), 1, one.data());
+                    cpu->matmul(w.view, x.data(), 2, two.data());
+                    INFO(t.name << " " << rows << " x " << cols);
+                    REQUIRE(std::vector<float>(two.begin(), two.begin() + rows) == one);
+                }
+    }
 }
 
 TEST_CASE("the I2_S prefill tiles (AVX2 2 x 4, VNNI 4 x 4 in 64-row blocks) equal the reference") {

@@ -176,8 +176,37 @@ class CpuBackend final : public Backend {
         const std::int64_t blocks = w.cols / quant::kQK_K;
         // (the stride once: a type-table lookup per row was ~0.5% of a 2-thread decode)
         const std::uint64_t stride = w.row_bytes();
-        if (f16 && n_rows == 1) {
-            f16_decode(w, prepared[0].f.data(), y);
+        if (n_rows == 1 && (f16 || q8)) {
+            const detail::PreparedRow& p = prepared[0];
+            const int ahead = head_prefetch_;
+            if (f16) {
+                const float* xf = p.f.data();
+                decode_rows_in_pairs(
+                    w, y,
+                    [&](const std::uint8_t* row) {
+                        return dot_f16_f16c(reinterpret_cast<const std::uint16_t*>(row), xf, w.cols,
+                                            ahead);
+                    },
+                    [&](const std::uint8_t* a, const std::uint8_t* b, float* ya, float* yb) {
+                        dot_f16_f16c_pair(reinterpret_cast<const std::uint16_t*>(a),
+                                          reinterpret_cast<const std::uint16_t*>(b), xf, w.cols,
+                                          ahead, ya, yb);
+                    });
+            } else {
+                const std::uint8_t* xq = p.q8.data();
+                decode_rows_in_pairs(
+                    w, y,
+                    [&](const std::uint8_t* row) {
+                        return q8_vnni ? detail::dot_q8_0_vnni(row, xq, w.cols, ahead)
+                                       : detail::dot_q8_0_avx2(row, xq, w.cols, ahead);
+                    },
+                    [&](const std::uint8_t* a, const std::uint8_t* b, float* ya, float* yb) {
+                        if (q8_vnni)
+                            detail::dot_q8_0_vnni_pair(a, b, xq, w.cols, ahead, ya, yb);
+                        else
+                            detail::dot_q8_0_avx2_pair(a, b, xq, w.cols, ahead, ya, yb);
+                    });
+            }
             return;
         }
 #pragma omp parallel for schedule(dynamic, 64) num_threads(threads_)
@@ -295,25 +324,22 @@ class CpuBackend final : public Backend {
     }
 
   private:
-    // One token through an F16 matrix (the head): chunks of kHeadChunk rows on the threads, rows
-    // i and i + half of a chunk streamed together (dot_f16_f16c_pair).
+    // One token through an F16 or Q8_0 matrix (the head): chunks of kHeadChunk rows on the
+    // threads, rows i and i + half of a chunk streamed together by `pair` (an odd last row by
+    // `one`).
     static constexpr std::int64_t kHeadChunk = 64;
-    void f16_decode(const WeightView& w, const float* x, float* y) const {
+    template <class One, class Pair>
+    void decode_rows_in_pairs(const WeightView& w, float* y, One one, Pair pair) const {
         const std::int64_t rows = w.rows, chunks = (rows + kHeadChunk - 1) / kHeadChunk;
         const std::uint64_t stride = w.row_bytes();
-        auto row = [&](std::int64_t r) {
-            return reinterpret_cast<const std::uint16_t*>(w.data +
-                                                          static_cast<std::uint64_t>(r) * stride);
-        };
+        auto row = [&](std::int64_t r) { return w.data + static_cast<std::uint64_t>(r) * stride; };
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads_)
         for (std::int64_t c = 0; c < chunks; ++c) {
             const std::int64_t r0 = c * kHeadChunk, count = std::min(kHeadChunk, rows - r0);
             const std::int64_t half = count / 2;
             for (std::int64_t i = 0; i < half; ++i)
-                dot_f16_f16c_pair(row(r0 + i), row(r0 + half + i), x, w.cols, head_prefetch_,
-                                  y + r0 + i, y + r0 + half + i);
-            if (count % 2 != 0)
-                y[r0 + count - 1] = dot_f16_f16c(row(r0 + count - 1), x, w.cols, head_prefetch_);
+                pair(row(r0 + i), row(r0 + half + i), y + r0 + i, y + r0 + half + i);
+            if (count % 2 != 0) y[r0 + count - 1] = one(row(r0 + count - 1));
         }
     }
 

@@ -40,55 +40,119 @@ __attribute__((target("avx2"))) __m256 q8_0_block_lanes(const std::uint8_t* wb,
 // sums are scaled by both block scales and accumulated in 8 float lanes (two
 // accumulators: one chain would wait on the FMA latency every block), summed once at the end (a
 // different summation order from the scalar reference: equal within float rounding). The weight
-// lines are asked for ahead: the head streams 350 MB per token.
+// lines are asked for ahead: the head streams 350 MB per token. The one-row and two-row kernels
+// share their steps, so a row gets the same bits from both.
+namespace {
+
+struct Q8Avx2Sums {
+    __m256 a0, a1;
+};
+
+// Blocks b and b + 1 of a row.
+__attribute__((target("avx2,f16c,fma"))) inline void q8_0_avx2_step(const std::uint8_t* wb,
+                                                                    const std::uint8_t* xb,
+                                                                    Q8Avx2Sums& s) {
+    s.a0 = _mm256_fmadd_ps(_mm256_set1_ps(q8_0_scale(wb, xb)), q8_0_block_lanes(wb, xb), s.a0);
+    s.a1 = _mm256_fmadd_ps(_mm256_set1_ps(q8_0_scale(wb + 34, xb + 34)),
+                           q8_0_block_lanes(wb + 34, xb + 34), s.a1);
+}
+
+// The odd last block (from `b`) and the sum of the lanes.
+__attribute__((target("avx2,f16c,fma"))) float q8_0_avx2_finish(const std::uint8_t* w,
+                                                                const std::uint8_t* x,
+                                                                std::int64_t blocks, std::int64_t b,
+                                                                Q8Avx2Sums s) {
+    if (b < blocks)
+        s.a0 = _mm256_fmadd_ps(_mm256_set1_ps(q8_0_scale(w + b * 34, x + b * 34)),
+                               q8_0_block_lanes(w + b * 34, x + b * 34), s.a0);
+    const __m256 acc = _mm256_add_ps(s.a0, s.a1);
+    __m128 h = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
+    h = _mm_hadd_ps(h, h);
+    h = _mm_hadd_ps(h, h);
+    return _mm_cvtss_f32(h);
+}
+
+// VNNI, two blocks per 512-bit vector: |w| (u8) times x with w's sign moved onto it (s8) by
+// vpdpbusd gives each block's sums in 8 int32 lanes, scaled by a vector holding block A's scale
+// in lanes 0-7 and block B's in 8-15.
+__attribute__((target("avx512f,avx512bw,avx512vnni,avx2,f16c,fma"))) inline void q8_0_vnni_step(
+    const std::uint8_t* wb, const std::uint8_t* xb, __m512& acc) {
+    const __m512i zero = _mm512_setzero_si512();
+    const __m512i qw = q8_0_block_pair(wb), qx = q8_0_block_pair(xb);
+    const __m512i signed_x = _mm512_mask_sub_epi8(qx, _mm512_movepi8_mask(qw), zero, qx);
+    const __m512i dots = _mm512_dpbusd_epi32(zero, _mm512_abs_epi8(qw), signed_x);
+    const __m512 scales = _mm512_mask_mov_ps(_mm512_set1_ps(q8_0_scale(wb, xb)), 0xff00,
+                                             _mm512_set1_ps(q8_0_scale(wb + 34, xb + 34)));
+    acc = _mm512_fmadd_ps(scales, _mm512_cvtepi32_ps(dots), acc);
+}
+
+__attribute__((target("avx512f,avx512bw,avx512vnni,avx2,f16c,fma"))) float q8_0_vnni_finish(
+    const std::uint8_t* w, const std::uint8_t* x, std::int64_t blocks, std::int64_t b, __m512 acc,
+    int prefetch) {
+    float total = _mm512_reduce_add_ps(acc);
+    if (b < blocks) total += dot_q8_0_avx2(w + b * 34, x + b * 34, 32, prefetch);
+    return total;
+}
+
+}  // namespace
+
 __attribute__((target("avx2,f16c,fma"))) float dot_q8_0_avx2(const std::uint8_t* w,
                                                              const std::uint8_t* x,
                                                              std::int64_t cols, int prefetch) {
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    Q8Avx2Sums s{_mm256_setzero_ps(), _mm256_setzero_ps()};
     const std::int64_t blocks = cols / 32;
     std::int64_t b = 0;
     for (; b + 2 <= blocks; b += 2) {
-        const std::uint8_t* wb = w + b * 34;
-        const std::uint8_t* xb = x + b * 34;
-        _mm_prefetch(reinterpret_cast<const char*>(wb) + prefetch, _MM_HINT_T0);
-        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(q8_0_scale(wb, xb)), q8_0_block_lanes(wb, xb), acc0);
-        acc1 = _mm256_fmadd_ps(_mm256_set1_ps(q8_0_scale(wb + 34, xb + 34)),
-                               q8_0_block_lanes(wb + 34, xb + 34), acc1);
+        _mm_prefetch(reinterpret_cast<const char*>(w + b * 34) + prefetch, _MM_HINT_T0);
+        q8_0_avx2_step(w + b * 34, x + b * 34, s);
     }
-    if (b < blocks)
-        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(q8_0_scale(w + b * 34, x + b * 34)),
-                               q8_0_block_lanes(w + b * 34, x + b * 34), acc0);
-    const __m256 acc = _mm256_add_ps(acc0, acc1);
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
-    s = _mm_hadd_ps(s, s);
-    s = _mm_hadd_ps(s, s);
-    return _mm_cvtss_f32(s);
+    return q8_0_avx2_finish(w, x, blocks, b, s);
 }
 
-// The same with AVX-512 VNNI, two blocks per 512-bit vector: |w| (u8) times x with w's sign
-// moved onto it (s8) by vpdpbusd gives each block's sums in 8 int32 lanes, scaled by a vector
-// holding block A's scale in lanes 0-7 and block B's in 8-15.
+__attribute__((target("avx2,f16c,fma"))) void dot_q8_0_avx2_pair(const std::uint8_t* wa,
+                                                                 const std::uint8_t* wb,
+                                                                 const std::uint8_t* x,
+                                                                 std::int64_t cols, int prefetch,
+                                                                 float* ya, float* yb) {
+    Q8Avx2Sums sa{_mm256_setzero_ps(), _mm256_setzero_ps()}, sb = sa;
+    const std::int64_t blocks = cols / 32;
+    std::int64_t b = 0;
+    for (; b + 2 <= blocks; b += 2) {
+        _mm_prefetch(reinterpret_cast<const char*>(wa + b * 34) + prefetch, _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(wb + b * 34) + prefetch, _MM_HINT_T0);
+        q8_0_avx2_step(wa + b * 34, x + b * 34, sa);
+        q8_0_avx2_step(wb + b * 34, x + b * 34, sb);
+    }
+    *ya = q8_0_avx2_finish(wa, x, blocks, b, sa);
+    *yb = q8_0_avx2_finish(wb, x, blocks, b, sb);
+}
+
 __attribute__((target("avx512f,avx512bw,avx512vnni,avx2,f16c,fma"))) float dot_q8_0_vnni(
     const std::uint8_t* w, const std::uint8_t* x, std::int64_t cols, int prefetch) {
-    const __m512i zero = _mm512_setzero_si512();
     __m512 acc = _mm512_setzero_ps();
     const std::int64_t blocks = cols / 32;
     std::int64_t b = 0;
     for (; b + 2 <= blocks; b += 2) {
-        const std::uint8_t* wb = w + b * 34;
-        const std::uint8_t* xb = x + b * 34;
-        // The head streams 330 MB per token: ask for its lines ahead (as the F16 and I2_S GEMVs).
-        _mm_prefetch(reinterpret_cast<const char*>(wb) + prefetch, _MM_HINT_T0);
-        const __m512i qw = q8_0_block_pair(wb), qx = q8_0_block_pair(xb);
-        const __m512i signed_x = _mm512_mask_sub_epi8(qx, _mm512_movepi8_mask(qw), zero, qx);
-        const __m512i dots = _mm512_dpbusd_epi32(zero, _mm512_abs_epi8(qw), signed_x);
-        const __m512 scales = _mm512_mask_mov_ps(_mm512_set1_ps(q8_0_scale(wb, xb)), 0xff00,
-                                                 _mm512_set1_ps(q8_0_scale(wb + 34, xb + 34)));
-        acc = _mm512_fmadd_ps(scales, _mm512_cvtepi32_ps(dots), acc);
+        _mm_prefetch(reinterpret_cast<const char*>(w + b * 34) + prefetch, _MM_HINT_T0);
+        q8_0_vnni_step(w + b * 34, x + b * 34, acc);
     }
-    float total = _mm512_reduce_add_ps(acc);
-    if (b < blocks) total += dot_q8_0_avx2(w + b * 34, x + b * 34, 32, prefetch);
-    return total;
+    return q8_0_vnni_finish(w, x, blocks, b, acc, prefetch);
+}
+
+__attribute__((target("avx512f,avx512bw,avx512vnni,avx2,f16c,fma"))) void dot_q8_0_vnni_pair(
+    const std::uint8_t* wa, const std::uint8_t* wb, const std::uint8_t* x, std::int64_t cols,
+    int prefetch, float* ya, float* yb) {
+    __m512 acc_a = _mm512_setzero_ps(), acc_b = _mm512_setzero_ps();
+    const std::int64_t blocks = cols / 32;
+    std::int64_t b = 0;
+    for (; b + 2 <= blocks; b += 2) {
+        _mm_prefetch(reinterpret_cast<const char*>(wa + b * 34) + prefetch, _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(wb + b * 34) + prefetch, _MM_HINT_T0);
+        q8_0_vnni_step(wa + b * 34, x + b * 34, acc_a);
+        q8_0_vnni_step(wb + b * 34, x + b * 34, acc_b);
+    }
+    *ya = q8_0_vnni_finish(wa, x, blocks, b, acc_a, prefetch);
+    *yb = q8_0_vnni_finish(wb, x, blocks, b, acc_b, prefetch);
 }
 
 }  // namespace bitnet::kernels::detail

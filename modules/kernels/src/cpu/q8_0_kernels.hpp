@@ -13,5 +13,10 @@ namespace bitnet::kernels::detail {
 float dot_q8_0_avx2(const std::uint8_t* w, const std::uint8_t* x, std::int64_t cols, int prefetch);
 // AVX-512 VNNI: two blocks per 512-bit vector.
 float dot_q8_0_vnni(const std::uint8_t* w, const std::uint8_t* x, std::int64_t cols, int prefetch);
+// Two rows at once (two weight streams), each with the one-row kernel's bits.
+void dot_q8_0_avx2_pair(const std::uint8_t* wa, const std::uint8_t* wb, const std::uint8_t* x,
+                        std::int64_t cols, int prefetch, float* ya, float* yb);
+void dot_q8_0_vnni_pair(const std::uint8_t* wa, const std::uint8_t* wb, const std::uint8_t* x,
+                        std::int64_t cols, int prefetch, float* ya, float* yb);
 
 }  // namespace bitnet::kernels::detail
