@@ -365,6 +365,46 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni"))) void row_vnni(co
     }
 }
 
+// Decode, two rows at once (as row_pair_avx2: two weight streams per thread), each with the row
+// kernel's four accumulator chains; an even number of blocks (the activations are arranged in
+// block pairs).
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni"))) void row_pair_vnni(
+    const std::uint8_t* wa, const std::uint8_t* wb, const std::int8_t* q, std::int64_t blocks,
+    std::int32_t* ya, std::int32_t* yb) {
+    const __m512i mask = _mm512_set1_epi8(3);
+    __m512i a[4], b[4];
+    for (int k = 0; k < 4; ++k) a[k] = b[k] = _mm512_setzero_si512();
+    for (std::int64_t pr = 0; pr < blocks / 2; ++pr) {
+        _mm_prefetch(reinterpret_cast<const char*>(wa + pr * 2 * kBlockBytes) + kPrefetchBytes,
+                     _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(wb + pr * 2 * kBlockBytes) + kPrefetchBytes,
+                     _MM_HINT_T0);
+        const __m512i pa = _mm512_loadu_si512(wa + pr * 2 * kBlockBytes);
+        const __m512i pb = _mm512_loadu_si512(wb + pr * 2 * kBlockBytes);
+#pragma GCC unroll 4
+        for (int k = 0; k < 4; ++k) {
+            const int shift = 6 - 2 * k;
+            const __m512i x = _mm512_loadu_si512(q + pr * 2 * kBlock + 64 * k);
+            a[k] =
+                _mm512_dpbusd_epi32(a[k], _mm512_and_si512(_mm512_srli_epi16(pa, shift), mask), x);
+            b[k] =
+                _mm512_dpbusd_epi32(b[k], _mm512_and_si512(_mm512_srli_epi16(pb, shift), mask), x);
+        }
+    }
+    alignas(64) std::int32_t lanes[2][16];
+    _mm512_store_si512(
+        lanes[0], _mm512_add_epi32(_mm512_add_epi32(a[0], a[1]), _mm512_add_epi32(a[2], a[3])));
+    _mm512_store_si512(
+        lanes[1], _mm512_add_epi32(_mm512_add_epi32(b[0], b[1]), _mm512_add_epi32(b[2], b[3])));
+    std::int32_t sum_a = 0, sum_b = 0;
+    for (int l = 0; l < 16; ++l) {
+        sum_a += lanes[0][l];
+        sum_b += lanes[1][l];
+    }
+    *ya = sum_a;
+    *yb = sum_b;
+}
+
 template <int NT>
 struct VnniRow {
     static void run(const std::uint8_t* w, const I2sProblem& p, std::int64_t t0, std::int64_t r) {
@@ -457,6 +497,15 @@ void dot_vnni_tiled(const I2sProblem& p) {
 }
 
 void dot_vnni(const I2sProblem& p) {
+    if (p.n_tokens == 1 && (p.cols / kBlock) % 2 == 0) {  // decode: rows r and r + half together
+        const std::int64_t half = p.n_rows / 2, row_bytes = p.cols / 4;
+        for (std::int64_t r = 0; r < half; ++r)
+            row_pair_vnni(p.weights + r * row_bytes, p.weights + (r + half) * row_bytes, p.q,
+                          p.cols / kBlock, p.out + r, p.out + r + half);
+        if (p.n_rows % 2 != 0)
+            row_vnni<1>(p.weights + (p.n_rows - 1) * row_bytes, p, 0, p.n_rows - 1);
+        return;
+    }
     if (p.n_tokens >= kTileTokens && (p.cols / kBlock) % 2 == 0) {
         dot_vnni_tiled(p);
         return;
