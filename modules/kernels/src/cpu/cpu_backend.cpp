@@ -39,17 +39,16 @@ struct F16Sums {
     __m256 a[4];
 };
 
-__attribute__((target("avx2,f16c,fma"))) inline void add_f16_piece(const std::uint16_t* w, __m256 x,
-                                                                   __m256& acc) {
+__attribute__((target("avx2,f16c,fma"), always_inline)) inline void add_f16_piece(
+    const std::uint16_t* w, __m256 x, __m256& acc) {
     acc = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w))), x,
                           acc);
 }
 
 // The columns from `i` (the 32-wide loop's end) on and the sum of the four accumulators: one
 // row's rules, shared by the one-row and the two-row kernel so both give the same bits.
-__attribute__((target("avx2,f16c,fma"))) float finish_f16_dot(const std::uint16_t* w,
-                                                              const float* x, std::int64_t n,
-                                                              std::int64_t i, F16Sums s) {
+__attribute__((target("avx2,f16c,fma"), always_inline)) inline float finish_f16_dot(
+    const std::uint16_t* w, const float* x, std::int64_t n, std::int64_t i, F16Sums s) {
     for (; i + 8 <= n; i += 8) add_f16_piece(w + i, _mm256_loadu_ps(x + i), s.a[0]);
     const __m256 acc = _mm256_add_ps(_mm256_add_ps(s.a[0], s.a[1]), _mm256_add_ps(s.a[2], s.a[3]));
     __m128 h = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));

@@ -49,19 +49,17 @@ struct Q8Avx2Sums {
 };
 
 // Blocks b and b + 1 of a row.
-__attribute__((target("avx2,f16c,fma"))) inline void q8_0_avx2_step(const std::uint8_t* wb,
-                                                                    const std::uint8_t* xb,
-                                                                    Q8Avx2Sums& s) {
+__attribute__((target("avx2,f16c,fma"), always_inline)) inline void q8_0_avx2_step(
+    const std::uint8_t* wb, const std::uint8_t* xb, Q8Avx2Sums& s) {
     s.a0 = _mm256_fmadd_ps(_mm256_set1_ps(q8_0_scale(wb, xb)), q8_0_block_lanes(wb, xb), s.a0);
     s.a1 = _mm256_fmadd_ps(_mm256_set1_ps(q8_0_scale(wb + 34, xb + 34)),
                            q8_0_block_lanes(wb + 34, xb + 34), s.a1);
 }
 
 // The odd last block (from `b`) and the sum of the lanes.
-__attribute__((target("avx2,f16c,fma"))) float q8_0_avx2_finish(const std::uint8_t* w,
-                                                                const std::uint8_t* x,
-                                                                std::int64_t blocks, std::int64_t b,
-                                                                Q8Avx2Sums s) {
+__attribute__((target("avx2,f16c,fma"), always_inline)) inline float q8_0_avx2_finish(
+    const std::uint8_t* w, const std::uint8_t* x, std::int64_t blocks, std::int64_t b,
+    Q8Avx2Sums s) {
     if (b < blocks)
         s.a0 = _mm256_fmadd_ps(_mm256_set1_ps(q8_0_scale(w + b * 34, x + b * 34)),
                                q8_0_block_lanes(w + b * 34, x + b * 34), s.a0);
@@ -75,8 +73,8 @@ __attribute__((target("avx2,f16c,fma"))) float q8_0_avx2_finish(const std::uint8
 // VNNI, two blocks per 512-bit vector: |w| (u8) times x with w's sign moved onto it (s8) by
 // vpdpbusd gives each block's sums in 8 int32 lanes, scaled by a vector holding block A's scale
 // in lanes 0-7 and block B's in 8-15.
-__attribute__((target("avx512f,avx512bw,avx512vnni,avx2,f16c,fma"))) inline void q8_0_vnni_step(
-    const std::uint8_t* wb, const std::uint8_t* xb, __m512& acc) {
+__attribute__((target("avx512f,avx512bw,avx512vnni,avx2,f16c,fma"), always_inline)) inline void
+q8_0_vnni_step(const std::uint8_t* wb, const std::uint8_t* xb, __m512& acc) {
     const __m512i zero = _mm512_setzero_si512();
     const __m512i qw = q8_0_block_pair(wb), qx = q8_0_block_pair(xb);
     const __m512i signed_x = _mm512_mask_sub_epi8(qx, _mm512_movepi8_mask(qw), zero, qx);
@@ -86,9 +84,9 @@ __attribute__((target("avx512f,avx512bw,avx512vnni,avx2,f16c,fma"))) inline void
     acc = _mm512_fmadd_ps(scales, _mm512_cvtepi32_ps(dots), acc);
 }
 
-__attribute__((target("avx512f,avx512bw,avx512vnni,avx2,f16c,fma"))) float q8_0_vnni_finish(
-    const std::uint8_t* w, const std::uint8_t* x, std::int64_t blocks, std::int64_t b, __m512 acc,
-    int prefetch) {
+__attribute__((target("avx512f,avx512bw,avx512vnni,avx2,f16c,fma"), always_inline)) inline float
+q8_0_vnni_finish(const std::uint8_t* w, const std::uint8_t* x, std::int64_t blocks, std::int64_t b,
+                 __m512 acc, int prefetch) {
     float total = _mm512_reduce_add_ps(acc);
     if (b < blocks) total += dot_q8_0_avx2(w + b * 34, x + b * 34, 32, prefetch);
     return total;
