@@ -175,10 +175,24 @@ class CpuBackend final : public Backend {
         const std::int64_t blocks = w.cols / quant::kQK_K;
         // (the stride once: a type-table lookup per row was ~0.5% of a 2-thread decode)
         const std::uint64_t stride = w.row_bytes();
-        if (n_rows == 1 && (f16 || q8)) {
+        if (n_rows == 1 && (f16 || q8 || (tq && w.type == TypeId::TQ2_0))) {
             const detail::PreparedRow& p = prepared[0];
             const int ahead = head_prefetch_;
-            if (f16) {
+            if (tq) {
+                const std::int32_t* sums = p.block_sums.data();
+                decode_rows_in_pairs(
+                    w, y,
+                    [&](const std::uint8_t* row) {
+                        thread_local std::vector<std::int32_t> dots;
+                        dots.resize(static_cast<std::size_t>(blocks));
+                        detail::tq_block_dots_avx2(w.type, row, p.q.data(), blocks, dots.data());
+                        return detail::tq_row_output(w.type, row, dots.data(), sums, blocks, p.act);
+                    },
+                    [&](const std::uint8_t* a, const std::uint8_t* b, float* ya, float* yb) {
+                        detail::tq2_rows_pair_avx2(a, b, p.q.data(), sums, blocks, p.act.scale, ya,
+                                                   yb);
+                    });
+            } else if (f16) {
                 const float* xf = p.f.data();
                 decode_rows_in_pairs(
                     w, y,

@@ -1,6 +1,9 @@
 #include "tq_kernels.hpp"
+#include "prefetch.hpp"
 
 #include <immintrin.h>
+
+#include <cstring>
 
 #include "bitnet/quantization/formats.hpp"
 
@@ -22,8 +25,9 @@ __attribute__((target("avx2"))) std::int32_t hsum_epi32(__m256i v) {
 // TQ2_0: element chunk*128 + n*32 + m is bits 2n of byte chunk*32 + m (n = 0 in the low bits),
 // so (bytes >> 2n) & 3 is 32 consecutive codes. maddubs (u8 codes x s8 activations) adds pairs
 // into int16; four of them stay below 4 * 2 * 2 * 128 = 2048, far from int16 overflow.
-__attribute__((target("avx2"))) std::int32_t tq2_block_avx2(const std::uint8_t* block,
-                                                            const std::int8_t* q) {
+// (The 8 int32 lanes of the block's dot, before their horizontal sum.)
+__attribute__((target("avx2"), always_inline)) inline __m256i tq2_block_lanes(
+    const std::uint8_t* block, const std::int8_t* q) {
     const __m256i mask = _mm256_set1_epi8(3);
     const __m256i ones = _mm256_set1_epi16(1);
     __m256i acc = _mm256_setzero_si256();
@@ -39,7 +43,12 @@ __attribute__((target("avx2"))) std::int32_t tq2_block_avx2(const std::uint8_t* 
         }
         acc = _mm256_add_epi32(acc, _mm256_madd_epi16(s, ones));
     }
-    return hsum_epi32(acc);
+    return acc;
+}
+
+__attribute__((target("avx2"))) std::int32_t tq2_block_avx2(const std::uint8_t* block,
+                                                            const std::int8_t* q) {
+    return hsum_epi32(tq2_block_lanes(block, q));
 }
 
 // Base-3 digit n (0 = most significant) of every byte, as GGML packs TQ1_0: the byte times 3^n
@@ -85,7 +94,42 @@ __attribute__((target("avx2"))) std::int32_t tq1_block_avx2(const std::uint8_t* 
     return dot;
 }
 
+// tq_row_output's float step for block b: acc + d_b * (D_b - S_b), the scale by F16C (exact).
+__attribute__((target("avx2,f16c"), always_inline)) inline float tq2_add_block(
+    float acc, const std::uint8_t* block, std::int32_t dot, std::int32_t block_sum) {
+    std::uint16_t h;
+    std::memcpy(&h, block + 64, 2);
+    return acc + _cvtsh_ss(h) * static_cast<float>(dot - block_sum);
+}
+
 }  // namespace
+
+// Two rows of blocks at once: two weight streams per thread (as the I2_S and head decode
+// kernels), the lines asked for ahead, the two blocks' horizontal sums shared (two hadds), and
+// each row's outputs added up block by block in tq_row_output's order, so the bits are the
+// same.
+__attribute__((target("avx2,f16c"))) void tq2_rows_pair_avx2(
+    const std::uint8_t* row_a, const std::uint8_t* row_b, const std::int8_t* q,
+    const std::int32_t* block_sums, std::int64_t blocks, float act_scale, float* ya, float* yb) {
+    float acc_a = 0.0f, acc_b = 0.0f;
+    for (std::int64_t b = 0; b < blocks; ++b) {
+        const std::uint8_t* block_a = row_a + b * kTq2Bytes;
+        const std::uint8_t* block_b = row_b + b * kTq2Bytes;
+        _mm_prefetch(reinterpret_cast<const char*>(block_a) + kPrefetchBytes, _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(block_b) + kPrefetchBytes, _MM_HINT_T0);
+        const __m256i la = tq2_block_lanes(block_a, q + b * kBlock);
+        const __m256i lb = tq2_block_lanes(block_b, q + b * kBlock);
+        // [a0+a1, a2+a3, b0+b1, b2+b3 | a4+a5, a6+a7, b4+b5, b6+b7] -> the two sums.
+        const __m256i h = _mm256_hadd_epi32(la, lb);
+        const __m256i h2 = _mm256_hadd_epi32(h, h);
+        const __m128i sums =
+            _mm_add_epi32(_mm256_castsi256_si128(h2), _mm256_extracti128_si256(h2, 1));
+        acc_a = tq2_add_block(acc_a, block_a, _mm_cvtsi128_si32(sums), block_sums[b]);
+        acc_b = tq2_add_block(acc_b, block_b, _mm_extract_epi32(sums, 1), block_sums[b]);
+    }
+    *ya = acc_a / act_scale;
+    *yb = acc_b / act_scale;
+}
 
 void tq_block_dots_scalar(TypeId type, const std::uint8_t* row, const std::int8_t* q,
                           std::int64_t blocks, std::int32_t* dots) {
