@@ -222,6 +222,10 @@ class CpuBackend final : public Backend {
             }
             return;
         }
+        if (tq && w.type == TypeId::TQ2_0) {
+            tq2_tokens(w, prepared, n_rows, y);
+            return;
+        }
 #pragma omp parallel for schedule(dynamic, 64) num_threads(threads_)
         for (std::int64_t n = 0; n < rows; ++n) {
             const std::uint8_t* row = w.data + static_cast<std::uint64_t>(n) * stride;
@@ -353,6 +357,40 @@ class CpuBackend final : public Backend {
             for (std::int64_t i = 0; i < half; ++i)
                 pair(row(r0 + i), row(r0 + half + i), y + r0 + i, y + r0 + half + i);
             if (count % 2 != 0) y[r0 + count - 1] = one(row(r0 + count - 1));
+        }
+    }
+
+    // Several tokens through a TQ2_0 matrix (prefill, batches): rows on the threads, each row's
+    // block dots for all tokens with its codes unpacked once per block for four of them, the
+    // block scales converted once, then every token's output by tq_output (tq_row_output's
+    // float rule).
+    void tq2_tokens(const WeightView& w, const std::vector<detail::PreparedRow>& prepared,
+                    std::int64_t n_rows, float* y) const {
+        const std::int64_t rows = w.rows, blocks = w.cols / quant::kQK_K;
+        const std::uint64_t stride = w.row_bytes();
+        std::vector<const std::int8_t*> q(static_cast<std::size_t>(n_rows));
+        for (std::int64_t r = 0; r < n_rows; ++r)
+            q[static_cast<std::size_t>(r)] = prepared[static_cast<std::size_t>(r)].q.data();
+#pragma omp parallel for schedule(dynamic, 16) num_threads(threads_)
+        for (std::int64_t n = 0; n < rows; ++n) {
+            const std::uint8_t* row = w.data + static_cast<std::uint64_t>(n) * stride;
+            thread_local std::vector<std::int32_t> dots;
+            thread_local std::vector<std::int32_t*> dot_rows;
+            dots.resize(static_cast<std::size_t>(n_rows * blocks));
+            dot_rows.resize(static_cast<std::size_t>(n_rows));
+            for (std::int64_t r = 0; r < n_rows; ++r)
+                dot_rows[static_cast<std::size_t>(r)] = dots.data() + r * blocks;
+            detail::tq2_block_dots_tokens_avx2(row, q.data(), static_cast<int>(n_rows), blocks,
+                                               dot_rows.data());
+            thread_local std::vector<float> scales;
+            scales.resize(static_cast<std::size_t>(blocks));
+            detail::tq2_row_scales(row, blocks, scales.data());
+            for (std::int64_t r = 0; r < n_rows; ++r) {
+                const detail::PreparedRow& p = prepared[static_cast<std::size_t>(r)];
+                y[r * rows + n] =
+                    detail::tq_output(scales.data(), dot_rows[static_cast<std::size_t>(r)],
+                                      p.block_sums.data(), blocks, p.act.scale);
+            }
         }
     }
 

@@ -3,6 +3,7 @@
 
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "bitnet/quantization/formats.hpp"
@@ -131,6 +132,62 @@ __attribute__((target("avx2,f16c"))) void tq2_rows_pair_avx2(
     *yb = acc_b / act_scale;
 }
 
+namespace {
+
+// NT tokens' dots of one TQ2_0 row: each block's 8 code vectors unpacked once for all of them.
+template <int NT>
+__attribute__((target("avx2"))) void tq2_tokens_avx2(const std::uint8_t* row,
+                                                     const std::int8_t* const* q,
+                                                     std::int64_t blocks,
+                                                     std::int32_t* const* dots) {
+    const __m256i mask = _mm256_set1_epi8(3);
+    const __m256i ones = _mm256_set1_epi16(1);
+    for (std::int64_t b = 0; b < blocks; ++b) {
+        const std::uint8_t* block = row + b * kTq2Bytes;
+        __m256i acc[NT];
+        for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_si256();
+        for (int chunk = 0; chunk < 2; ++chunk) {
+            const __m256i bytes =
+                _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + chunk * 32));
+            __m256i s[NT];
+            for (int t = 0; t < NT; ++t) s[t] = _mm256_setzero_si256();
+            for (int n = 0; n < 4; ++n) {
+                const __m256i codes = _mm256_and_si256(_mm256_srli_epi16(bytes, 2 * n), mask);
+                for (int t = 0; t < NT; ++t)
+                    s[t] = _mm256_add_epi16(
+                        s[t], _mm256_maddubs_epi16(
+                                  codes, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(
+                                             q[t] + b * kBlock + chunk * 128 + n * 32))));
+            }
+            for (int t = 0; t < NT; ++t)
+                acc[t] = _mm256_add_epi32(acc[t], _mm256_madd_epi16(s[t], ones));
+        }
+        for (int t = 0; t < NT; ++t) dots[t][b] = hsum_epi32(acc[t]);
+    }
+}
+
+}  // namespace
+
+void tq2_block_dots_tokens_avx2(const std::uint8_t* row, const std::int8_t* const* q, int tokens,
+                                std::int64_t blocks, std::int32_t* const* dots) {
+    for (int t0 = 0; t0 < tokens; t0 += 4) {
+        switch (std::min(4, tokens - t0)) {
+            case 1:
+                tq2_tokens_avx2<1>(row, q + t0, blocks, dots + t0);
+                break;
+            case 2:
+                tq2_tokens_avx2<2>(row, q + t0, blocks, dots + t0);
+                break;
+            case 3:
+                tq2_tokens_avx2<3>(row, q + t0, blocks, dots + t0);
+                break;
+            default:
+                tq2_tokens_avx2<4>(row, q + t0, blocks, dots + t0);
+                break;
+        }
+    }
+}
+
 void tq_block_dots_scalar(TypeId type, const std::uint8_t* row, const std::int8_t* q,
                           std::int64_t blocks, std::int32_t* dots) {
     const bool tq2 = type == TypeId::TQ2_0;
@@ -158,6 +215,14 @@ void tq_block_dots_avx2(TypeId type, const std::uint8_t* row, const std::int8_t*
     }
 }
 
+float tq_output(const float* scales, const std::int32_t* dots, const std::int32_t* block_sums,
+                std::int64_t blocks, float act_scale) {
+    float acc = 0.0f;
+    for (std::int64_t b = 0; b < blocks; ++b)
+        acc += scales[b] * static_cast<float>(dots[b] - block_sums[b]);
+    return acc / act_scale;
+}
+
 float tq_row_output(TypeId type, const std::uint8_t* row, const std::int32_t* dots,
                     const std::int32_t* block_sums, std::int64_t blocks,
                     const quant::ActivationScale& act) {
@@ -166,9 +231,19 @@ float tq_row_output(TypeId type, const std::uint8_t* row, const std::int32_t* do
     for (std::int64_t b = 0; b < blocks; ++b) {
         const std::uint8_t* block = row + b * (tq2 ? kTq2Bytes : kTq1Bytes);
         const float scale = tq2 ? quant::tq2_0_block_scale(block) : quant::tq1_0_block_scale(block);
+        // (tq_output's step: the same operations, so both give the same bits)
         acc += scale * static_cast<float>(dots[b] - block_sums[b]);
     }
     return acc / act.scale;
+}
+
+__attribute__((target("f16c"))) void tq2_row_scales(const std::uint8_t* row, std::int64_t blocks,
+                                                    float* scales) {
+    for (std::int64_t b = 0; b < blocks; ++b) {
+        std::uint16_t h;
+        std::memcpy(&h, row + b * kTq2Bytes + 64, 2);
+        scales[b] = _cvtsh_ss(h);
+    }
 }
 
 }  // namespace bitnet::kernels::detail
