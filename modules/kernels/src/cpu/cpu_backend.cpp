@@ -222,31 +222,21 @@ class CpuBackend final : public Backend {
             }
             return;
         }
-        if (tq && w.type == TypeId::TQ2_0) {
-            tq2_tokens(w, prepared, n_rows, y);
+        if (tq) {  // (one token took the decode path above for TQ2_0)
+            tq_tokens(w, prepared, n_rows, y);
             return;
         }
 #pragma omp parallel for schedule(dynamic, 64) num_threads(threads_)
         for (std::int64_t n = 0; n < rows; ++n) {
             const std::uint8_t* row = w.data + static_cast<std::uint64_t>(n) * stride;
-            thread_local std::vector<std::int32_t> dots;
             for (std::int64_t r = 0; r < n_rows; ++r) {
                 const detail::PreparedRow& p = prepared[static_cast<std::size_t>(r)];
-                float out;
-                if (tq) {
-                    dots.resize(static_cast<std::size_t>(blocks));
-                    detail::tq_block_dots_avx2(w.type, row, p.q.data(), blocks, dots.data());
-                    out = detail::tq_row_output(w.type, row, dots.data(), p.block_sums.data(),
-                                                blocks, p.act);
-                } else {
-                    out = f16 ? dot_f16_f16c(reinterpret_cast<const std::uint16_t*>(row),
-                                             p.f.data(), w.cols, head_prefetch_)
-                          : q8_vnni
-                              ? detail::dot_q8_0_vnni(row, p.q8.data(), w.cols, head_prefetch_)
-                          : q8 ? detail::dot_q8_0_avx2(row, p.q8.data(), w.cols, head_prefetch_)
-                               : detail::dot_row_reference(w, n, p, true);
-                }
-                y[r * rows + n] = out;
+                y[r * rows + n] =
+                    f16 ? dot_f16_f16c(reinterpret_cast<const std::uint16_t*>(row), p.f.data(),
+                                       w.cols, head_prefetch_)
+                    : q8_vnni ? detail::dot_q8_0_vnni(row, p.q8.data(), w.cols, head_prefetch_)
+                    : q8      ? detail::dot_q8_0_avx2(row, p.q8.data(), w.cols, head_prefetch_)
+                              : detail::dot_row_reference(w, n, p, true);
             }
         }
     }
@@ -360,12 +350,13 @@ class CpuBackend final : public Backend {
         }
     }
 
-    // Several tokens through a TQ2_0 matrix (prefill, batches): rows on the threads, each row's
+    // Several tokens through a TQ2_0 / TQ1_0 matrix (prefill, batches; TQ1_0 also one): rows on
+    // the threads, each row's
     // block dots for all tokens with its codes unpacked once per block for four of them, the
     // block scales converted once, then every token's output by tq_output (tq_row_output's
     // float rule).
-    void tq2_tokens(const WeightView& w, const std::vector<detail::PreparedRow>& prepared,
-                    std::int64_t n_rows, float* y) const {
+    void tq_tokens(const WeightView& w, const std::vector<detail::PreparedRow>& prepared,
+                   std::int64_t n_rows, float* y) const {
         const std::int64_t rows = w.rows, blocks = w.cols / quant::kQK_K;
         const std::uint64_t stride = w.row_bytes();
         std::vector<const std::int8_t*> q(static_cast<std::size_t>(n_rows));
@@ -380,11 +371,15 @@ class CpuBackend final : public Backend {
             dot_rows.resize(static_cast<std::size_t>(n_rows));
             for (std::int64_t r = 0; r < n_rows; ++r)
                 dot_rows[static_cast<std::size_t>(r)] = dots.data() + r * blocks;
-            detail::tq2_block_dots_tokens_avx2(row, q.data(), static_cast<int>(n_rows), blocks,
-                                               dot_rows.data());
+            if (w.type == TypeId::TQ2_0)
+                detail::tq2_block_dots_tokens_avx2(row, q.data(), static_cast<int>(n_rows), blocks,
+                                                   dot_rows.data());
+            else
+                detail::tq1_block_dots_tokens_avx2(row, q.data(), static_cast<int>(n_rows), blocks,
+                                                   dot_rows.data());
             thread_local std::vector<float> scales;
             scales.resize(static_cast<std::size_t>(blocks));
-            detail::tq2_row_scales(row, blocks, scales.data());
+            detail::tq_row_scales(w.type, row, blocks, scales.data());
             for (std::int64_t r = 0; r < n_rows; ++r) {
                 const detail::PreparedRow& p = prepared[static_cast<std::size_t>(r)];
                 y[r * rows + n] =

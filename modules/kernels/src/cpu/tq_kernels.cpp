@@ -166,7 +166,71 @@ __attribute__((target("avx2"))) void tq2_tokens_avx2(const std::uint8_t* row,
     }
 }
 
+// NT tokens' dots of one TQ1_0 row: each block's base-3 digits extracted once for all of them
+// (tq1_block_avx2's steps).
+template <int NT>
+__attribute__((target("avx2"))) void tq1_tokens_avx2(const std::uint8_t* row,
+                                                     const std::int8_t* const* q,
+                                                     std::int64_t blocks,
+                                                     std::int32_t* const* dots) {
+    static constexpr int kPow3[5] = {1, 3, 9, 27, 81};
+    const __m256i ones = _mm256_set1_epi16(1);
+    for (std::int64_t b = 0; b < blocks; ++b) {
+        const std::uint8_t* block = row + b * kTq1Bytes;
+        const __m256i first = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block));
+        const __m256i second =
+            _mm256_zextsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(block + 32)));
+        __m256i s[NT];
+        for (int t = 0; t < NT; ++t) s[t] = _mm256_setzero_si256();
+        for (int n = 0; n < 5; ++n) {
+            const __m256i d1 = trit_digits(first, kPow3[n]), d2 = trit_digits(second, kPow3[n]);
+            for (int t = 0; t < NT; ++t) {
+                const std::int8_t* x = q[t] + b * kBlock;
+                s[t] = _mm256_add_epi16(
+                    s[t],
+                    _mm256_maddubs_epi16(
+                        d1, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + 32 * n))));
+                s[t] = _mm256_add_epi16(
+                    s[t], _mm256_maddubs_epi16(
+                              d2, _mm256_zextsi128_si256(_mm_loadu_si128(
+                                      reinterpret_cast<const __m128i*>(x + 160 + 16 * n)))));
+            }
+        }
+        int tail[16];
+        for (int n = 0; n < 4; ++n)
+            for (int j = 0; j < 4; ++j) {
+                const auto shifted = static_cast<std::uint8_t>(block[48 + j] * kPow3[n]);
+                tail[4 * n + j] = (static_cast<int>(shifted) * 3) >> 8;
+            }
+        for (int t = 0; t < NT; ++t) {
+            std::int32_t dot = hsum_epi32(_mm256_madd_epi16(s[t], ones));
+            for (int i = 0; i < 16; ++i) dot += tail[i] * q[t][b * kBlock + 240 + i];
+            dots[t][b] = dot;
+        }
+    }
+}
+
 }  // namespace
+
+void tq1_block_dots_tokens_avx2(const std::uint8_t* row, const std::int8_t* const* q, int tokens,
+                                std::int64_t blocks, std::int32_t* const* dots) {
+    for (int t0 = 0; t0 < tokens; t0 += 4) {
+        switch (std::min(4, tokens - t0)) {
+            case 1:
+                tq1_tokens_avx2<1>(row, q + t0, blocks, dots + t0);
+                break;
+            case 2:
+                tq1_tokens_avx2<2>(row, q + t0, blocks, dots + t0);
+                break;
+            case 3:
+                tq1_tokens_avx2<3>(row, q + t0, blocks, dots + t0);
+                break;
+            default:
+                tq1_tokens_avx2<4>(row, q + t0, blocks, dots + t0);
+                break;
+        }
+    }
+}
 
 void tq2_block_dots_tokens_avx2(const std::uint8_t* row, const std::int8_t* const* q, int tokens,
                                 std::int64_t blocks, std::int32_t* const* dots) {
@@ -237,11 +301,13 @@ float tq_row_output(TypeId type, const std::uint8_t* row, const std::int32_t* do
     return acc / act.scale;
 }
 
-__attribute__((target("f16c"))) void tq2_row_scales(const std::uint8_t* row, std::int64_t blocks,
-                                                    float* scales) {
+__attribute__((target("f16c"))) void tq_row_scales(TypeId type, const std::uint8_t* row,
+                                                   std::int64_t blocks, float* scales) {
+    const bool tq2 = type == TypeId::TQ2_0;
+    const std::int64_t bytes = tq2 ? kTq2Bytes : kTq1Bytes, at = tq2 ? 64 : 52;
     for (std::int64_t b = 0; b < blocks; ++b) {
         std::uint16_t h;
-        std::memcpy(&h, row + b * kTq2Bytes + 64, 2);
+        std::memcpy(&h, row + b * bytes + at, 2);
         scales[b] = _cvtsh_ss(h);
     }
 }

@@ -21,6 +21,9 @@ void tq_block_dots_avx2(quant::TypeId type, const std::uint8_t* row, const std::
 // unpacked once for up to four of them (the same integers as tq_block_dots_avx2).
 void tq2_block_dots_tokens_avx2(const std::uint8_t* row, const std::int8_t* const* q, int tokens,
                                 std::int64_t blocks, std::int32_t* const* dots);
+// The same for TQ1_0 (each block's base-3 digits extracted once for up to four tokens).
+void tq1_block_dots_tokens_avx2(const std::uint8_t* row, const std::int8_t* const* q, int tokens,
+                                std::int64_t blocks, std::int32_t* const* dots);
 
 // Decode, TQ2_0: rows a and b at once (two weight streams per thread), each y as
 // tq_row_output gives it (`act_scale`: the activations' scale a).
@@ -28,8 +31,8 @@ void tq2_rows_pair_avx2(const std::uint8_t* row_a, const std::uint8_t* row_b, co
                         const std::int32_t* block_sums, std::int64_t blocks, float act_scale,
                         float* ya, float* yb);
 
-// A TQ2_0 row's block scales d_b as floats (F16C: the exact conversion).
-void tq2_row_scales(const std::uint8_t* row, std::int64_t blocks, float* scales);
+// A TQ2_0 / TQ1_0 row's block scales d_b as floats (F16C: the exact conversion).
+void tq_row_scales(quant::TypeId type, const std::uint8_t* row, std::int64_t blocks, float* scales);
 // tq_row_output's rule with the block scales given: the same operations in the same order.
 float tq_output(const float* scales, const std::int32_t* dots, const std::int32_t* block_sums,
                 std::int64_t blocks, float act_scale);
