@@ -128,6 +128,17 @@ __attribute__((target("avx2,fma"))) void row_pair_avx2(const std::uint8_t* wa,
     *yb = horizontal_sum_avx2(acc_b);
 }
 
+// Decode (one token): rows r and r + half of the range by `pair` (two weight streams per thread),
+// an odd last row by the one-token row kernel `one`.
+template <class Pair, class One>
+void decode_in_row_pairs(const I2sProblem& p, Pair pair, One one) {
+    const std::int64_t half = p.n_rows / 2, row_bytes = p.cols / 4;
+    for (std::int64_t r = 0; r < half; ++r)
+        pair(p.weights + r * row_bytes, p.weights + (r + half) * row_bytes, p.q, p.cols / kBlock,
+             p.out + r, p.out + r + half);
+    if (p.n_rows % 2 != 0) one(p.weights + (p.n_rows - 1) * row_bytes, p, 0, p.n_rows - 1);
+}
+
 // Runs `Row<NT>` over the problem: token groups of 8 (then the remainder) in the outer loop and
 // the rows of the range inside, so one group's activations stay in L1 while the range's rows
 // (a few kB of weights, also L1-resident) pass by — a tiled GEMM for prefill, a GEMV for decode.
@@ -251,13 +262,8 @@ void avx2_rows_of_group(const I2sProblem& p, std::int64_t t0, std::int64_t r_beg
 // Decode: the row kernel. Several tokens: groups of 4 tokens (their activations stay in L1) over
 // the rows in pairs; an odd last row and the last 1-3 tokens by the row kernels.
 void dot_avx2(const I2sProblem& p) {
-    if (p.n_tokens == 1) {  // decode: rows r and r + half together, an odd last row alone
-        const std::int64_t half = p.n_rows / 2, row_bytes = p.cols / 4;
-        for (std::int64_t r = 0; r < half; ++r)
-            row_pair_avx2(p.weights + r * row_bytes, p.weights + (r + half) * row_bytes, p.q,
-                          p.cols / kBlock, p.out + r, p.out + r + half);
-        if (p.n_rows % 2 != 0)
-            row_avx2<1>(p.weights + (p.n_rows - 1) * row_bytes, p, 0, p.n_rows - 1);
+    if (p.n_tokens == 1) {
+        decode_in_row_pairs(p, row_pair_avx2, row_avx2<1>);
         return;
     }
     if (p.n_tokens < kAvx2TileTokens) {
@@ -497,13 +503,8 @@ void dot_vnni_tiled(const I2sProblem& p) {
 }
 
 void dot_vnni(const I2sProblem& p) {
-    if (p.n_tokens == 1 && (p.cols / kBlock) % 2 == 0) {  // decode: rows r and r + half together
-        const std::int64_t half = p.n_rows / 2, row_bytes = p.cols / 4;
-        for (std::int64_t r = 0; r < half; ++r)
-            row_pair_vnni(p.weights + r * row_bytes, p.weights + (r + half) * row_bytes, p.q,
-                          p.cols / kBlock, p.out + r, p.out + r + half);
-        if (p.n_rows % 2 != 0)
-            row_vnni<1>(p.weights + (p.n_rows - 1) * row_bytes, p, 0, p.n_rows - 1);
+    if (p.n_tokens == 1 && (p.cols / kBlock) % 2 == 0) {
+        decode_in_row_pairs(p, row_pair_vnni, row_vnni<1>);
         return;
     }
     if (p.n_tokens >= kTileTokens && (p.cols / kBlock) % 2 == 0) {

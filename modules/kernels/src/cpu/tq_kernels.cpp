@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <type_traits>
 
 #include "bitnet/quantization/formats.hpp"
 
@@ -212,44 +213,44 @@ __attribute__((target("avx2"))) void tq1_tokens_avx2(const std::uint8_t* row,
 
 }  // namespace
 
-void tq1_block_dots_tokens_avx2(const std::uint8_t* row, const std::int8_t* const* q, int tokens,
-                                std::int64_t blocks, std::int32_t* const* dots) {
+namespace {
+
+// kernel(nt, t0) for the tokens in groups of four from t0, nt (a std::integral_constant: the
+// kernels' template argument) the group's size.
+template <class Kernel>
+void in_token_groups(int tokens, Kernel kernel) {
     for (int t0 = 0; t0 < tokens; t0 += 4) {
         switch (std::min(4, tokens - t0)) {
             case 1:
-                tq1_tokens_avx2<1>(row, q + t0, blocks, dots + t0);
+                kernel(std::integral_constant<int, 1>{}, t0);
                 break;
             case 2:
-                tq1_tokens_avx2<2>(row, q + t0, blocks, dots + t0);
+                kernel(std::integral_constant<int, 2>{}, t0);
                 break;
             case 3:
-                tq1_tokens_avx2<3>(row, q + t0, blocks, dots + t0);
+                kernel(std::integral_constant<int, 3>{}, t0);
                 break;
             default:
-                tq1_tokens_avx2<4>(row, q + t0, blocks, dots + t0);
+                kernel(std::integral_constant<int, 4>{}, t0);
                 break;
         }
     }
 }
 
+}  // namespace
+
+void tq1_block_dots_tokens_avx2(const std::uint8_t* row, const std::int8_t* const* q, int tokens,
+                                std::int64_t blocks, std::int32_t* const* dots) {
+    in_token_groups(tokens, [&](auto nt, int t0) {
+        tq1_tokens_avx2<decltype(nt)::value>(row, q + t0, blocks, dots + t0);
+    });
+}
+
 void tq2_block_dots_tokens_avx2(const std::uint8_t* row, const std::int8_t* const* q, int tokens,
                                 std::int64_t blocks, std::int32_t* const* dots) {
-    for (int t0 = 0; t0 < tokens; t0 += 4) {
-        switch (std::min(4, tokens - t0)) {
-            case 1:
-                tq2_tokens_avx2<1>(row, q + t0, blocks, dots + t0);
-                break;
-            case 2:
-                tq2_tokens_avx2<2>(row, q + t0, blocks, dots + t0);
-                break;
-            case 3:
-                tq2_tokens_avx2<3>(row, q + t0, blocks, dots + t0);
-                break;
-            default:
-                tq2_tokens_avx2<4>(row, q + t0, blocks, dots + t0);
-                break;
-        }
-    }
+    in_token_groups(tokens, [&](auto nt, int t0) {
+        tq2_tokens_avx2<decltype(nt)::value>(row, q + t0, blocks, dots + t0);
+    });
 }
 
 void tq_block_dots_scalar(TypeId type, const std::uint8_t* row, const std::int8_t* q,
