@@ -32,9 +32,7 @@ namespace {
 
 using quant::TypeId;
 
-// F16 row . f32 vector (the vector already rounded to half precision) with F16C + FMA; four
-// independent accumulators hide the FMA latency. The row's lines are asked for `prefetch` bytes
-// ahead (head_prefetch_bytes).
+// The F16 GEMV's four accumulators (independent chains hide the FMA latency).
 struct F16Sums {
     __m256 a[4];
 };
@@ -59,6 +57,8 @@ __attribute__((target("avx2,f16c,fma"), always_inline)) inline float finish_f16_
     return total;
 }
 
+// F16 row . f32 vector (the vector already rounded to half precision) with F16C + FMA. The row's
+// lines are asked for `prefetch` bytes ahead (head_prefetch_bytes).
 __attribute__((target("avx2,f16c,fma"))) float dot_f16_f16c(const std::uint16_t* w, const float* x,
                                                             std::int64_t n, int prefetch) {
     F16Sums s{{_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()}};
@@ -74,7 +74,8 @@ __attribute__((target("avx2,f16c,fma"))) float dot_f16_f16c(const std::uint16_t*
 // Two rows at once, each with the one-row kernel's operations in its order (the same bits):
 // two streams of weights per thread keep more lines in flight than one — on the Zen 3 VM the F16
 // head streamed 29.7 GB/s instead of 23.5 (in-process alternation), the ternary products 23.7
-// instead of 20.3 with I2sPairs below. Each vector of x serves both rows.
+// instead of 20.3 with the I2_S kernels' row pairs (row_pair_avx2). Each vector of x serves both
+// rows.
 __attribute__((target("avx2,f16c,fma"))) void dot_f16_f16c_pair(const std::uint16_t* wa,
                                                                 const std::uint16_t* wb,
                                                                 const float* x, std::int64_t n,
