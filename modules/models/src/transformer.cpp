@@ -1,10 +1,14 @@
 #include "bitnet/models/transformer.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <type_traits>
 
+#include <omp.h>
+
 #include "bitnet/common/error.hpp"
+#include "bitnet/kernels/attention_heads.hpp"
 #include "bitnet/kernels/ops.hpp"
 #include "bitnet/quantization/formats.hpp"
 #include "bitnet/quantization/fp16.hpp"
@@ -217,8 +221,70 @@ void attend(const float* q, std::int64_t hd, std::int64_t n_pos, float scale, At
 
 }  // namespace
 
+// The group jobs of attention_by_head_group: a KV head's whole group of query heads per job (its
+// cached keys and values converted once for all of them), except where that would leave threads
+// idle or unevenly loaded — decode has only n_kv groups per token — where the groups that do not
+// fill a last round of the threads are split into smaller ones (power-of-two divisors of the
+// group), dealt after the whole ones.
+void plan_head_groups(std::int64_t n_tokens, std::int64_t n_kv, std::int64_t group, int threads,
+                      std::vector<HeadGroupJob>& jobs) {
+    jobs.clear();
+    const std::int64_t units = n_tokens * n_kv;
+    const std::int64_t whole = units >= 4 * threads ? units : units / threads * threads;
+    std::int64_t split = 1;  // parts each remaining group is cut into
+    while (split < group && group % (split * 2) == 0 && (units - whole) * split < threads)
+        split *= 2;
+    for (std::int64_t u = 0; u < units; ++u) {
+        const std::int64_t t = u / n_kv, first = (u % n_kv) * group;
+        const std::int64_t parts = u < whole ? 1 : split;
+        for (std::int64_t part = 0; part < parts; ++part)
+            jobs.push_back({t, first + part * (group / parts), group / parts});
+    }
+    // Whole groups first: with dynamic scheduling the small jobs then even out the threads.
+    std::stable_partition(jobs.begin(), jobs.end(),
+                          [group](const HeadGroupJob& j) { return j.heads == group; });
+}
+
+void Transformer::attention_by_head_group(std::int64_t layer, const float* q,
+                                          std::span<const BatchToken> batch, float* out) const {
+    const std::int64_t hd = config_.head_dim, n_head = config_.head_count,
+                       n_kv = config_.head_count_kv;
+    const std::int64_t group = n_head / n_kv;
+    const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+    const auto n_tokens = static_cast<std::int64_t>(batch.size());
+    std::vector<HeadGroupJob>& jobs = scratch_.head_groups;
+    plan_head_groups(n_tokens, n_kv, group, omp_get_max_threads(), jobs);
+    std::int64_t work = 0;
+    for (const BatchToken& b : batch) work += b.position + 1;
+    const auto n_jobs = static_cast<std::int64_t>(jobs.size());
+#pragma omp parallel for schedule(dynamic, 1) if (n_jobs > 1 && work * n_head >= 256)
+    for (std::int64_t j = 0; j < n_jobs; ++j) {
+        const HeadGroupJob& job = jobs[static_cast<std::size_t>(j)];
+        const BatchToken& b = batch[static_cast<std::size_t>(job.token)];
+        const KvCache& cache = *b.cache;
+        const std::int64_t n_pos = b.position + 1;  // causal: positions 0 .. position
+        const std::int64_t kvh = job.first_head / group;
+        const std::int64_t first = job.token * n_head + job.first_head;
+        thread_local std::vector<float> scores, qh;
+        // The query rounded to F16, as ggml converts it for the dot products with an F16 cache.
+        qh.assign(q + first * hd, q + (first + job.heads) * hd);
+        kernels::round_to_f16(qh.data(), job.heads * hd);
+        scores.resize(static_cast<std::size_t>(job.heads * n_pos));
+        kernels::attention_heads_f16(qh.data(), job.heads, cache.k_f16(layer, 0) + kvh * hd,
+                                     cache.v_f16(layer, 0) + kvh * hd, cache.row_size(), n_pos, hd,
+                                     scale, scores.data(), out + first * hd);
+    }
+}
+
 void Transformer::attention(std::int64_t layer, const float* q, std::span<const BatchToken> batch,
                             AttentionMode mode, float* out) const {
+    const bool all_f16 = std::all_of(batch.begin(), batch.end(), [](const BatchToken& b) {
+        return b.cache->type() == KvType::F16;
+    });
+    if (mode == AttentionMode::Standard && all_f16) {
+        attention_by_head_group(layer, q, batch, out);
+        return;
+    }
     const std::int64_t hd = config_.head_dim, n_head = config_.head_count,
                        n_kv = config_.head_count_kv;
     const std::int64_t group = n_head / n_kv;

@@ -37,6 +37,16 @@ struct BatchToken {
     KvCache* cache;
 };
 
+// One job of attention over an F16 cache: `heads` query heads from `first_head` on, all sharing
+// one KV head, for token `token` of the batch.
+struct HeadGroupJob {
+    std::int64_t token, first_head, heads;
+};
+// How attention's work is cut for `threads` threads (every query head of every token in exactly
+// one job; see transformer.cpp).
+void plan_head_groups(std::int64_t n_tokens, std::int64_t n_kv, std::int64_t group, int threads,
+                      std::vector<HeadGroupJob>& jobs);
+
 // How attention is computed (see transformer.cpp): Standard = ggml's default path,
 // Flash = llama.cpp's flash-attention numerics (-fa; F16 accumulation with an F16 cache).
 enum class AttentionMode { Standard, Flash };
@@ -82,6 +92,8 @@ class Transformer {
              std::int64_t first_logits, std::vector<float>& logits) const;
     void attention(std::int64_t layer, const float* q, std::span<const BatchToken> batch,
                    AttentionMode mode, float* out) const;
+    void attention_by_head_group(std::int64_t layer, const float* q,
+                                 std::span<const BatchToken> batch, float* out) const;
 
     std::shared_ptr<const GgufFile> file_;
     ModelConfig config_;
@@ -94,6 +106,7 @@ class Transformer {
     struct Scratch {
         std::vector<float> x, xn, q, k, v, att, proj, g, u, rope_cos, rope_sin;
         std::vector<BatchToken> batch;
+        std::vector<HeadGroupJob> head_groups;
     };
     mutable Scratch scratch_;
 };

@@ -1,0 +1,184 @@
+#include "bitnet/kernels/attention_heads.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include <immintrin.h>
+
+#include "bitnet/common/cpu_features.hpp"
+#include "bitnet/kernels/ops.hpp"
+
+namespace bitnet::kernels {
+
+namespace {
+
+// Rows this many positions ahead are asked for early: a head's row is a few cache lines at a
+// stride the hardware prefetchers do not follow (ops.cpp's one-head kernels do the same).
+constexpr std::int64_t kAhead = 8;
+
+__attribute__((target("avx2"))) inline void prefetch_bytes(const std::uint16_t* row,
+                                                           std::int64_t halves) {
+    for (std::int64_t b = 0; b < halves * 2; b += 64)
+        _mm_prefetch(reinterpret_cast<const char*>(row) + b, _MM_HINT_T0);
+}
+
+__attribute__((target("avx2,f16c"))) inline __m256 half8(const std::uint16_t* v) {
+    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(v)));
+}
+
+// Lane j of the result is accumulator j's eight lanes summed as dot_f16_f32 sums them,
+// ((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7)): two rounds of pairwise hadds, then the
+// halves — eight reductions in seven instructions instead of eight scalar trees.
+__attribute__((target("avx2"))) inline __m256 reduce_eight(const __m256* acc) {
+    const __m256 a = _mm256_hadd_ps(acc[0], acc[1]), b = _mm256_hadd_ps(acc[2], acc[3]),
+                 c = _mm256_hadd_ps(acc[4], acc[5]), d = _mm256_hadd_ps(acc[6], acc[7]);
+    const __m256 ab = _mm256_hadd_ps(a, b), cd = _mm256_hadd_ps(c, d);
+    return _mm256_add_ps(_mm256_permute2f128_ps(ab, cd, 0x20),
+                         _mm256_permute2f128_ps(ab, cd, 0x31));
+}
+
+// scores[p * G + g] = dot_f16_f32(row p, q_g, n) for n a multiple of 8. Eight accumulators in
+// flight: 8 / G rows of G heads, each key half converted once for all G heads.
+template <int G>
+__attribute__((target("avx2,f16c"))) void group_scores(const std::uint16_t* rows,
+                                                       std::int64_t stride, std::int64_t count,
+                                                       const float* q, std::int64_t n,
+                                                       float* scores) {
+    constexpr int R = 8 / G;
+    std::int64_t p = 0;
+    for (; p + R <= count; p += R) {
+        for (int r = 0; r < R && p + kAhead + r < count; ++r)
+            prefetch_bytes(rows + (p + kAhead + r) * stride, n);
+        __m256 acc[8];
+        for (__m256& a : acc) a = _mm256_setzero_ps();
+        for (std::int64_t i = 0; i < n; i += 8) {
+            __m256 k[R];
+            for (int r = 0; r < R; ++r) k[r] = half8(rows + (p + r) * stride + i);
+            for (int g = 0; g < G; ++g) {
+                const __m256 qv = _mm256_loadu_ps(q + g * n + i);
+                for (int r = 0; r < R; ++r)
+                    acc[r * G + g] = _mm256_add_ps(acc[r * G + g], _mm256_mul_ps(k[r], qv));
+            }
+        }
+        _mm256_storeu_ps(scores + p * G, reduce_eight(acc));
+    }
+    for (; p < count; ++p) {  // the last rows, one at a time (unused accumulators stay zero)
+        __m256 acc[8];
+        for (__m256& a : acc) a = _mm256_setzero_ps();
+        for (std::int64_t i = 0; i < n; i += 8) {
+            const __m256 k = half8(rows + p * stride + i);
+            for (int g = 0; g < G; ++g)
+                acc[g] = _mm256_add_ps(acc[g], _mm256_mul_ps(k, _mm256_loadu_ps(q + g * n + i)));
+        }
+        alignas(32) float lanes[8];
+        _mm256_store_ps(lanes, reduce_eight(acc));
+        std::memcpy(scores + p * G, lanes, sizeof(float) * G);
+    }
+}
+
+// softmax(scale) of each head's scores (head g at x[p * G + g]), softmax()'s operations in its
+// order for every head.
+template <int G>
+void group_softmax(float* x, std::int64_t count, float scale) {
+    float max[G];
+    double sum[G];
+    std::fill(max, max + G, -INFINITY);
+    std::fill(sum, sum + G, 0.0);
+    for (std::int64_t p = 0; p < count; ++p)
+        for (int g = 0; g < G; ++g) {
+            x[p * G + g] *= scale;
+            max[g] = std::max(max[g], x[p * G + g]);
+        }
+    for (std::int64_t p = 0; p < count; ++p)
+        for (int g = 0; g < G; ++g) {
+            x[p * G + g] = std::exp(x[p * G + g] - max[g]);
+            sum[g] += static_cast<double>(x[p * G + g]);
+        }
+    float inv[G];
+    for (int g = 0; g < G; ++g) inv[g] = static_cast<float>(1.0 / sum[g]);
+    for (std::int64_t p = 0; p < count; ++p)
+        for (int g = 0; g < G; ++g) x[p * G + g] *= inv[g];
+}
+
+// out[g * n + i] = sum over p in order of w[p * G + g] * row p [i], for n a multiple of 8:
+// 8 / G vectors of each of the G heads' outputs held in registers over all the rows, each value
+// half converted once for all G heads.
+template <int G>
+__attribute__((target("avx2,f16c"))) void group_values(const std::uint16_t* rows,
+                                                       std::int64_t stride, std::int64_t count,
+                                                       const float* w, std::int64_t n, float* out) {
+    constexpr int V = 8 / G;  // vectors per head and pass
+    std::int64_t i = 0;
+    for (; i + 8 * V <= n; i += 8 * V) {
+        __m256 acc[G][V];
+        for (auto& head : acc)
+            for (__m256& a : head) a = _mm256_setzero_ps();
+        for (std::int64_t p = 0; p < count; ++p) {
+            if (p + kAhead < count) prefetch_bytes(rows + (p + kAhead) * stride + i, 8 * V);
+            __m256 v[V];
+            for (int j = 0; j < V; ++j) v[j] = half8(rows + p * stride + i + 8 * j);
+            for (int g = 0; g < G; ++g) {
+                const __m256 wg = _mm256_broadcast_ss(w + p * G + g);
+                for (int j = 0; j < V; ++j)
+                    acc[g][j] = _mm256_add_ps(acc[g][j], _mm256_mul_ps(wg, v[j]));
+            }
+        }
+        for (int g = 0; g < G; ++g)
+            for (int j = 0; j < V; ++j) _mm256_storeu_ps(out + g * n + i + 8 * j, acc[g][j]);
+    }
+    for (; i < n; i += 8)  // n not a multiple of 8 * V: the rest 8 at a time
+        for (int g = 0; g < G; ++g) {
+            __m256 acc = _mm256_setzero_ps();
+            for (std::int64_t p = 0; p < count; ++p)
+                acc = _mm256_add_ps(acc, _mm256_mul_ps(_mm256_broadcast_ss(w + p * G + g),
+                                                       half8(rows + p * stride + i)));
+            _mm256_storeu_ps(out + g * n + i, acc);
+        }
+}
+
+template <int G>
+void attend_group(const float* q, const std::uint16_t* keys, const std::uint16_t* values,
+                  std::int64_t stride, std::int64_t count, std::int64_t n, float scale,
+                  float* scores, float* out) {
+    group_scores<G>(keys, stride, count, q, n, scores);
+    group_softmax<G>(scores, count, scale);
+    group_values<G>(values, stride, count, scores, n, out);
+}
+
+bool has_f16c() {
+    static const bool ok = cpu_features().avx2 && cpu_features().f16c;
+    return ok;
+}
+
+}  // namespace
+
+void attention_heads_f16(const float* q, std::int64_t heads, const std::uint16_t* keys,
+                         const std::uint16_t* values, std::int64_t stride, std::int64_t count,
+                         std::int64_t n, float scale, float* scores, float* out) {
+    if (has_f16c() && n % 8 == 0) {
+        switch (heads) {
+            case 1:
+                return attend_group<1>(q, keys, values, stride, count, n, scale, scores, out);
+            case 2:
+                return attend_group<2>(q, keys, values, stride, count, n, scale, scores, out);
+            case 4:
+                return attend_group<4>(q, keys, values, stride, count, n, scale, scores, out);
+            case 8:
+                return attend_group<8>(q, keys, values, stride, count, n, scale, scores, out);
+            default:
+                break;
+        }
+    }
+    // Any other shape or CPU: one head at a time with the one-head kernels.
+    for (std::int64_t g = 0; g < heads; ++g) {
+        float* s = scores + g * count;
+        float* o = out + g * n;
+        dot_f16_f32_rows(keys, stride, count, q + g * n, n, s);
+        softmax(s, count, scale);
+        std::fill(o, o + n, 0.0f);
+        add_scaled_f16_rows(o, values, stride, s, count, n);
+    }
+}
+
+}  // namespace bitnet::kernels
