@@ -8,6 +8,7 @@
 
 #include "bitnet/common/cpu_features.hpp"
 #include "bitnet/kernels/ops.hpp"
+#include "exp_via_double.hpp"
 
 namespace bitnet::kernels {
 
@@ -77,6 +78,20 @@ __attribute__((target("avx2,f16c"))) void group_scores(const std::uint16_t* rows
     }
 }
 
+// x[p * G + g] = exp(x[p * G + g] - max[g]), softmax()'s exponential (detail::exp_shifted's bits)
+// eight values at a time: a vector holds 8 / G positions of all G heads.
+template <int G>
+__attribute__((target("avx2"))) void group_exp(float* x, std::int64_t count, const float* max) {
+    alignas(32) float shift[8];
+    for (int j = 0; j < 8; ++j) shift[j] = max[j % G];
+    const __m256 s = _mm256_load_ps(shift);
+    const std::int64_t n = count * G;
+    std::int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(x + i, detail::exp8_via_double(_mm256_sub_ps(_mm256_loadu_ps(x + i), s)));
+    for (; i < n; ++i) x[i] = detail::exp_via_double(x[i] - max[i % G]);
+}
+
 // softmax(scale) of each head's scores (head g at x[p * G + g]), softmax()'s operations in its
 // order for every head.
 template <int G>
@@ -90,11 +105,9 @@ void group_softmax(float* x, std::int64_t count, float scale) {
             x[p * G + g] *= scale;
             max[g] = std::max(max[g], x[p * G + g]);
         }
+    group_exp<G>(x, count, max);
     for (std::int64_t p = 0; p < count; ++p)
-        for (int g = 0; g < G; ++g) {
-            x[p * G + g] = std::exp(x[p * G + g] - max[g]);
-            sum[g] += static_cast<double>(x[p * G + g]);
-        }
+        for (int g = 0; g < G; ++g) sum[g] += static_cast<double>(x[p * G + g]);
     float inv[G];
     for (int g = 0; g < G; ++g) inv[g] = static_cast<float>(1.0 / sum[g]);
     for (std::int64_t p = 0; p < count; ++p)

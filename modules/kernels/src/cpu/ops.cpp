@@ -8,6 +8,7 @@
 
 #include "bitnet/common/cpu_features.hpp"
 #include "bitnet/quantization/fp16.hpp"
+#include "exp_via_double.hpp"
 
 namespace bitnet::kernels {
 
@@ -103,17 +104,38 @@ void rope_neox(float* x, std::int64_t n_heads, std::int64_t head_dim, std::int64
     rope_neox_with(x, n_heads, head_dim, rope_dim, cos.data(), sin.data());
 }
 
+namespace detail {
+
+namespace {
+__attribute__((target("avx2"))) void exp_shifted_avx2(float* x, std::int64_t n, float shift) {
+    const __m256 s = _mm256_set1_ps(shift);
+    std::int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(x + i, exp8_via_double(_mm256_sub_ps(_mm256_loadu_ps(x + i), s)));
+    for (; i < n; ++i) x[i] = exp_via_double(x[i] - shift);
+}
+}  // namespace
+
+void exp_shifted(float* x, std::int64_t n, float shift) {
+    static const bool avx2 = cpu_features().avx2;
+    if (avx2) {
+        exp_shifted_avx2(x, n, shift);
+        return;
+    }
+    for (std::int64_t i = 0; i < n; ++i) x[i] = exp_via_double(x[i] - shift);
+}
+
+}  // namespace detail
+
 void softmax(float* x, std::int64_t n, float scale) {
     float max = -INFINITY;
     for (std::int64_t i = 0; i < n; ++i) {
         x[i] *= scale;
         max = std::max(max, x[i]);
     }
+    detail::exp_shifted(x, n, max);
     double sum = 0.0;
-    for (std::int64_t i = 0; i < n; ++i) {
-        x[i] = std::exp(x[i] - max);
-        sum += static_cast<double>(x[i]);
-    }
+    for (std::int64_t i = 0; i < n; ++i) sum += static_cast<double>(x[i]);
     const float inv = static_cast<float>(1.0 / sum);
     for (std::int64_t i = 0; i < n; ++i) x[i] *= inv;
 }
