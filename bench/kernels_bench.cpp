@@ -7,6 +7,9 @@
 #include <random>
 #include <vector>
 
+#include <omp.h>
+
+#include "bitnet/kernels/attention_heads.hpp"
 #include "bitnet/kernels/backend.hpp"
 #include "bitnet/quantization/formats.hpp"
 #include "bitnet/quantization/type_traits.hpp"
@@ -134,4 +137,50 @@ BENCHMARK(BM_TQ2_0_ffn_up)->Args({1, 2})->Args({128, 2})->Unit(benchmark::kMilli
 BENCHMARK(BM_TQ1_0_ffn_up)->Args({1, 2})->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_Q8_0_output_2560x128256)->Args({1, 2})->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_F16_output_2560x128256)->Args({1, 1})->Args({1, 2})->Unit(benchmark::kMillisecond);
+// Decode attention of one token over all 30 layers of a 2B4T-shaped F16 KV cache (5 KV heads of
+// 4 query heads, head_dim 128) at range(0) positions, 2 threads; range(1) picks the cache layout:
+// 0 = position-major (a position's 5 heads side by side, a head's rows 1280 bytes apart), 1 =
+// head-major (each head's positions contiguous, the engine's layout). GB/s of cache read.
+void BM_attention_decode(benchmark::State& state) {
+    constexpr std::int64_t layers = 30, n_kv = 5, group = 4, hd = 128;
+    const std::int64_t positions = state.range(0);
+    const bool head_major = state.range(1) != 0;
+    const std::size_t per_layer = static_cast<std::size_t>(n_kv * positions * hd);
+    std::vector<std::uint16_t> keys(layers * per_layer), values(keys.size());
+    std::mt19937 rng(3);
+    for (auto& h : keys) h = static_cast<std::uint16_t>(0x3000 + rng() % 0x800);
+    for (auto& h : values) h = static_cast<std::uint16_t>(0x3000 + rng() % 0x800);
+    std::vector<float> q(static_cast<std::size_t>(n_kv * group * hd), 0.01f), out(q.size());
+    const std::int64_t stride = head_major ? hd : n_kv * hd;
+    auto head = [&](const std::vector<std::uint16_t>& cache, std::int64_t layer, std::int64_t kvh) {
+        return cache.data() + static_cast<std::size_t>(layer) * per_layer +
+               static_cast<std::size_t>(head_major ? kvh * positions * hd : kvh * hd);
+    };
+    const float scale = 0.088f;
+    for (auto _ : state) {
+        for (std::int64_t layer = 0; layer < layers; ++layer) {
+            // Four whole KV heads, then the fifth in halves (transformer.cpp's plan for 2 threads).
+#pragma omp parallel for schedule(dynamic, 1) num_threads(2)
+            for (std::int64_t job = 0; job < 6; ++job) {
+                const std::int64_t kvh = job < 4 ? job : 4;
+                const std::int64_t heads = job < 4 ? group : group / 2;
+                const std::int64_t first = kvh * group + (job == 5 ? group / 2 : 0);
+                thread_local std::vector<float> scores;
+                scores.resize(static_cast<std::size_t>(heads * positions));
+                bitnet::kernels::attention_heads_f16(
+                    q.data() + first * hd, heads, head(keys, layer, kvh), head(values, layer, kvh),
+                    stride, positions, hd, scale, scores.data(), out.data() + first * hd);
+            }
+        }
+        benchmark::DoNotOptimize(out.data());
+    }
+    const double bytes = 2.0 * static_cast<double>(keys.size()) * 2.0;
+    state.counters["GB/s"] = benchmark::Counter(
+        bytes * static_cast<double>(state.iterations()) / 1e9, benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_attention_decode)
+    ->ArgsProduct({{256, 1024, 2048}, {0, 1}})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+
 BENCHMARK_MAIN();

@@ -270,8 +270,8 @@ void Transformer::attention_by_head_group(std::int64_t layer, const float* q,
         qh.assign(q + first * hd, q + (first + job.heads) * hd);
         kernels::round_to_f16(qh.data(), job.heads * hd);
         scores.resize(static_cast<std::size_t>(job.heads * n_pos));
-        kernels::attention_heads_f16(qh.data(), job.heads, cache.k_f16(layer, 0) + kvh * hd,
-                                     cache.v_f16(layer, 0) + kvh * hd, cache.row_size(), n_pos, hd,
+        kernels::attention_heads_f16(qh.data(), job.heads, cache.k_f16(layer, kvh),
+                                     cache.v_f16(layer, kvh), cache.position_stride(), n_pos, hd,
                                      scale, scores.data(), out + first * hd);
     }
 }
@@ -302,17 +302,17 @@ void Transformer::attention(std::int64_t layer, const float* q, std::span<const 
         const KvCache& cache = *b.cache;
         const std::int64_t n_pos = b.position + 1;  // causal: positions 0 .. position
         const std::int64_t kvh = h / group;         // query head h uses KV head h / group
-        const std::int64_t stride = cache.row_size();
+        const std::int64_t stride = cache.position_stride();
         thread_local std::vector<float> scores, qh;
         qh.assign(q + (t * n_head + h) * hd, q + (t * n_head + h + 1) * hd);
         float* o = out + (t * n_head + h) * hd;
         if (cache.type() == KvType::F16) {
             kernels::round_to_f16(qh.data(), hd);
-            attend(qh.data(), hd, n_pos, scale, mode, cache.k_f16(layer, 0) + kvh * hd,
-                   cache.v_f16(layer, 0) + kvh * hd, stride, scores, o);
+            attend(qh.data(), hd, n_pos, scale, mode, cache.k_f16(layer, kvh),
+                   cache.v_f16(layer, kvh), stride, scores, o);
         } else {
-            attend(qh.data(), hd, n_pos, scale, mode, cache.k_f32(layer, 0) + kvh * hd,
-                   cache.v_f32(layer, 0) + kvh * hd, stride, scores, o);
+            attend(qh.data(), hd, n_pos, scale, mode, cache.k_f32(layer, kvh),
+                   cache.v_f32(layer, kvh), stride, scores, o);
         }
     }
 }
