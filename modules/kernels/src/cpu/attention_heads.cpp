@@ -114,40 +114,56 @@ void group_softmax(float* x, std::int64_t count, float scale) {
         for (int g = 0; g < G; ++g) x[p * G + g] *= inv[g];
 }
 
+// Positions whose value rows group_values keeps in L1 while it makes all its passes over them.
+constexpr std::int64_t kValueBlock = 32;
+
 // out[g * n + i] = sum over p in order of w[p * G + g] * row p [i], for n a multiple of 8:
-// 8 / G vectors of each of the G heads' outputs held in registers over all the rows, each value
-// half converted once for all G heads.
+// 8 / G vectors of each of the G heads' outputs held in registers over the rows, each value half
+// converted once for all G heads. The rows go in blocks of kValueBlock positions, every pass over
+// the dimensions made on one block (from L1, the partial sums kept in `out` in between: floats,
+// so the same bits) before the next, whose lines the passes ask for meanwhile; one pass over all
+// the rows at a time would fetch each line from memory in one pass and again in the next.
 template <int G>
 __attribute__((target("avx2,f16c"))) void group_values(const std::uint16_t* rows,
                                                        std::int64_t stride, std::int64_t count,
                                                        const float* w, std::int64_t n, float* out) {
     constexpr int V = 8 / G;  // vectors per head and pass
-    std::int64_t i = 0;
-    for (; i + 8 * V <= n; i += 8 * V) {
-        __m256 acc[G][V];
-        for (auto& head : acc)
-            for (__m256& a : head) a = _mm256_setzero_ps();
-        for (std::int64_t p = 0; p < count; ++p) {
-            if (p + kAhead < count) prefetch_bytes(rows + (p + kAhead) * stride + i, 8 * V);
-            __m256 v[V];
-            for (int j = 0; j < V; ++j) v[j] = half8(rows + p * stride + i + 8 * j);
-            for (int g = 0; g < G; ++g) {
-                const __m256 wg = _mm256_broadcast_ss(w + p * G + g);
-                for (int j = 0; j < V; ++j)
-                    acc[g][j] = _mm256_add_ps(acc[g][j], _mm256_mul_ps(wg, v[j]));
+    const std::int64_t passes = n / (8 * V), lines = (n * 2 + 63) / 64;
+    std::fill(out, out + G * n, 0.0f);
+    for (std::int64_t p0 = 0; p0 < count; p0 += kValueBlock) {
+        const std::int64_t p1 = std::min(count, p0 + kValueBlock);
+        for (std::int64_t pass = 0; pass < passes; ++pass) {
+            const std::int64_t i = pass * 8 * V;
+            __m256 acc[G][V];
+            for (int g = 0; g < G; ++g)
+                for (int j = 0; j < V; ++j) acc[g][j] = _mm256_loadu_ps(out + g * n + i + 8 * j);
+            for (std::int64_t p = p0; p < p1; ++p) {
+                if (p + kValueBlock < count)  // this pass's share of the next block's lines
+                    for (std::int64_t l = pass; l < lines; l += passes)
+                        _mm_prefetch(
+                            reinterpret_cast<const char*>(rows + (p + kValueBlock) * stride) +
+                                l * 64,
+                            _MM_HINT_T0);
+                __m256 v[V];
+                for (int j = 0; j < V; ++j) v[j] = half8(rows + p * stride + i + 8 * j);
+                for (int g = 0; g < G; ++g) {
+                    const __m256 wg = _mm256_broadcast_ss(w + p * G + g);
+                    for (int j = 0; j < V; ++j)
+                        acc[g][j] = _mm256_add_ps(acc[g][j], _mm256_mul_ps(wg, v[j]));
+                }
             }
+            for (int g = 0; g < G; ++g)
+                for (int j = 0; j < V; ++j) _mm256_storeu_ps(out + g * n + i + 8 * j, acc[g][j]);
         }
-        for (int g = 0; g < G; ++g)
-            for (int j = 0; j < V; ++j) _mm256_storeu_ps(out + g * n + i + 8 * j, acc[g][j]);
+        for (std::int64_t i = passes * 8 * V; i < n; i += 8)  // the rest of the row, 8 at a time
+            for (int g = 0; g < G; ++g) {
+                __m256 acc = _mm256_loadu_ps(out + g * n + i);
+                for (std::int64_t p = p0; p < p1; ++p)
+                    acc = _mm256_add_ps(acc, _mm256_mul_ps(_mm256_broadcast_ss(w + p * G + g),
+                                                           half8(rows + p * stride + i)));
+                _mm256_storeu_ps(out + g * n + i, acc);
+            }
     }
-    for (; i < n; i += 8)  // n not a multiple of 8 * V: the rest 8 at a time
-        for (int g = 0; g < G; ++g) {
-            __m256 acc = _mm256_setzero_ps();
-            for (std::int64_t p = 0; p < count; ++p)
-                acc = _mm256_add_ps(acc, _mm256_mul_ps(_mm256_broadcast_ss(w + p * G + g),
-                                                       half8(rows + p * stride + i)));
-            _mm256_storeu_ps(out + g * n + i, acc);
-        }
 }
 
 template <int G>
