@@ -213,4 +213,21 @@ TEST_CASE("bitnet bench --json reports pp, tg, batched decode and the bandwidth 
                                           test::quoted(model) + " -p 4 -n 4 -r 1 -c 6");
     CHECK(narrow.exit_code != 0);
     CHECK_THAT(narrow.err, Catch::Contains("-c"));
+    // -d: the tests start on a cache holding that many tokens; the context must hold them too
+    // (the default does: -d + -p + -n + 1), and the table names the depth as llama-bench does.
+    const auto deep = test::run_command(std::string(BITNET_CLI_PATH) + " bench -m " +
+                                        test::quoted(model) + " -d 40 -p 4 -n 4 -r 1 --json");
+    INFO(deep.err);
+    REQUIRE(deep.exit_code == 0);
+    const auto dj = nlohmann::json::parse(deep.out);
+    CHECK(dj["depth"] == 40);
+    CHECK(dj["tg"]["tokens_per_s"].get<double>() > 0);
+    const auto deep_text = test::run_command(std::string(BITNET_CLI_PATH) + " bench -m " +
+                                             test::quoted(model) + " -d 40 -p 4 -n 4 -r 1 -c 49");
+    CHECK(deep_text.exit_code == 0);
+    CHECK_THAT(deep_text.out, Catch::Contains("| pp4 @ d40") && Catch::Contains("| tg4 @ d40"));
+    const auto too_deep = test::run_command(std::string(BITNET_CLI_PATH) + " bench -m " +
+                                            test::quoted(model) + " -d 40 -p 4 -n 4 -r 1 -c 48");
+    CHECK(too_deep.exit_code != 0);
+    CHECK_THAT(too_deep.err, Catch::Contains("-d"));
 }

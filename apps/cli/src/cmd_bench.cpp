@@ -1,6 +1,7 @@
 // `bitnet bench`: llama-bench-like throughput table — prompt processing (pp) and generation (tg)
 // tokens/s, mean ± sd over -r runs, GB/s of weights streamed per generated token and the share
 // of the memory-bandwidth floor (a read test right before each tg run; at start-up without one).
+#include <algorithm>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -46,9 +47,13 @@ Command add_bench_command(CLI::App& app) {
         ->capture_default_str();
     cmd->add_option("-r,--repetitions", o->bench.repeats, "Runs of each test")
         ->capture_default_str();
+    cmd->add_option("-d,--depth", o->bench.depth,
+                    "Tokens already in the KV cache when the tests start (long-context speed: "
+                    "pp runs after them, tg after them and the prompt)")
+        ->capture_default_str();
     cmd->add_option("-c,--ctx-size", o->context,
-                    "Context the model is loaded with (default: -p + -n + 1; a real session's "
-                    "context sizes its buffers)");
+                    "Context the model is loaded with (default: -d + -p + -n + 1; a real "
+                    "session's context sizes its buffers)");
     cmd->add_option("-b,--batch", o->bench.batch_sizes,
                     "Batched decode: sequences decoded together, comma-separated (e.g. 1,8,32)")
         ->delimiter(',')
@@ -66,8 +71,9 @@ Command add_bench_command(CLI::App& app) {
     cmd->add_flag("--json", o->json, "Machine-readable output on stdout");
     return {
         cmd, [o]() {
-            o->gen.context =
-                o->context > 0 ? o->context : o->bench.prompt_tokens + o->bench.gen_tokens + 1;
+            o->gen.context = o->context > 0 ? o->context
+                                            : std::max(0, o->bench.depth) + o->bench.prompt_tokens +
+                                                  o->bench.gen_tokens + 1;
             auto engine = load_engine(o->gen);
             o->bench.threads = o->gen.threads;
             const auto r = inference::run_benchmark(*engine, o->bench);
@@ -82,6 +88,7 @@ Command add_bench_command(CLI::App& app) {
                     {"kernels", engine->backend().kernel_names()},
                     {"threads",
                      o->gen.threads > 0 ? o->gen.threads : cpu_features().physical_cores},
+                    {"depth", o->bench.depth},
                     {"pp",
                      {{"tokens", o->bench.prompt_tokens},
                       {"tokens_per_s", r.pp.mean},
@@ -118,20 +125,32 @@ Command add_bench_command(CLI::App& app) {
                 "memory read bandwidth %.1f GB/s%s; %s of weights per token -> floor %.1f tok/s\n",
                 r.bandwidth_gbs, per_run.c_str(), format_bytes(r.weight_bytes_per_token).c_str(),
                 r.floor_tokens_per_s);
+            // llama-bench's names: "pp512", "tg128 @ d2048" with tokens already in the cache.
+            auto test_name = [&](std::string name) {
+                if (o->bench.depth > 0) name += " @ d" + std::to_string(o->bench.depth);
+                return name;
+            };
+            const int width = o->bench.depth > 0 ? 18 : 11;
             std::printf(
-                "| test        |            t/s | GB/s  | %% of floor "
-                "|\n|-------------|----------------|-------|------------|\n");
+                "| %-*s |            t/s | GB/s  | %% of floor |\n|%s|----------------|"
+                "-------|------------|\n",
+                width, "test", std::string(static_cast<std::size_t>(width) + 2, '-').c_str());
             if (o->bench.prompt_tokens > 0)
-                std::printf("| pp%-9d | %7.2f ± %5.2f |       |            |\n",
-                            o->bench.prompt_tokens, r.pp.mean, r.pp.stddev);
+                std::printf("| %-*s | %7.2f ± %5.2f |       |            |\n", width,
+                            test_name("pp" + std::to_string(o->bench.prompt_tokens)).c_str(),
+                            r.pp.mean, r.pp.stddev);
             if (o->bench.gen_tokens > 0)
-                std::printf("| tg%-9d | %7.2f ± %5.2f | %5.1f | %9.1f%% |\n", o->bench.gen_tokens,
+                std::printf("| %-*s | %7.2f ± %5.2f | %5.1f | %9.1f%% |\n", width,
+                            test_name("tg" + std::to_string(o->bench.gen_tokens)).c_str(),
                             r.tg.mean, r.tg.stddev, r.tg_effective_gbs, r.tg_percent_of_floor);
             // Batched rows: aggregate t/s over the sequences; GB/s and % of floor count each
             // step's single pass over the weights.
             for (const auto& b : r.batched)
-                std::printf("| tg%-4d x%-3d | %7.2f ± %5.2f | %5.1f | %9.1f%% |\n",
-                            o->bench.gen_tokens, b.batch, b.aggregate.mean, b.aggregate.stddev,
+                std::printf("| %-*s | %7.2f ± %5.2f | %5.1f | %9.1f%% |\n", width,
+                            test_name("tg" + std::to_string(o->bench.gen_tokens) + " x" +
+                                      std::to_string(b.batch))
+                                .c_str(),
+                            b.aggregate.mean, b.aggregate.stddev,
                             b.steps_per_s * static_cast<double>(r.weight_bytes_per_token) / 1e9,
                             b.percent_of_floor);
             return kExitOk;

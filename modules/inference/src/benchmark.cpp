@@ -80,7 +80,7 @@ BatchedThroughput run_batched_gpu(kernels::GpuModel& gpu, const BenchmarkOptions
 BatchedThroughput run_batched(Engine& engine, const BenchmarkOptions& o, int batch) {
     const auto& model = engine.model();
     const std::int64_t vocab = model.config().vocab_size;
-    const std::int64_t prompt = std::max(1, o.prompt_tokens);
+    const std::int64_t prompt = std::max(1, o.depth + o.prompt_tokens);
     std::vector<std::unique_ptr<models::KvCache>> caches;
     std::vector<float> logits;
     if (kernels::GpuModel* gpu = engine.gpu_model(); gpu != nullptr)
@@ -114,10 +114,10 @@ BatchedThroughput run_batched(Engine& engine, const BenchmarkOptions& o, int bat
 
 BenchmarkResult run_benchmark(Engine& engine, const BenchmarkOptions& o) {
     if (o.repeats < 1) fail(ErrorCode::InvalidArgument, "-r must be at least 1");
-    if (o.prompt_tokens < 0 || o.gen_tokens < 0)
-        fail(ErrorCode::InvalidArgument, "-p and -n must be >= 0");
-    if (o.prompt_tokens + o.gen_tokens + 1 > engine.context())
-        fail(ErrorCode::InvalidArgument, "-p + -n exceed the context of " +
+    if (o.prompt_tokens < 0 || o.gen_tokens < 0 || o.depth < 0)
+        fail(ErrorCode::InvalidArgument, "-p, -n and -d must be >= 0");
+    if (static_cast<std::int64_t>(o.depth) + o.prompt_tokens + o.gen_tokens + 1 > engine.context())
+        fail(ErrorCode::InvalidArgument, "-d + -p + -n exceed the context of " +
                                              std::to_string(engine.context()) +
                                              " tokens; raise -c");
     for (int batch : o.batch_sizes)
@@ -137,7 +137,8 @@ BenchmarkResult run_benchmark(Engine& engine, const BenchmarkOptions& o) {
     };
     const double bytes_per_token = static_cast<double>(result.weight_bytes_per_token);
 
-    models::KvCache cache(model.config(), o.prompt_tokens + o.gen_tokens + 1, models::KvType::F16);
+    models::KvCache cache(model.config(), o.depth + o.prompt_tokens + o.gen_tokens + 1,
+                          models::KvType::F16);
     std::vector<float> logits;
     auto forward = [&](std::span<const std::int32_t> tokens, std::int64_t start) {
         if (gpu == nullptr) {
@@ -154,13 +155,14 @@ BenchmarkResult run_benchmark(Engine& engine, const BenchmarkOptions& o) {
     if (gpu != nullptr && o.prompt_tokens > 0) forward(bench_tokens(o.prompt_tokens, vocab), 0);
     const std::int32_t first[1] = {1};
     forward(first, 0);
+    if (o.depth > 0) forward(bench_tokens(o.depth, vocab), 0);  // the cache the tests start on
 
     std::vector<double> pp, tg;
     for (int rep = 0; rep < o.repeats; ++rep) {
         if (o.prompt_tokens > 0) {
             const auto tokens = bench_tokens(o.prompt_tokens, vocab);
             Timer timer;
-            forward(tokens, 0);
+            forward(tokens, o.depth);
             pp.push_back(o.prompt_tokens / timer.seconds());
         }
         if (o.gen_tokens > 0) {
@@ -172,7 +174,7 @@ BenchmarkResult run_benchmark(Engine& engine, const BenchmarkOptions& o) {
             Timer timer;
             for (int i = 0; i < o.gen_tokens; ++i) {
                 const std::int32_t one[1] = {tokens[static_cast<std::size_t>(i)]};
-                forward(one, o.prompt_tokens + i);
+                forward(one, o.depth + o.prompt_tokens + i);
             }
             tg.push_back(o.gen_tokens / timer.seconds());
         }

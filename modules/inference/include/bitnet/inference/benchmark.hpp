@@ -14,6 +14,10 @@ namespace bitnet::inference {
 struct BenchmarkOptions {
     int prompt_tokens = 128;  // pp size (0: skip)
     int gen_tokens = 128;     // tg size (0: skip)
+    // Tokens already in the KV cache when each test starts (llama-bench's -d): filled once,
+    // untimed; pp then runs at positions depth.., tg after depth + the prompt. Long-context
+    // speed is what it measures (attention reads the whole cache every token).
+    int depth = 0;
     int repeats = 5;
     int threads = 0;  // for the bandwidth test
     // Batched decode (-b): for each size > 1, that many sequences decoded together, one
