@@ -4,7 +4,7 @@
 #include <cmath>
 #include <cstring>
 
-#include <immintrin.h>
+#include "avx512_intrinsics.hpp"
 
 #include "bitnet/common/cpu_features.hpp"
 #include "bitnet/kernels/ops.hpp"
@@ -117,6 +117,33 @@ void group_softmax(float* x, std::int64_t count, float scale) {
 // Positions whose value rows group_values keeps in L1 while it makes all its passes over them.
 constexpr std::int64_t kValueBlock = 32;
 
+// Lines `pass`, `pass + passes`, ... of a row of `lines` cache lines: the share of the next
+// block's rows that each pass over a block asks for.
+__attribute__((target("avx2"))) inline void prefetch_share(const std::uint16_t* row,
+                                                           std::int64_t pass, std::int64_t passes,
+                                                           std::int64_t lines) {
+    for (std::int64_t l = pass; l < lines; l += passes)
+        _mm_prefetch(reinterpret_cast<const char*>(row) + l * 64, _MM_HINT_T0);
+}
+
+// The value sums of rows p0 .. p1 - 1 for dimensions `from` .. n - 1 (what a block's full passes
+// left), 8 at a time, added to the partial sums in `out` (group_values' order of additions).
+template <int G>
+__attribute__((target("avx2,f16c"))) void values_rest(const std::uint16_t* rows,
+                                                      std::int64_t stride, std::int64_t p0,
+                                                      std::int64_t p1, const float* w,
+                                                      std::int64_t n, std::int64_t from,
+                                                      float* out) {
+    for (std::int64_t i = from; i < n; i += 8)
+        for (int g = 0; g < G; ++g) {
+            __m256 acc = _mm256_loadu_ps(out + g * n + i);
+            for (std::int64_t p = p0; p < p1; ++p)
+                acc = _mm256_add_ps(acc, _mm256_mul_ps(_mm256_broadcast_ss(w + p * G + g),
+                                                       half8(rows + p * stride + i)));
+            _mm256_storeu_ps(out + g * n + i, acc);
+        }
+}
+
 // out[g * n + i] = sum over p in order of w[p * G + g] * row p [i], for n a multiple of 8:
 // 8 / G vectors of each of the G heads' outputs held in registers over the rows, each value half
 // converted once for all G heads. The rows go in blocks of kValueBlock positions, every pass over
@@ -138,12 +165,8 @@ __attribute__((target("avx2,f16c"))) void group_values(const std::uint16_t* rows
             for (int g = 0; g < G; ++g)
                 for (int j = 0; j < V; ++j) acc[g][j] = _mm256_loadu_ps(out + g * n + i + 8 * j);
             for (std::int64_t p = p0; p < p1; ++p) {
-                if (p + kValueBlock < count)  // this pass's share of the next block's lines
-                    for (std::int64_t l = pass; l < lines; l += passes)
-                        _mm_prefetch(
-                            reinterpret_cast<const char*>(rows + (p + kValueBlock) * stride) +
-                                l * 64,
-                            _MM_HINT_T0);
+                if (p + kValueBlock < count)
+                    prefetch_share(rows + (p + kValueBlock) * stride, pass, passes, lines);
                 __m256 v[V];
                 for (int j = 0; j < V; ++j) v[j] = half8(rows + p * stride + i + 8 * j);
                 for (int g = 0; g < G; ++g) {
@@ -155,14 +178,7 @@ __attribute__((target("avx2,f16c"))) void group_values(const std::uint16_t* rows
             for (int g = 0; g < G; ++g)
                 for (int j = 0; j < V; ++j) _mm256_storeu_ps(out + g * n + i + 8 * j, acc[g][j]);
         }
-        for (std::int64_t i = passes * 8 * V; i < n; i += 8)  // the rest of the row, 8 at a time
-            for (int g = 0; g < G; ++g) {
-                __m256 acc = _mm256_loadu_ps(out + g * n + i);
-                for (std::int64_t p = p0; p < p1; ++p)
-                    acc = _mm256_add_ps(acc, _mm256_mul_ps(_mm256_broadcast_ss(w + p * G + g),
-                                                           half8(rows + p * stride + i)));
-                _mm256_storeu_ps(out + g * n + i, acc);
-            }
+        values_rest<G>(rows, stride, p0, p1, w, n, passes * 8 * V, out);
     }
 }
 
@@ -175,8 +191,130 @@ void attend_group(const float* q, const std::uint16_t* keys, const std::uint16_t
     group_values<G>(values, stride, count, scores, n, out);
 }
 
+// AVX-512: the same sums with twice the values per instruction and the same bits. The scores keep
+// dot_f16_f32's eight lanes per row by putting two rows' eight halves side by side in one
+// register; the value sums have no lanes to keep (each lane is one output), so 16 dimensions go
+// in a register. The multiplies and adds stay separate: with AVX-512 the compiler could fuse
+// them (one rounding instead of two), so contraction is off here.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC push_options
+#pragma GCC optimize("fp-contract=off")
+#endif
+#if defined(__clang__)
+#define BITNET_NO_FP_CONTRACT _Pragma("clang fp contract(off)")
+#else
+#define BITNET_NO_FP_CONTRACT
+#endif
+
+// [row a's eight halves | row b's], as floats.
+__attribute__((target("avx512f,f16c"))) inline __m512 half8_pair(const std::uint16_t* a,
+                                                                 const std::uint16_t* b) {
+    const __m256i h = _mm256_inserti128_si256(
+        _mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a))),
+        _mm_loadu_si128(reinterpret_cast<const __m128i*>(b)), 1);
+    return _mm512_cvtph_ps(h);
+}
+
+__attribute__((target("avx512f"))) inline __m256 upper_half(__m512 v) {
+    return _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1));
+}
+
+// group_scores with 16 / G rows per step: pairs of rows times G heads in eight accumulators.
+template <int G>
+__attribute__((target("avx512f,f16c"))) void group_scores_avx512(const std::uint16_t* rows,
+                                                                 std::int64_t stride,
+                                                                 std::int64_t count, const float* q,
+                                                                 std::int64_t n, float* scores) {
+    BITNET_NO_FP_CONTRACT
+    constexpr int R = 16 / G;
+    std::int64_t p = 0;
+    for (; p + R <= count; p += R) {
+        for (int r = 0; r < R && p + kAhead + r < count; ++r)
+            prefetch_bytes(rows + (p + kAhead + r) * stride, n);
+        __m512 acc[8];
+        for (__m512& a : acc) a = _mm512_setzero_ps();
+        for (std::int64_t i = 0; i < n; i += 8) {
+            __m512 k[R / 2];
+            for (int r = 0; r < R / 2; ++r)
+                k[r] = half8_pair(rows + (p + 2 * r) * stride + i,
+                                  rows + (p + 2 * r + 1) * stride + i);
+            for (int g = 0; g < G; ++g) {
+                const __m512 qv = _mm512_castpd_ps(
+                    _mm512_broadcast_f64x4(_mm256_castps_pd(_mm256_loadu_ps(q + g * n + i))));
+                for (int r = 0; r < R / 2; ++r)
+                    acc[r * G + g] = _mm512_add_ps(acc[r * G + g], _mm512_mul_ps(k[r], qv));
+            }
+        }
+        __m256 lanes[16];  // accumulator of (row r, head g) at r * G + g
+        for (int r = 0; r < R; ++r)
+            for (int g = 0; g < G; ++g) {
+                const __m512 a = acc[(r / 2) * G + g];
+                lanes[r * G + g] = r % 2 == 0 ? _mm512_castps512_ps256(a) : upper_half(a);
+            }
+        _mm256_storeu_ps(scores + p * G, reduce_eight(lanes));
+        _mm256_storeu_ps(scores + p * G + 8, reduce_eight(lanes + 8));
+    }
+    if (p < count) group_scores<G>(rows + p * stride, stride, count - p, q, n, scores + p * G);
+}
+
+// group_values with 16 dimensions per register: 8 / G registers per head and pass.
+template <int G>
+__attribute__((target("avx512f,f16c"))) void group_values_avx512(const std::uint16_t* rows,
+                                                                 std::int64_t stride,
+                                                                 std::int64_t count, const float* w,
+                                                                 std::int64_t n, float* out) {
+    BITNET_NO_FP_CONTRACT
+    constexpr int V = 8 / G;
+    const std::int64_t passes = n / (16 * V), lines = (n * 2 + 63) / 64;
+    std::fill(out, out + G * n, 0.0f);
+    for (std::int64_t p0 = 0; p0 < count; p0 += kValueBlock) {
+        const std::int64_t p1 = std::min(count, p0 + kValueBlock);
+        for (std::int64_t pass = 0; pass < passes; ++pass) {
+            const std::int64_t i = pass * 16 * V;
+            __m512 acc[G][V];
+            for (int g = 0; g < G; ++g)
+                for (int j = 0; j < V; ++j) acc[g][j] = _mm512_loadu_ps(out + g * n + i + 16 * j);
+            for (std::int64_t p = p0; p < p1; ++p) {
+                if (p + kValueBlock < count)
+                    prefetch_share(rows + (p + kValueBlock) * stride, pass, passes, lines);
+                __m512 v[V];
+                for (int j = 0; j < V; ++j)
+                    v[j] = _mm512_cvtph_ps(_mm256_loadu_si256(
+                        reinterpret_cast<const __m256i*>(rows + p * stride + i + 16 * j)));
+                for (int g = 0; g < G; ++g) {
+                    const __m512 wg = _mm512_set1_ps(w[p * G + g]);
+                    for (int j = 0; j < V; ++j)
+                        acc[g][j] = _mm512_add_ps(acc[g][j], _mm512_mul_ps(wg, v[j]));
+                }
+            }
+            for (int g = 0; g < G; ++g)
+                for (int j = 0; j < V; ++j) _mm512_storeu_ps(out + g * n + i + 16 * j, acc[g][j]);
+        }
+        values_rest<G>(rows, stride, p0, p1, w, n, passes * 16 * V, out);
+    }
+}
+
+#undef BITNET_NO_FP_CONTRACT
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC pop_options
+#endif
+
+template <int G>
+void attend_group_avx512(const float* q, const std::uint16_t* keys, const std::uint16_t* values,
+                         std::int64_t stride, std::int64_t count, std::int64_t n, float scale,
+                         float* scores, float* out) {
+    group_scores_avx512<G>(keys, stride, count, q, n, scores);
+    group_softmax<G>(scores, count, scale);
+    group_values_avx512<G>(values, stride, count, scores, n, out);
+}
+
 bool has_f16c() {
     static const bool ok = cpu_features().avx2 && cpu_features().f16c;
+    return ok;
+}
+
+bool has_avx512() {
+    static const bool ok = has_f16c() && cpu_features().avx512f;
     return ok;
 }
 
@@ -185,6 +323,12 @@ bool has_f16c() {
 void attention_heads_f16(const float* q, std::int64_t heads, const std::uint16_t* keys,
                          const std::uint16_t* values, std::int64_t stride, std::int64_t count,
                          std::int64_t n, float scale, float* scores, float* out) {
+    if (has_avx512() && n % 8 == 0) {  // the group sizes of 2B4T's decode and prefill plans
+        if (heads == 4)
+            return attend_group_avx512<4>(q, keys, values, stride, count, n, scale, scores, out);
+        if (heads == 2)
+            return attend_group_avx512<2>(q, keys, values, stride, count, n, scale, scores, out);
+    }
     if (has_f16c() && n % 8 == 0) {
         switch (heads) {
             case 1:
