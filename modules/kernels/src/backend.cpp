@@ -11,7 +11,8 @@ void Backend::matmul_gate_relu_squared_up(const WeightView& gate, float gate_sca
                                           const WeightView& up, float up_scale, const float* x,
                                           std::int64_t n_rows, float* y) const {
     std::vector<float> u(static_cast<std::size_t>(n_rows * up.rows));
-    matmul_many({{&gate, y}, {&up, u.data()}}, x, n_rows);
+    const MatmulJob jobs[] = {{&gate, y}, {&up, u.data()}};
+    matmul_many(jobs, x, n_rows);
     const std::int64_t n = n_rows * gate.rows;
     for (std::int64_t i = 0; i < n; ++i) {
         float g = y[i], v = u[static_cast<std::size_t>(i)];

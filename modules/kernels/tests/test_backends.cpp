@@ -289,12 +289,14 @@ TEST_CASE("matmul_many equals separate matmuls (shared activation quantization, 
     auto cpu = kernels::make_cpu_backend(2);
     std::vector<float> yq(40 * 3), yk(8 * 3), yf(5 * 3), sq(yq.size()), sk(yk.size()),
         sf(yf.size());
-    cpu->matmul_many({{&q.view, yq.data()}, {&k.view, yk.data()}}, x.data(), 3);
+    cpu->matmul_many(std::vector<kernels::MatmulJob>{{&q.view, yq.data()}, {&k.view, yk.data()}},
+                     x.data(), 3);
     cpu->matmul(q.view, x.data(), 3, sq.data());
     cpu->matmul(k.view, x.data(), 3, sk.data());
     CHECK(yq == sq);
     CHECK(yk == sk);
-    cpu->matmul_many({{&q.view, yq.data()}, {&f.view, yf.data()}}, x.data(), 3);
+    cpu->matmul_many(std::vector<kernels::MatmulJob>{{&q.view, yq.data()}, {&f.view, yf.data()}},
+                     x.data(), 3);
     cpu->matmul(f.view, x.data(), 3, sf.data());
     CHECK(yq == sq);
     CHECK(yf == sf);
@@ -315,7 +317,9 @@ TEST_CASE("decode products of several ~256 kB tasks equal the reference") {
         for (const int threads : {2, 3}) {
             auto cpu = kernels::make_cpu_backend(threads, isa);
             std::vector<float> ya(1000), yb(777);
-            cpu->matmul_many({{&a.view, ya.data()}, {&b.view, yb.data()}}, x.data(), 1);
+            cpu->matmul_many(
+                std::vector<kernels::MatmulJob>{{&a.view, ya.data()}, {&b.view, yb.data()}},
+                x.data(), 1);
             CHECK(ya == ra);
             CHECK(yb == rb);
             cpu->matmul(b.view, x.data(), 1, yb.data());
@@ -406,7 +410,8 @@ void check_lookup_kernel(const kernels::Backend& lut) {
     Matrix w2 = ternary_matrix(TypeId::I2_S, 40, 6912, 6);
     std::vector<float> c(40), d(40);
     reference->matmul(w2.view, x.data(), 1, c.data());
-    lut.matmul_many({{&w.view, b.data()}, {&w2.view, d.data()}}, x.data(), 1);
+    lut.matmul_many(std::vector<kernels::MatmulJob>{{&w.view, b.data()}, {&w2.view, d.data()}},
+                    x.data(), 1);
     CHECK(a == b);
     CHECK(c == d);
     // Decode tasks span several row groups (~256 kB of weights): matrices of several tasks,
@@ -417,7 +422,9 @@ void check_lookup_kernel(const kernels::Backend& lut) {
     std::vector<float> e(1000), f(1000), g(777), h(777);
     reference->matmul(tall.view, xt.data(), 1, e.data());
     reference->matmul(tall2.view, xt.data(), 1, g.data());
-    lut.matmul_many({{&tall.view, f.data()}, {&tall2.view, h.data()}}, xt.data(), 1);
+    lut.matmul_many(
+        std::vector<kernels::MatmulJob>{{&tall.view, f.data()}, {&tall2.view, h.data()}}, xt.data(),
+        1);
     CHECK(e == f);
     CHECK(g == h);
 }

@@ -221,6 +221,12 @@ void attend(const float* q, std::int64_t hd, std::int64_t n_pos, float scale, At
 
 }  // namespace
 
+// Attention's per-thread scratch takes its full size once (decode allocates nothing after its
+// first token).
+void reserve_at_least(std::vector<float>& v, std::int64_t n) {
+    if (v.capacity() < static_cast<std::size_t>(n)) v.reserve(static_cast<std::size_t>(n));
+}
+
 // The group jobs of attention_by_head_group: a KV head's whole group of query heads per job (its
 // cached keys and values converted once for all of them), except where that would leave threads
 // idle or unevenly loaded — decode has only n_kv groups per token — where the groups that do not
@@ -266,6 +272,9 @@ void Transformer::attention_by_head_group(std::int64_t layer, const float* q,
         const std::int64_t kvh = job.first_head / group;
         const std::int64_t first = job.token * n_head + job.first_head;
         thread_local std::vector<float> scores, qh;
+        // Sized for the whole group and context on first use: no allocation as positions grow.
+        reserve_at_least(scores, group * cache.context());
+        reserve_at_least(qh, group * hd);
         // The query rounded to F16, as ggml converts it for the dot products with an F16 cache.
         qh.assign(q + first * hd, q + (first + job.heads) * hd);
         kernels::round_to_f16(qh.data(), job.heads * hd);
@@ -304,6 +313,7 @@ void Transformer::attention(std::int64_t layer, const float* q, std::span<const 
         const std::int64_t kvh = h / group;         // query head h uses KV head h / group
         const std::int64_t stride = cache.position_stride();
         thread_local std::vector<float> scores, qh;
+        reserve_at_least(scores, cache.context());
         qh.assign(q + (t * n_head + h) * hd, q + (t * n_head + h + 1) * hd);
         float* o = out + (t * n_head + h) * hd;
         if (cache.type() == KvType::F16) {
@@ -387,8 +397,8 @@ void Transformer::run(std::span<const BatchToken> batch, const kernels::Backend&
         for_each_row(n, [&](std::int64_t t) {
             kernels::rmsnorm(x.data() + t * h, l.attn_norm, h, config_.rms_eps, xn.data() + t * h);
         });
-        backend.matmul_many({{&l.wq, q.data()}, {&l.wk, k.data()}, {&l.wv, v.data()}}, xn.data(),
-                            n);
+        const kernels::MatmulJob qkv[] = {{&l.wq, q.data()}, {&l.wk, k.data()}, {&l.wv, v.data()}};
+        backend.matmul_many(qkv, xn.data(), n);
         scale_in_place(q.data(), n * q_dim, l.scale_q);
         scale_in_place(k.data(), n * kv_dim, l.scale_k);
         scale_in_place(v.data(), n * kv_dim, l.scale_v);
@@ -423,7 +433,8 @@ void Transformer::run(std::span<const BatchToken> batch, const kernels::Backend&
                 kernels::rmsnorm(row, l.ffn_sub_norm, ffn, config_.rms_eps, row);
             });
         } else {
-            backend.matmul_many({{&l.gate, g.data()}, {&l.up, u.data()}}, xn.data(), n);
+            const kernels::MatmulJob gate_up[] = {{&l.gate, g.data()}, {&l.up, u.data()}};
+            backend.matmul_many(gate_up, xn.data(), n);
             scale_in_place(g.data(), n * ffn, l.scale_gate);
             scale_in_place(u.data(), n * ffn, l.scale_up);
             // The activation and the sub-norm (decode: one pass over the row for relu^2, the

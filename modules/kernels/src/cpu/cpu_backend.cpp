@@ -160,7 +160,8 @@ class CpuBackend final : public Backend {
 
     void matmul(const WeightView& w, const float* x, std::int64_t n_rows, float* y) const override {
         if (w.type == TypeId::I2_S) {
-            matmul_i2s({{&w, y}}, x, n_rows);
+            const MatmulJob job[] = {{&w, y}};
+            matmul_i2s(job, x, n_rows);
             return;
         }
         // Other types: per-row preparation, then rows of W split across threads.
@@ -246,7 +247,7 @@ class CpuBackend final : public Backend {
         reference_->get_row(w, index, out);
     }
 
-    void matmul_many(const std::vector<MatmulJob>& jobs, const float* x,
+    void matmul_many(std::span<const MatmulJob> jobs, const float* x,
                      std::int64_t n_rows) const override {
         bool fusable = !jobs.empty();
         for (const MatmulJob& j : jobs)
@@ -436,8 +437,7 @@ class CpuBackend final : public Backend {
     // Activations are quantized once per token and shared by every job (all I2_S, same K); the
     // rows of all jobs are cut into tasks (i2s_rows_per_task) and spread over the threads in one
     // parallel region, each task running the tiled integer kernel over all tokens.
-    void matmul_i2s(const std::vector<MatmulJob>& jobs, const float* x,
-                    std::int64_t n_tokens) const {
+    void matmul_i2s(std::span<const MatmulJob> jobs, const float* x, std::int64_t n_tokens) const {
         if (lut_ == LutKernel::Tl1) {
             matmul_lut<Tl1>(jobs, x, n_tokens);
             return;
@@ -488,8 +488,7 @@ class CpuBackend final : public Backend {
     // every job spread over the threads, each looking up all tokens; y = the I2_S rule on the
     // sums.
     template <class Lut>
-    void matmul_lut(const std::vector<MatmulJob>& jobs, const float* x,
-                    std::int64_t n_tokens) const {
+    void matmul_lut(std::span<const MatmulJob> jobs, const float* x, std::int64_t n_tokens) const {
         const std::int64_t k = jobs[0].w->cols;
         const std::int64_t table_bytes = Lut::table_bytes(k);
         q_.resize(static_cast<std::size_t>(n_tokens * k));

@@ -16,6 +16,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -36,7 +37,8 @@ class Backend {
     virtual ~Backend() = default;
     // Several products of the same input (Q/K/V, gate/up): backends may quantize the input
     // once and schedule all rows together. Same results as calling matmul for each job.
-    virtual void matmul_many(const std::vector<MatmulJob>& jobs, const float* x,
+    // (A span, not a vector: decode calls this a few times per layer and allocates nothing.)
+    virtual void matmul_many(std::span<const MatmulJob> jobs, const float* x,
                              std::int64_t n_rows) const {
         for (const MatmulJob& job : jobs) matmul(*job.w, x, n_rows, job.y);
     }
