@@ -71,9 +71,11 @@ Command add_bench_command(CLI::App& app) {
     cmd->add_flag("--json", o->json, "Machine-readable output on stdout");
     return {
         cmd, [o]() {
+            // (in 64 bits: -d, -p and -n are ints each)
             o->gen.context = o->context > 0 ? o->context
-                                            : std::max(0, o->bench.depth) + o->bench.prompt_tokens +
-                                                  o->bench.gen_tokens + 1;
+                                            : std::int64_t{std::max(0, o->bench.depth)} +
+                                                  std::max(0, o->bench.prompt_tokens) +
+                                                  std::max(0, o->bench.gen_tokens) + 1;
             auto engine = load_engine(o->gen);
             o->bench.threads = o->gen.threads;
             const auto r = inference::run_benchmark(*engine, o->bench);

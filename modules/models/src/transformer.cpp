@@ -221,11 +221,15 @@ void attend(const float* q, std::int64_t hd, std::int64_t n_pos, float scale, At
 
 }  // namespace
 
+namespace {
+
 // Attention's per-thread scratch takes its full size once (decode allocates nothing after its
 // first token).
 void reserve_at_least(std::vector<float>& v, std::int64_t n) {
     if (v.capacity() < static_cast<std::size_t>(n)) v.reserve(static_cast<std::size_t>(n));
 }
+
+}  // namespace
 
 // The group jobs of attention_by_head_group: a KV head's whole group of query heads per job (its
 // cached keys and values converted once for all of them), except where that would leave threads
