@@ -14,6 +14,8 @@
 #include "bitnet/models/synthetic_model.hpp"
 #include "bitnet/models/transformer.hpp"
 
+#include "in_memory_model.hpp"
+
 // Every allocation in this test binary goes through these (the replaceable global operator
 // new): while `counting` is on, each one is counted.
 namespace {
@@ -36,17 +38,9 @@ void operator delete(void* p, std::size_t) noexcept {
 using namespace bitnet;
 
 TEST_CASE("decoding allocates nothing after the prompt, up to the end of the context") {
-    models::ModelConfig config = models::preset_config("tiny", 300);
-    config.head_count = 8;  // 2 KV heads of 4 query heads: the grouped attention path
-    config.head_count_kv = 2;
-    config.head_dim = 16;
-    config.rope_dim = 16;
-    models::SyntheticModelOptions options;
-    options.config = config;
-    options.seed = 5;
-    const auto bytes = models::synthetic_model_writer(options).to_bytes();
-    auto file = std::shared_ptr<const models::GgufFile>(
-        models::GgufFile::parse(bytes.data(), bytes.size(), "decode-allocations.gguf"));
+    // 2 KV heads of 4 query heads: the grouped attention path
+    const auto m = models::test::tiny_model(8, 2, 16, 0, 5, "decode-allocations.gguf");
+    const auto& file = m.file;
     const models::Transformer model(file);
     for (const int threads : {1, 2}) {
         kernels::use_cpu_threads(threads);  // as the engine does for -t

@@ -13,6 +13,8 @@
 #include "bitnet/quantization/formats.hpp"
 #include "bitnet/quantization/fp16.hpp"
 
+#include "in_memory_model.hpp"
+
 using namespace bitnet;
 
 namespace {
@@ -138,18 +140,9 @@ std::vector<Vec> independent_forward(const models::GgufFile& f, const models::Mo
 }  // namespace
 
 TEST_CASE("a 2-layer model's logits equal an independent straightforward implementation") {
-    models::ModelConfig config = models::preset_config("tiny", 300);
-    config.head_count = 4;  // head_dim 32, 2 KV heads: grouped-query attention with groups of 2
-    config.head_count_kv = 2;
-    config.head_dim = 32;
-    config.rope_dim = 32;
-    config.ffn_hidden = 256;
-    models::SyntheticModelOptions options;
-    options.config = config;
-    options.seed = 42;
-    const auto bytes = models::synthetic_model_writer(options).to_bytes();
-    auto file = std::shared_ptr<const models::GgufFile>(
-        models::GgufFile::parse(bytes.data(), bytes.size(), "two-layer.gguf"));
+    // head_dim 32, 2 KV heads: grouped-query attention with groups of 2
+    const auto m = models::test::tiny_model(4, 2, 32, 256, 42, "two-layer.gguf");
+    const auto& file = m.file;
     const models::Transformer model(file);
     REQUIRE(model.config().block_count == 2);
     const std::vector<std::int32_t> tokens = {5, 17, 250, 3, 99, 17, 17, 42};
