@@ -221,8 +221,8 @@ __attribute__((target("avx2,f16c"))) void add_scaled_f16_avx2(float* out, const 
     for (; i < n; ++i) out[i] += w * quant::fp16_to_fp32(v[i]);
 }
 
-// Attention over many cached positions: a head's rows are a few cache lines at a stride the
-// hardware prefetchers do not run ahead of, so the row kAhead positions on is asked for early.
+// Attention over many cached positions: the hardware prefetchers do not run far enough ahead of
+// a head's rows (a few cache lines each), so the row kAhead positions on is asked for early.
 constexpr std::int64_t kAhead = 8;
 __attribute__((target("avx2"))) inline void prefetch_row(const void* row, std::int64_t bytes) {
     for (std::int64_t b = 0; b < bytes; b += 64)

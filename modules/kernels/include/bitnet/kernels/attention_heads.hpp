@@ -1,8 +1,8 @@
 // Attention of several query heads that share one KV head (grouped-query attention), over an
 // F16 KV cache, in one pass over the cached keys and one over the values: each cached half is
-// converted to float once for all the group's heads instead of once per head. That conversion,
-// not the bytes, is what long contexts cost on a CPU (the rows are a few hundred bytes apart and
-// come from cache; the work per row is what scales).
+// converted to float once for all the group's heads instead of once per head. That conversion
+// and the arithmetic per row, more than the bytes, are what long contexts cost on a CPU (with the
+// whole cache in L3 one head at a time ran no faster than from memory).
 #pragma once
 
 #include <cstdint>
