@@ -74,10 +74,16 @@ void rope(Vec& x, std::int64_t heads, std::int64_t hd, std::int64_t pos, double 
         }
 }
 
+// Through a trip to F16 (what an F16 KV cache, and the query meeting it, store).
+void round_to_half(Vec& x) {
+    for (double& v : x) v = quant::fp16_to_fp32(quant::fp32_to_fp16(static_cast<float>(v)));
+}
+
 // Logits of every position, float activations (no int8 quantization), f32 everything except
-// that F16 weights see their input rounded to F16 (the documented matmul rule).
+// that F16 weights see their input rounded to F16 (the documented matmul rule); with
+// `f16_cache`, keys, values and the query are rounded to F16 as an F16 KV cache stores them.
 std::vector<Vec> independent_forward(const models::GgufFile& f, const models::ModelConfig& c,
-                                     const std::vector<std::int32_t>& tokens) {
+                                     const std::vector<std::int32_t>& tokens, bool f16_cache) {
     const Dense embd = dense(f, "token_embd.weight");
     const std::int64_t H = c.hidden, hd = c.head_dim, nh = c.head_count, nkv = c.head_count_kv;
     std::vector<std::vector<Vec>> keys(c.block_count), values(c.block_count);
@@ -89,9 +95,14 @@ std::vector<Vec> independent_forward(const models::GgufFile& f, const models::Mo
             const Vec x = rmsnorm(h, vec(f, name("attn_norm.weight")), c.rms_eps);
             Vec q = dense(f, name("attn_q.weight")).apply(x);
             Vec k = dense(f, name("attn_k.weight")).apply(x);
-            const Vec v = dense(f, name("attn_v.weight")).apply(x);
+            Vec v = dense(f, name("attn_v.weight")).apply(x);
             rope(q, nh, hd, static_cast<std::int64_t>(t), c.rope_freq_base);
             rope(k, nkv, hd, static_cast<std::int64_t>(t), c.rope_freq_base);
+            if (f16_cache) {
+                round_to_half(q);
+                round_to_half(k);
+                round_to_half(v);
+            }
             keys[l].push_back(k);
             values[l].push_back(v);
             Vec att(static_cast<std::size_t>(nh * hd), 0.0);
@@ -140,27 +151,41 @@ std::vector<Vec> independent_forward(const models::GgufFile& f, const models::Mo
 }  // namespace
 
 TEST_CASE("a 2-layer model's logits equal an independent straightforward implementation") {
-    // head_dim 32, 2 KV heads: grouped-query attention with groups of 2
-    const auto m = models::test::tiny_model(4, 2, 32, 256, 42, "two-layer.gguf");
-    const auto& file = m.file;
-    const models::Transformer model(file);
-    REQUIRE(model.config().block_count == 2);
-    const std::vector<std::int32_t> tokens = {5, 17, 250, 3, 99, 17, 17, 42};
-    const auto expected = independent_forward(*file, model.config(), tokens);
+    struct Case {
+        std::uint32_t heads, kv_heads, head_dim;
+        models::KvType cache;
+        double tolerance;
+    };
+    // Groups of 2 and of 4 query heads per KV head (the grouped attention kernels' shapes), with
+    // an F32 cache (one head at a time) and an F16 one (the grouped kernels; F16 rounding of
+    // float vs double values can differ by one half-ULP here and there, hence the looser bound).
+    for (const Case c :
+         {Case{4, 2, 32, models::KvType::F32, 1e-5}, Case{4, 2, 32, models::KvType::F16, 3e-4},
+          Case{8, 2, 16, models::KvType::F16, 3e-4}}) {
+        const auto m =
+            models::test::tiny_model(c.heads, c.kv_heads, c.head_dim, 256, 42, "two-layer.gguf");
+        const auto& file = m.file;
+        const models::Transformer model(file);
+        REQUIRE(model.config().block_count == 2);
+        const std::vector<std::int32_t> tokens = {5, 17, 250, 3, 99, 17, 17, 42};
+        const bool f16 = c.cache == models::KvType::F16;
+        const auto expected = independent_forward(*file, model.config(), tokens, f16);
 
-    const auto backend = kernels::make_reference_backend(kernels::ActivationPrecision::Float);
-    models::KvCache cache(model.config(), 16, models::KvType::F32);
-    std::vector<float> logits;
-    model.forward(tokens, 0, cache, *backend, models::LogitsFor::AllPositions, logits);
-    const std::size_t vocab = model.config().vocab_size;
-    for (std::size_t t = 0; t < tokens.size(); ++t) {
-        double diff = 0, norm = 0;
-        for (std::size_t i = 0; i < vocab; ++i) {
-            const double d = logits[t * vocab + i] - expected[t][i];
-            diff += d * d;
-            norm += expected[t][i] * expected[t][i];
+        const auto backend = kernels::make_reference_backend(kernels::ActivationPrecision::Float);
+        models::KvCache cache(model.config(), 16, c.cache);
+        std::vector<float> logits;
+        model.forward(tokens, 0, cache, *backend, models::LogitsFor::AllPositions, logits);
+        const std::size_t vocab = model.config().vocab_size;
+        for (std::size_t t = 0; t < tokens.size(); ++t) {
+            double diff = 0, norm = 0;
+            for (std::size_t i = 0; i < vocab; ++i) {
+                const double d = logits[t * vocab + i] - expected[t][i];
+                diff += d * d;
+                norm += expected[t][i] * expected[t][i];
+            }
+            INFO("heads " << c.heads << ", kv heads " << c.kv_heads << ", f16 cache " << f16
+                          << ", position " << t);
+            CHECK(std::sqrt(diff / norm) < c.tolerance);
         }
-        INFO("position " << t);
-        CHECK(std::sqrt(diff / norm) < 1e-5);
     }
 }
