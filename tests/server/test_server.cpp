@@ -262,7 +262,11 @@ TEST_CASE("a client that hangs up mid-stream frees its slot for the next request
     const std::string model = test::write_synthetic_model(dir, "small", 35);
     server::ServerOptions options;
     options.parallel = 1;
-    test::TestServer srv(model, options, 512);
+    // The hang-up is noticed at a write after it; a generation that reached the end of its
+    // context first would count as completed, not cancelled. The small model's whole context
+    // (2048 tokens) keeps it writing well past that, also on a loaded machine (at 512 tokens a
+    // busy CI runner once saw it finish first).
+    test::TestServer srv(model, options, 2048);
     const json body = {
         {"prompt", "go"}, {"max_tokens", 100000}, {"stream", true}, {"temperature", 2}};
     REQUIRE(stream_then_hang_up(srv.port(), body.dump()));
