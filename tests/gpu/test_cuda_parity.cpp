@@ -152,6 +152,15 @@ TEST_CASE("batched decode on the GPU gives every sequence what it gets alone") {
     }
 }
 
+// Loads with the environment variable `name` set to `value` (unset again after).
+std::unique_ptr<inference::Engine> load_with(const char* name, const char* value,
+                                             const std::string& path, int context) {
+    ::setenv(name, value, 1);
+    auto e = load(path, "cuda:0", context);
+    ::unsetenv(name);
+    return e;
+}
+
 TEST_CASE("the fused single-token GPU step equals the per-kernel step bit for bit") {
     const auto info = kernels::cuda_info();
     if (info.device_count == 0) {
@@ -162,40 +171,51 @@ TEST_CASE("the fused single-token GPU step equals the per-kernel step bit for bi
     for (const char* preset : {"small", "2b4t"}) {
         INFO(preset);
         const std::string path = test::write_synthetic_model(dir, preset, 11);
-        // Past 512 positions: keys and values beyond what the fused step requests before its
-        // barrier are streamed (decode_step.cu), so both ways are covered; past 384 the fused
-        // step splits each head's values over several blocks.
+        // Past 256 positions the fused step's attention splits positions over ranges of whole
+        // chunks (decode_step.cu: several blocks per KV head meeting through flags); with
+        // BITNET_CUDA_LONG_RANGES=2 a range holds several chunks (as past ~3300 positions on an
+        // H100); with the long path off the one-block-per-head path runs everywhere (past 384
+        // splitting each head's values over several blocks, past 512 streaming keys and values
+        // beyond those requested before its barrier).
         const int steps = std::string(preset) == "small" ? 600 : 450;
         auto fused = load(path, "cuda:0", steps);
-        ::setenv("BITNET_CUDA_FUSED_STEP", "0", 1);
-        auto split = load(path, "cuda:0", steps);
-        ::unsetenv("BITNET_CUDA_FUSED_STEP");
+        auto few_ranges = load_with("BITNET_CUDA_LONG_RANGES", "2", path, steps);
+        auto short_only = load_with("BITNET_CUDA_LONG_ATTENTION", "100000", path, steps);
+        auto split = load_with("BITNET_CUDA_FUSED_STEP", "0", path, steps);
         REQUIRE(fused->gpu_model() != nullptr);
+        REQUIRE(few_ranges->gpu_model() != nullptr);
+        REQUIRE(short_only->gpu_model() != nullptr);
         REQUIRE(split->gpu_model() != nullptr);
         const std::size_t vocab = fused->model().config().vocab_size;
         std::vector<float> a(vocab), b(vocab);
-        int differing_steps = 0;
+        const std::vector<inference::Engine*> fused_ones = {fused.get(), few_ranges.get(),
+                                                            short_only.get()};
+        std::vector<int> differing_steps(fused_ones.size(), 0);
         double worst = 0;
         for (int pos = 0; pos < steps; ++pos) {
             const std::int32_t token = (pos * 7919 + 13) % 500;
-            // (the fused side through forward_last, the decode loop's path: same logits)
-            const float* last = fused->gpu_model()->forward_last(&token, 1, pos);
-            std::copy(last, last + vocab, a.begin());
             split->gpu_model()->forward(&token, 1, pos, false, b.data());
-            // The device's greedy choice (the same token at the same position again: the cache
-            // row is rewritten with the same values) is the host's choice from these logits.
-            if (pos % 50 == 7)
-                CHECK(fused->gpu_model()->forward_greedy(&token, 1, pos) ==
-                      inference::greedy_token(a));
-            double diff = 0;
-            for (std::size_t i = 0; i < vocab; ++i)
-                diff = std::max(diff, static_cast<double>(std::fabs(a[i] - b[i])));
-            worst = std::max(worst, diff);
-            if (diff != 0) ++differing_steps;
+            for (std::size_t f = 0; f < fused_ones.size(); ++f) {
+                kernels::GpuModel* m = fused_ones[f]->gpu_model();
+                // (through forward_last, the decode loop's path: same logits)
+                const float* last = m->forward_last(&token, 1, pos);
+                std::copy(last, last + vocab, a.begin());
+                // The device's greedy choice (the same token at the same position again: the
+                // cache row is rewritten with the same values) is the host's choice from these.
+                if (pos % 50 == 7)
+                    CHECK(m->forward_greedy(&token, 1, pos) == inference::greedy_token(a));
+                double diff = 0;
+                for (std::size_t i = 0; i < vocab; ++i)
+                    diff = std::max(diff, static_cast<double>(std::fabs(a[i] - b[i])));
+                worst = std::max(worst, diff);
+                if (diff != 0) ++differing_steps[f];
+            }
         }
-        std::printf("%s: fused vs per-kernel step, %d positions: %d differ, max |diff| %g\n",
-                    preset, steps, differing_steps, worst);
-        CHECK(differing_steps == 0);
+        std::printf(
+            "%s: fused (default / 2 ranges / short path) vs per-kernel step, %d positions: "
+            "%d / %d / %d differ, max |diff| %g\n",
+            preset, steps, differing_steps[0], differing_steps[1], differing_steps[2], worst);
+        CHECK(differing_steps == std::vector<int>(fused_ones.size(), 0));
     }
 }
 

@@ -19,7 +19,8 @@ struct Case {
 };
 
 // The one-head path the grouped kernel must reproduce: each head's scores one row at a time,
-// softmax, then its values one row at a time into zeros.
+// softmax, then its values one row at a time, in chunks of kAttentionValueChunk rows each summed
+// into zeros and added to the output in order (attention_order.hpp).
 std::vector<float> one_head_at_a_time(const Case& c, const std::vector<float>& q,
                                       const std::vector<std::uint16_t>& k,
                                       const std::vector<std::uint16_t>& v, float scale) {
@@ -30,9 +31,16 @@ std::vector<float> one_head_at_a_time(const Case& c, const std::vector<float>& q
             s[static_cast<std::size_t>(p)] =
                 dot_f16_f32(k.data() + p * c.stride, q.data() + g * c.n, c.n);
         softmax(s.data(), c.count, scale);
-        for (std::int64_t p = 0; p < c.count; ++p)
-            add_scaled_f16(out.data() + g * c.n, v.data() + p * c.stride,
-                           s[static_cast<std::size_t>(p)], c.n);
+        std::vector<float> chunk(static_cast<std::size_t>(c.n));
+        for (std::int64_t p0 = 0; p0 < c.count; p0 += kAttentionValueChunk) {
+            std::fill(chunk.begin(), chunk.end(), 0.0f);
+            for (std::int64_t p = p0;
+                 p < std::min<std::int64_t>(c.count, p0 + kAttentionValueChunk); ++p)
+                add_scaled_f16(chunk.data(), v.data() + p * c.stride,
+                               s[static_cast<std::size_t>(p)], c.n);
+            for (std::int64_t i = 0; i < c.n; ++i)
+                out[static_cast<std::size_t>(g * c.n + i)] += chunk[static_cast<std::size_t>(i)];
+        }
     }
     return out;
 }
@@ -78,6 +86,14 @@ TEST_CASE("grouped-query attention gives every head the bits of one head at a ti
                 cases.push_back({heads, count, n, 5 * n});  // rows of a 5-KV-head cache row
     cases.push_back({4, 33, 20, 100});                      // width not a multiple of 8
     cases.push_back({4, 1100, 128, 640});                   // a long context of the 2b4t shape
+    // Around the value sums' chunk boundaries (attention_order.hpp), in the grouped kernels and
+    // the fallback (3 heads; a width past the grouped kernels' widest).
+    for (const std::int64_t count : {127, 128, 129, 256, 300}) {
+        cases.push_back({4, count, 128, 640});
+        cases.push_back({2, count, 64, 320});
+        cases.push_back({3, count, 128, 640});
+    }
+    cases.push_back({2, 200, 264, 264 * 5});
     for (const Case& c : cases) {
         std::vector<std::uint16_t> k(static_cast<std::size_t>(c.count * c.stride)), v(k.size());
         for (auto& h : k) h = bitnet::quant::fp32_to_fp16(dist(rng));

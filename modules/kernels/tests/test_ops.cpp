@@ -1,5 +1,6 @@
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -185,6 +186,53 @@ TEST_CASE("attention over many cached rows gives the bits of one row at a time")
                           bitnet::quant::fp16_to_fp32(rows[static_cast<std::size_t>(i)])) *
                       b[static_cast<std::size_t>(i)];
             CHECK(dots[0] == Approx(d0).margin(1e-4));
+        }
+    }
+}
+
+TEST_CASE("attention's value sums follow the chunk order of attention_order.hpp") {
+    std::mt19937 rng(17);
+    std::normal_distribution<float> dist(0.0f, 1.0f);
+    for (const std::int64_t n : {8, 100, 128, 300}) {
+        for (const std::int64_t count : {1, 127, 128, 129, 257, 400}) {
+            const std::int64_t stride = n + 24;
+            std::vector<std::uint16_t> rows(static_cast<std::size_t>(count * stride));
+            for (auto& h : rows) h = bitnet::quant::fp32_to_fp16(dist(rng));
+            std::vector<float> rows32(rows.size()), w(static_cast<std::size_t>(count));
+            for (std::size_t i = 0; i < rows.size(); ++i)
+                rows32[i] = bitnet::quant::fp16_to_fp32(rows[i]);
+            for (float& v : w) v = dist(rng);
+            // The definition written out: per output, each chunk's products summed from 0 in
+            // order, the chunks' sums added from 0 in order (float operations one at a time).
+            std::vector<float> expected(static_cast<std::size_t>(n));
+            for (std::int64_t i = 0; i < n; ++i) {
+                float total = 0.0f;
+                for (std::int64_t p0 = 0; p0 < count; p0 += kAttentionValueChunk) {
+                    float chunk = 0.0f;
+                    for (std::int64_t p = p0;
+                         p < std::min<std::int64_t>(count, p0 + kAttentionValueChunk); ++p) {
+                        const volatile float product =
+                            w[static_cast<std::size_t>(p)] *
+                            rows32[static_cast<std::size_t>(p * stride + i)];
+                        chunk += product;
+                    }
+                    total += chunk;
+                }
+                expected[static_cast<std::size_t>(i)] = total;
+            }
+            INFO("n " << n << ", rows " << count);
+            std::vector<float> out(static_cast<std::size_t>(n), 7.0f);  // overwritten
+            attention_values_f16(out.data(), rows.data(), stride, w.data(), count, n);
+            CHECK(out == expected);
+            std::fill(out.begin(), out.end(), 7.0f);
+            attention_values_f32(out.data(), rows32.data(), stride, w.data(), count, n);
+            CHECK(out == expected);
+            // Up to one chunk: plain position order (add_scaled_f16_rows into zeros).
+            if (count <= kAttentionValueChunk) {
+                std::vector<float> plain(static_cast<std::size_t>(n), 0.0f);
+                add_scaled_f16_rows(plain.data(), rows.data(), stride, w.data(), count, n);
+                CHECK(plain == expected);
+            }
         }
     }
 }

@@ -187,15 +187,16 @@ void attend(const float* q, std::int64_t hd, std::int64_t n_pos, float scale, At
     std::memset(out, 0, static_cast<std::size_t>(hd) * 4);
     if (mode == AttentionMode::Standard) {
         scores.resize(static_cast<std::size_t>(n_pos));
+        // (the value sums in the order every backend uses: attention_order.hpp)
         if constexpr (f16) {
             kernels::dot_f16_f32_rows(keys, stride, n_pos, q, hd, scores.data());
             kernels::softmax(scores.data(), n_pos, scale);
-            kernels::add_scaled_f16_rows(out, values, stride, scores.data(), n_pos, hd);
-            return;
+            kernels::attention_values_f16(out, values, stride, scores.data(), n_pos, hd);
+        } else {
+            for (std::int64_t p = 0; p < n_pos; ++p) scores[static_cast<std::size_t>(p)] = score(p);
+            kernels::softmax(scores.data(), n_pos, scale);
+            kernels::attention_values_f32(out, values, stride, scores.data(), n_pos, hd);
         }
-        for (std::int64_t p = 0; p < n_pos; ++p) scores[static_cast<std::size_t>(p)] = score(p);
-        kernels::softmax(scores.data(), n_pos, scale);
-        for (std::int64_t p = 0; p < n_pos; ++p) add_v(p, scores[static_cast<std::size_t>(p)]);
         return;
     }
     // Flash: running max, running sum, accumulator rescaled when the max grows.

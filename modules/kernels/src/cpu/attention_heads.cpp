@@ -145,27 +145,30 @@ __attribute__((target("avx2,f16c"))) void values_rest(const std::uint16_t* rows,
         }
 }
 
-// out[g * n + i] = sum over p in order of w[p * G + g] * row p [i], for n a multiple of 8:
-// 8 / G vectors of each of the G heads' outputs held in registers over the rows, each value half
-// converted once for all G heads. The rows go in blocks of kValueBlock positions, every pass over
-// the dimensions made on one block (from L1, the partial sums kept in `out` in between: floats,
-// so the same bits) before the next, whose lines the passes ask for meanwhile; one pass over all
-// the rows at a time would fetch each line from memory in one pass and again in the next.
+// chunk[g * n + i] = sum over p = p0 .. p1 - 1 in order of w[p * G + g] * row p [i], for n a
+// multiple of 8: 8 / G vectors of each of the G heads' outputs held in registers over the rows,
+// each value half converted once for all G heads. The rows go in blocks of kValueBlock
+// positions, every pass over the dimensions made on one block (from L1, the partial sums kept in
+// `chunk` in between: floats, so the same bits) before the next, whose lines the passes ask for
+// meanwhile (up to row `count`); one pass over all the rows at a time would fetch each line from
+// memory in one pass and again in the next.
 template <int G>
-__attribute__((target("avx2,f16c"))) void group_values(const std::uint16_t* rows,
-                                                       std::int64_t stride, std::int64_t count,
-                                                       const float* w, std::int64_t n, float* out) {
+__attribute__((target("avx2,f16c"))) void group_values_chunk(const std::uint16_t* rows,
+                                                             std::int64_t stride, std::int64_t p0,
+                                                             std::int64_t p1, std::int64_t count,
+                                                             const float* w, std::int64_t n,
+                                                             float* chunk) {
     constexpr int V = 8 / G;  // vectors per head and pass
     const std::int64_t passes = n / (8 * V), lines = (n * 2 + 63) / 64;
-    std::fill(out, out + G * n, 0.0f);
-    for (std::int64_t p0 = 0; p0 < count; p0 += kValueBlock) {
-        const std::int64_t p1 = std::min(count, p0 + kValueBlock);
+    std::fill(chunk, chunk + G * n, 0.0f);
+    for (std::int64_t b0 = p0; b0 < p1; b0 += kValueBlock) {
+        const std::int64_t b1 = std::min(p1, b0 + kValueBlock);
         for (std::int64_t pass = 0; pass < passes; ++pass) {
             const std::int64_t i = pass * 8 * V;
             __m256 acc[G][V];
             for (int g = 0; g < G; ++g)
-                for (int j = 0; j < V; ++j) acc[g][j] = _mm256_loadu_ps(out + g * n + i + 8 * j);
-            for (std::int64_t p = p0; p < p1; ++p) {
+                for (int j = 0; j < V; ++j) acc[g][j] = _mm256_loadu_ps(chunk + g * n + i + 8 * j);
+            for (std::int64_t p = b0; p < b1; ++p) {
                 if (p + kValueBlock < count)
                     prefetch_share(rows + (p + kValueBlock) * stride, pass, passes, lines);
                 __m256 v[V];
@@ -177,9 +180,26 @@ __attribute__((target("avx2,f16c"))) void group_values(const std::uint16_t* rows
                 }
             }
             for (int g = 0; g < G; ++g)
-                for (int j = 0; j < V; ++j) _mm256_storeu_ps(out + g * n + i + 8 * j, acc[g][j]);
+                for (int j = 0; j < V; ++j) _mm256_storeu_ps(chunk + g * n + i + 8 * j, acc[g][j]);
         }
-        values_rest<G>(rows, stride, p0, p1, w, n, passes * 8 * V, out);
+        values_rest<G>(rows, stride, b0, b1, w, n, passes * 8 * V, chunk);
+    }
+}
+
+// The widest head the grouped value sums take (their chunk sums live on the stack).
+constexpr std::int64_t kMaxGroupWidth = 256;
+
+// out = the G heads' value sums in kAttentionValueChunk order (attention_order.hpp): each chunk
+// summed by `chunk_sums` (group_values_chunk or its AVX-512 twin), then added to out.
+template <int G, typename ChunkSums>
+void values_in_chunks(const std::uint16_t* rows, std::int64_t stride, std::int64_t count,
+                      const float* w, std::int64_t n, float* out, ChunkSums chunk_sums) {
+    alignas(64) float chunk[G * kMaxGroupWidth];
+    std::fill(out, out + G * n, 0.0f);
+    for (std::int64_t p0 = 0; p0 < count; p0 += kAttentionValueChunk) {
+        chunk_sums(rows, stride, p0, std::min<std::int64_t>(count, p0 + kAttentionValueChunk),
+                   count, w, n, chunk);
+        for (std::int64_t i = 0; i < G * n; ++i) out[i] += chunk[i];
     }
 }
 
@@ -189,7 +209,7 @@ void attend_group(const float* q, const std::uint16_t* keys, const std::uint16_t
                   float* scores, float* out) {
     group_scores<G>(keys, stride, count, q, n, scores);
     group_softmax<G>(scores, count, scale);
-    group_values<G>(values, stride, count, scores, n, out);
+    values_in_chunks<G>(values, stride, count, scores, n, out, group_values_chunk<G>);
 }
 
 // AVX-512: the same sums with twice the values per instruction and the same bits. The scores keep
@@ -258,24 +278,23 @@ __attribute__((target("avx512f,f16c"))) void group_scores_avx512(const std::uint
     if (p < count) group_scores<G>(rows + p * stride, stride, count - p, q, n, scores + p * G);
 }
 
-// group_values with 16 dimensions per register: 8 / G registers per head and pass.
+// group_values_chunk with 16 dimensions per register: 8 / G registers per head and pass.
 template <int G>
-__attribute__((target("avx512f,f16c"))) void group_values_avx512(const std::uint16_t* rows,
-                                                                 std::int64_t stride,
-                                                                 std::int64_t count, const float* w,
-                                                                 std::int64_t n, float* out) {
+__attribute__((target("avx512f,f16c"))) void group_values_chunk_avx512(
+    const std::uint16_t* rows, std::int64_t stride, std::int64_t p0, std::int64_t p1,
+    std::int64_t count, const float* w, std::int64_t n, float* chunk) {
     BITNET_NO_FP_CONTRACT
     constexpr int V = 8 / G;
     const std::int64_t passes = n / (16 * V), lines = (n * 2 + 63) / 64;
-    std::fill(out, out + G * n, 0.0f);
-    for (std::int64_t p0 = 0; p0 < count; p0 += kValueBlock) {
-        const std::int64_t p1 = std::min(count, p0 + kValueBlock);
+    std::fill(chunk, chunk + G * n, 0.0f);
+    for (std::int64_t b0 = p0; b0 < p1; b0 += kValueBlock) {
+        const std::int64_t b1 = std::min(p1, b0 + kValueBlock);
         for (std::int64_t pass = 0; pass < passes; ++pass) {
             const std::int64_t i = pass * 16 * V;
             __m512 acc[G][V];
             for (int g = 0; g < G; ++g)
-                for (int j = 0; j < V; ++j) acc[g][j] = _mm512_loadu_ps(out + g * n + i + 16 * j);
-            for (std::int64_t p = p0; p < p1; ++p) {
+                for (int j = 0; j < V; ++j) acc[g][j] = _mm512_loadu_ps(chunk + g * n + i + 16 * j);
+            for (std::int64_t p = b0; p < b1; ++p) {
                 if (p + kValueBlock < count)
                     prefetch_share(rows + (p + kValueBlock) * stride, pass, passes, lines);
                 __m512 v[V];
@@ -289,9 +308,9 @@ __attribute__((target("avx512f,f16c"))) void group_values_avx512(const std::uint
                 }
             }
             for (int g = 0; g < G; ++g)
-                for (int j = 0; j < V; ++j) _mm512_storeu_ps(out + g * n + i + 16 * j, acc[g][j]);
+                for (int j = 0; j < V; ++j) _mm512_storeu_ps(chunk + g * n + i + 16 * j, acc[g][j]);
         }
-        values_rest<G>(rows, stride, p0, p1, w, n, passes * 16 * V, out);
+        values_rest<G>(rows, stride, b0, b1, w, n, passes * 16 * V, chunk);
     }
 }
 
@@ -306,7 +325,7 @@ void attend_group_avx512(const float* q, const std::uint16_t* keys, const std::u
                          float* scores, float* out) {
     group_scores_avx512<G>(keys, stride, count, q, n, scores);
     group_softmax<G>(scores, count, scale);
-    group_values_avx512<G>(values, stride, count, scores, n, out);
+    values_in_chunks<G>(values, stride, count, scores, n, out, group_values_chunk_avx512<G>);
 }
 
 bool has_f16c() {
@@ -324,13 +343,14 @@ bool has_avx512() {
 void attention_heads_f16(const float* q, std::int64_t heads, const std::uint16_t* keys,
                          const std::uint16_t* values, std::int64_t stride, std::int64_t count,
                          std::int64_t n, float scale, float* scores, float* out) {
-    if (has_avx512() && n % 8 == 0) {  // the group sizes of 2B4T's decode and prefill plans
+    const bool grouped_width = n % 8 == 0 && n <= kMaxGroupWidth;
+    if (has_avx512() && grouped_width) {  // the group sizes of 2B4T's decode and prefill plans
         if (heads == 4)
             return attend_group_avx512<4>(q, keys, values, stride, count, n, scale, scores, out);
         if (heads == 2)
             return attend_group_avx512<2>(q, keys, values, stride, count, n, scale, scores, out);
     }
-    if (has_f16c() && n % 8 == 0) {
+    if (has_f16c() && grouped_width) {
         switch (heads) {
             case 1:
                 return attend_group<1>(q, keys, values, stride, count, n, scale, scores, out);
@@ -350,8 +370,7 @@ void attention_heads_f16(const float* q, std::int64_t heads, const std::uint16_t
         float* o = out + g * n;
         dot_f16_f32_rows(keys, stride, count, q + g * n, n, s);
         softmax(s, count, scale);
-        std::fill(o, o + n, 0.0f);
-        add_scaled_f16_rows(o, values, stride, s, count, n);
+        attention_values_f16(o, values, stride, s, count, n);
     }
 }
 

@@ -319,6 +319,45 @@ void add_scaled_f16_rows(float* out, const std::uint16_t* rows, std::int64_t str
     for (std::int64_t p = 0; p < count; ++p) add_scaled_f16(out, rows + p * stride, w[p], n);
 }
 
+namespace {
+
+// attention_values_*: output dimensions in slices of kValueSlice (each output's sum is its own:
+// slicing changes no order), each slice's chunk sums in a buffer on the stack.
+constexpr std::int64_t kValueSlice = 256;
+
+template <typename Row, typename AddRows>
+void chunked_values(float* out, const Row* rows, std::int64_t stride, const float* w,
+                    std::int64_t count, std::int64_t n, AddRows add_rows) {
+    float chunk[kValueSlice];
+    for (std::int64_t i0 = 0; i0 < n; i0 += kValueSlice) {
+        const std::int64_t width = std::min(kValueSlice, n - i0);
+        std::fill(out + i0, out + i0 + width, 0.0f);
+        for (std::int64_t p0 = 0; p0 < count; p0 += kAttentionValueChunk) {
+            const std::int64_t rows_here = std::min<std::int64_t>(kAttentionValueChunk, count - p0);
+            std::fill(chunk, chunk + width, 0.0f);
+            add_rows(chunk, rows + p0 * stride + i0, stride, w + p0, rows_here, width);
+            for (std::int64_t i = 0; i < width; ++i) out[i0 + i] += chunk[i];
+        }
+    }
+}
+
+}  // namespace
+
+void attention_values_f16(float* out, const std::uint16_t* rows, std::int64_t stride,
+                          const float* w, std::int64_t count, std::int64_t n) {
+    chunked_values(out, rows, stride, w, count, n, add_scaled_f16_rows);
+}
+
+void attention_values_f32(float* out, const float* rows, std::int64_t stride, const float* w,
+                          std::int64_t count, std::int64_t n) {
+    chunked_values(out, rows, stride, w, count, n,
+                   [](float* to, const float* from, std::int64_t s, const float* ws, std::int64_t c,
+                      std::int64_t width) {
+                       for (std::int64_t p = 0; p < c; ++p)
+                           add_scaled_f32(to, from + p * s, ws[p], width);
+                   });
+}
+
 float dot_f16_f32(const std::uint16_t* a, const float* b, std::int64_t n) {
     if (has_f16c()) return dot_f16_f32_avx2(a, b, n);
     float lanes[8] = {};

@@ -88,23 +88,34 @@ __device__ void softmax_rows(float* scores, int group, int stride, int n_pos, fl
     }
 }
 
-// V summed into J outputs of a thread, position by position (each output's order is the CPU's;
-// the J chains are independent, and 16 positions' loads are issued before their additions: the
-// chain of adds, not the shared-memory latency, sets the pace). first[j]:
-// head * slice + dimension within the slice.
+// V summed into J outputs of a thread over positions p0 .. p0 + count - 1, in the order of
+// kValueChunk (attention.hpp): each chunk's products added position by position into `chunk`,
+// which is added to `total` where a chunk ends (the J chains are independent, and 16 positions'
+// loads are issued before their additions: the chain of adds, not the shared-memory latency,
+// sets the pace). first[j]: head * slice + dimension within the slice.
 template <int J>
-__device__ __forceinline__ void accumulate_values(float (&acc)[kMaxOutputs],
-                                                  const float* const (&sc)[kMaxOutputs],
-                                                  const int (&first)[kMaxOutputs],
-                                                  const __half* v_tile, int slice, int count) {
+__device__ __forceinline__ void accumulate_values(
+    float (&chunk)[kMaxOutputs], float (&total)[kMaxOutputs], const float* const (&sc)[kMaxOutputs],
+    const int (&first)[kMaxOutputs], const __half* v_tile, int slice, int p0, int count) {
     int d[J];
 #pragma unroll
     for (int j = 0; j < J; ++j) d[j] = first[j] % slice;
+    for (int p = 0; p < count;) {
+        const int end = min(count, p + kValueChunk - (p0 + p) % kValueChunk);
 #pragma unroll 16
-    for (int p = 0; p < count; ++p)
+        for (int q = p; q < end; ++q)
 #pragma unroll
-        for (int j = 0; j < J; ++j)
-            acc[j] = __fadd_rn(acc[j], __fmul_rn(sc[j][p], __half2float(v_tile[p * slice + d[j]])));
+            for (int j = 0; j < J; ++j)
+                chunk[j] = __fadd_rn(chunk[j],
+                                     __fmul_rn(sc[j][q], __half2float(v_tile[q * slice + d[j]])));
+        if ((p0 + end) % kValueChunk == 0)
+#pragma unroll
+            for (int j = 0; j < J; ++j) {
+                total[j] = __fadd_rn(total[j], chunk[j]);
+                chunk[j] = 0.0f;
+            }
+        p = end;
+    }
 }
 
 // The block's V outputs: the group's heads x dimensions d0 .. d0 + slice - 1 (output o: head
@@ -137,7 +148,7 @@ __device__ void value_phase(const __half* values, int kv_dim, int n_pos, const f
 #pragma unroll
     for (int j = 0; j < kMaxOutputs; ++j)
         first[j] = min(static_cast<int>(threadIdx.x) + j * kThreads, outputs - 1);
-    float acc[kMaxOutputs] = {0, 0, 0, 0};
+    float chunk[kMaxOutputs] = {0, 0, 0, 0}, total[kMaxOutputs] = {0, 0, 0, 0};
     const int tiles = (n_pos + tile_positions - 1) / tile_positions;
     for (int i = 0; i < kVStages - 1; ++i) request(i);
     for (int i = 0; i < tiles; ++i) {
@@ -152,16 +163,16 @@ __device__ void value_phase(const __half* values, int kv_dim, int n_pos, const f
         for (int j = 0; j < kMaxOutputs; ++j) sc[j] = scores + (first[j] / slice) * stride + p0;
         switch (mine) {  // (a compile-time count: the chains interleave)
             case 1:
-                accumulate_values<1>(acc, sc, first, v_tile, slice, count);
+                accumulate_values<1>(chunk, total, sc, first, v_tile, slice, p0, count);
                 break;
             case 2:
-                accumulate_values<2>(acc, sc, first, v_tile, slice, count);
+                accumulate_values<2>(chunk, total, sc, first, v_tile, slice, p0, count);
                 break;
             case 3:
-                accumulate_values<3>(acc, sc, first, v_tile, slice, count);
+                accumulate_values<3>(chunk, total, sc, first, v_tile, slice, p0, count);
                 break;
             case 4:
-                accumulate_values<4>(acc, sc, first, v_tile, slice, count);
+                accumulate_values<4>(chunk, total, sc, first, v_tile, slice, p0, count);
                 break;
             default:
                 break;
@@ -172,7 +183,8 @@ __device__ void value_phase(const __half* values, int kv_dim, int n_pos, const f
     for (int j = 0; j < kMaxOutputs; ++j) {
         const int o = threadIdx.x + j * kThreads;
         if (o >= outputs) break;
-        out[(o / slice) * hd + d0 + o % slice] = acc[j];
+        // (the last chunk when it is partial; adding the 0.0f of a finished one changes nothing)
+        out[(o / slice) * hd + d0 + o % slice] = __fadd_rn(total[j], chunk[j]);
     }
 }
 

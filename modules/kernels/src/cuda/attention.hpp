@@ -1,6 +1,6 @@
 // Attention of token rows over their sequences' KV caches, in the CPU's order of operations
-// (scores: 8 lanes per key reduced pairwise; softmax with the sum in double; V accumulated
-// position by position for every output), so the GPU follows the CPU backend's numbers.
+// (scores: 8 lanes per key reduced pairwise; softmax with the sum in double; V accumulated in
+// chunks of kValueChunk positions, see below), so the GPU follows the CPU backend's numbers.
 //
 // Two shapes, the same arithmetic (bit for bit):
 //  - few rows (decode, batched decode): split, "flash-decoding" style — one kernel computes the
@@ -16,9 +16,13 @@
 
 #include <cstddef>
 
+#include "bitnet/kernels/attention_order.hpp"
 #include "gpu_layer_kernels.hpp"
 
 namespace bitnet::kernels::cuda {
+
+// The order of every V sum: attention_order.hpp (the same on the CPU).
+constexpr int kValueChunk = kAttentionValueChunk;
 
 struct AttentionPlan {
     int group = 0;   // query heads per block, at most (launches with few rows may use fewer)

@@ -3,16 +3,19 @@
 //  - rmsnorm + quantize: sums of squares in double, the CPU's int8 rule (gpu_layer_kernels.cu);
 //  - products: exact integer tensor-core dots, the CPU's float rule (ternary_mma_device.cuh);
 //  - RoPE with the host's cos/sin tables, the query and keys meet as F16, softmax sums in double,
-//    V accumulated position by position.
+//    V accumulated in kValueChunk order (attention.hpp).
 // Data written by one block and read by another in a later phase is read with __ldcg (past the
 // SM's L1, which is not coherent across SMs); the grid barrier fences before and after.
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <climits>
+#include <cstdlib>
 #include <string>
 
 #include "async_copy.cuh"
+#include "attention.hpp"
 #include "cuda_memory.hpp"
 #include "decode_step.hpp"
 #include "ternary_mma_device.cuh"
@@ -455,7 +458,8 @@ __device__ __forceinline__ float rotated(const float* h, int i, int half_dim, co
     return __ldcg(h + i);
 }
 
-// Attention of the step's row, one block per query head (the others go on to the barrier). The
+// Attention of the step's row below DecodeStep::long_from positions (attention_long_phase
+// below takes longer contexts), one block per query head (the others go on to the barrier). The
 // row's own key and value are rotated / rounded here; the first head of each KV group stores
 // them in the cache, and every head uses its own copy for the last position (no other block
 // reads the cache row being written). The cached keys and values (positions before this one)
@@ -466,6 +470,8 @@ constexpr int kVPieces = (kVTile * kMaxHeadDim / 8 + kThreads - 1) / kThreads;
 constexpr int kKeyStage = 2 * kThreads;  // keys requested before the barrier (positions)
 constexpr int kVStage = 2 * kVTile;      // values requested before the barrier (positions)
 constexpr int kSlicedPositions = 384;    // attention split over V dimensions from here on
+static_assert(kVTile % kValueChunk == 0 && kVStage % kVTile == 0,
+              "V tiles start at multiples of the V sums' chunk");
 
 __device__ __forceinline__ void load_key(const __half* keys, int q, int kv_dim, int vectors,
                                          uint4 (&raw)[kKeyPieces]) {
@@ -490,8 +496,8 @@ __device__ __forceinline__ void load_v_tile(const __half* values, int p0, int po
     }
 }
 
-__device__ __noinline__ void attention_phase(const DecodeStep& p, int layer, int pos, int seq,
-                                             float* dyn, int positions, Scratch& s) {
+__device__ __forceinline__ void attention_phase(const DecodeStep& p, int layer, int pos, int seq,
+                                                float* dyn, int positions, Scratch& s) {
     const HeadShape& sh = p.shape;
     const int hd = sh.head_dim, half_dim = sh.rope_dim / 2, group = sh.heads / sh.kv_heads;
     const int kv_dim = sh.kv_heads * hd, vectors = hd / 8;
@@ -612,13 +618,13 @@ __device__ __noinline__ void attention_phase(const DecodeStep& p, int layer, int
             scores[q] = e;
             sum += e;
         }
-        const double total = block_sum(sum, s);
-        const float inv = static_cast<float>(1.0 / total);
+        const float inv = static_cast<float>(1.0 / block_sum(sum, s));
         for (int q = threadIdx.x; q <= pos; q += kThreads) scores[q] = __fmul_rn(scores[q], inv);
         mark(p.stamps, s, 2, 0);
         // V over the cached positions 0 .. pos - 1 in tiles (next tile in flight), then the row's
-        // own value: position by position, as the CPU adds them.
-        float acc = 0;
+        // own value, in kValueChunk order (attention.hpp): within a chunk position by position,
+        // as the CPU adds them; tiles start at multiples of the chunk.
+        float chunk = 0, total = 0;
         // The first unit's first stage_positions arrived during the barrier; the rest comes a
         // tile at a time through registers (the next tile in flight while one is summed).
         const int prefetched = first ? min(pos, stage_positions) : 0;
@@ -644,20 +650,349 @@ __device__ __noinline__ void attention_phase(const DecodeStep& p, int layer, int
             // One dependent add per position; the loads and products are independent of it, so
             // the unrolled loop keeps them ahead of the chain.
             if (static_cast<int>(threadIdx.x) < width) {
+                for (int c0 = 0; c0 < count; c0 += kValueChunk) {
+                    const int c1 = min(count, c0 + kValueChunk);
 #pragma unroll 16
-                for (int q = 0; q < count; ++q)
-                    acc = __fadd_rn(acc, __fmul_rn(scores[p0 + q],
-                                                   __half2float(tile[q * width + threadIdx.x])));
+                    for (int q = c0; q < c1; ++q)
+                        chunk = __fadd_rn(
+                            chunk,
+                            __fmul_rn(scores[p0 + q], __half2float(tile[q * width + threadIdx.x])));
+                    if (c1 - c0 == kValueChunk) {  // a whole chunk: p0 + c0 is a multiple of it
+                        total = __fadd_rn(total, chunk);
+                        chunk = 0;
+                    }
+                }
             }
         }
         __syncthreads();
         mark(p.stamps, s, 3, 0);
         if (static_cast<int>(threadIdx.x) < width) {
-            acc = __fadd_rn(acc, __fmul_rn(scores[pos], vcur[d0 + threadIdx.x]));
-            p.att[h * hd + d0 + threadIdx.x] = acc;
+            chunk = __fadd_rn(chunk, __fmul_rn(scores[pos], vcur[d0 + threadIdx.x]));
+            p.att[h * hd + d0 + threadIdx.x] = __fadd_rn(total, chunk);
         }
         __syncthreads();  // shared memory reused by the block's next head
     }
+}
+
+// Long contexts (from DecodeStep::long_from positions on): attention split over ranges of
+// whole kValueChunk chunks of positions, a block per (KV head, range) doing all the KV head's
+// query heads, so every key and value is read once, by many blocks at once. The softmax stays
+// exact (the CPU's: one maximum and one sum over all positions), so the blocks of a KV head
+// exchange three times, through stamped words in global memory (post / collect; no grid-wide
+// barrier): (1) each range's maxima, (2) each chunk's sum of exponentials, (3) each chunk's V
+// sums, which every range block then adds up in chunk order (kValueChunk) for a slice of the
+// outputs.
+constexpr int kLongMaxOutputs = 4;  // (head, dimension) outputs per thread: group * hd
+constexpr int kLongStages = 2;      // V chunks in shared memory: one summed, one in flight
+// Default start of the long path (BITNET_CUDA_LONG_ATTENTION=N moves it).
+constexpr int kLongAttentionFrom = 352;
+
+struct LongUnit {
+    int kvh = 0, r = 0, ranges = 0;  // KV head, range, ranges per KV head
+    int c0 = 0, c1 = 0;              // the range's chunks
+    int q0 = 0, q1 = 0;              // its positions (q1 <= pos + 1)
+};
+
+__device__ __forceinline__ int long_ranges(const DecodeStep& p, int pos) {
+    const int chunks = pos / kValueChunk + 1;
+    const int most = static_cast<int>(gridDim.x) / p.shape.kv_heads;
+    return min(chunks, p.long_ranges > 0 ? min(most, p.long_ranges) : most);
+}
+
+__device__ __forceinline__ LongUnit long_unit(const DecodeStep& p, int pos, int unit) {
+    LongUnit u;
+    const int chunks = pos / kValueChunk + 1;
+    u.ranges = long_ranges(p, pos);
+    u.kvh = unit / u.ranges;
+    u.r = unit % u.ranges;
+    u.c0 = u.r * chunks / u.ranges;
+    u.c1 = (u.r + 1) * chunks / u.ranges;
+    u.q0 = u.c0 * kValueChunk;
+    u.q1 = min(u.c1 * kValueChunk, pos + 1);
+    return u;
+}
+
+// The blocks of a KV head exchange values as 64-bit words: the low 32 bits of the stamp (the
+// grid barrier's count after the barrier that starts the phase: the same in every block and new
+// at every barrier) above 32 bits of the value, so one single-copy-atomic store publishes a
+// value and its validity at once: no fence, no flag, and a reader's one load both waits and
+// reads. (The host zeroes the words with the counter before the stamps could wrap:
+// DecodeStep::mailbox.)
+__device__ __forceinline__ void post(unsigned long long* to, unsigned stamp, unsigned bits) {
+    const unsigned long long word = static_cast<unsigned long long>(stamp) << 32 | bits;
+    asm volatile("st.relaxed.gpu.global.u64 [%0], %1;" ::"l"(to), "l"(word) : "memory");
+}
+// The value posted at `from` with `stamp`, once it is there.
+__device__ __forceinline__ unsigned collect(const unsigned long long* from, unsigned stamp) {
+    unsigned long long word;
+    do {
+        asm volatile("ld.relaxed.gpu.global.u64 %0, [%1];" : "=l"(word) : "l"(from) : "memory");
+    } while (static_cast<unsigned>(word >> 32) != stamp);
+    return static_cast<unsigned>(word);
+}
+
+// Sums a chunk's V into J outputs per thread (output o = threadIdx.x + j * kThreads of the
+// group's heads: head o / hd, dimension o % hd): positions q .. q + count - 1 of `tile` (one
+// position per hd halves), then the row's own value `own` (vcur) when it is in the chunk.
+template <int J>
+__device__ __forceinline__ void long_chunk_values(float (&acc)[kLongMaxOutputs],
+                                                  const float* weights, int stride,
+                                                  const __half* tile, int count, bool own,
+                                                  const float* vcur, int hd, int outputs) {
+    int h[J], d[J];
+#pragma unroll
+    for (int j = 0; j < J; ++j) {
+        const int o = min(static_cast<int>(threadIdx.x) + j * kThreads, outputs - 1);
+        h[j] = o / hd;
+        d[j] = o % hd;
+        acc[j] = 0.0f;
+    }
+#pragma unroll 8
+    for (int q = 0; q < count; ++q)
+#pragma unroll
+        for (int j = 0; j < J; ++j)
+            acc[j] = __fadd_rn(
+                acc[j], __fmul_rn(weights[h[j] * stride + q], __half2float(tile[q * hd + d[j]])));
+    if (own)
+#pragma unroll
+        for (int j = 0; j < J; ++j)
+            acc[j] = __fadd_rn(acc[j], __fmul_rn(weights[h[j] * stride + count], vcur[d[j]]));
+}
+
+__device__ __forceinline__ void attention_long_phase(const DecodeStep& p, int layer, int pos,
+                                                     int seq, float* dyn, Scratch& s) {
+    const HeadShape& sh = p.shape;
+    const int hd = sh.head_dim, half_dim = sh.rope_dim / 2, group = sh.heads / sh.kv_heads;
+    const int kv_dim = sh.kv_heads * hd, vectors = hd / 8, outputs = group * hd;
+    const int swizzle = (vectors & (vectors - 1)) == 0 ? vectors - 1 : 0;
+    const int units = sh.kv_heads * long_ranges(p, pos);
+    const bool mine = static_cast<int>(blockIdx.x) < units;
+    const LongUnit u = long_unit(p, pos, mine ? static_cast<int>(blockIdx.x) : 0);
+    const int stride = (u.c1 - u.c0) * kValueChunk;  // score row length of a head (range)
+    // Shared memory (attention_long_smem): queries, own key and value, scores, the key ring, the
+    // V ring.
+    float* qh = dyn;
+    float* kcur = qh + kLongMaxOutputs * kThreads;
+    float* vcur = kcur + kMaxHeadDim;
+    float* scores = vcur + kMaxHeadDim;  // group x stride
+    auto* key_ring = reinterpret_cast<__half*>(scores + group * stride);
+    __half* v_ring = key_ring + kLongStages * kValueChunk * kMaxHeadDim;
+    const std::size_t base = static_cast<std::size_t>(layer) * p.layer_stride +
+                             static_cast<std::size_t>(seq) * p.seq_stride + u.kvh * hd;
+    const __half* keys = reinterpret_cast<const __half*>(p.k_cache) + base;
+    const __half* values = reinterpret_cast<const __half*>(p.v_cache) + base;
+    const int chunks_here = u.c1 - u.c0;
+    const int chunks = pos / kValueChunk + 1;  // of the whole row
+    // The keys (`keys_not_values`) or values of the range's chunk i (cached positions only) into
+    // stage i % kLongStages of their ring, keys XOR-swizzled (piece v of key q at v ^ q: threads
+    // of a warp read different keys). `first`: requested during the barrier, where warp 0's
+    // thread 0 polls it.
+    auto request = [&](int i, bool keys_not_values, bool first) {
+        const int q0 = (u.c0 + i) * kValueChunk, count = min(kValueChunk, pos - q0);
+        __half* to =
+            (keys_not_values ? key_ring : v_ring) + (i % kLongStages) * kValueChunk * kMaxHeadDim;
+        const __half* from = keys_not_values ? keys : values;
+        const int helper = static_cast<int>(threadIdx.x) - (first ? kWarp : 0);
+        const int helpers = kThreads - (first ? kWarp : 0);
+        for (int e = helper; helper >= 0 && e < count * vectors; e += helpers) {
+            const int q = e / vectors, v = e % vectors;
+            const int piece = keys_not_values ? q * vectors + (v ^ (q & swizzle)) : e;
+            copy_async16(to + piece * 8, from + static_cast<std::size_t>(q0 + q) * kv_dim + v * 8);
+        }
+        commit_async();
+    };
+    grid_arrive(p.barrier, p.stamps, s);
+    if (mine) {
+        request(0, true, true);
+        request(0, false, true);
+    }
+    grid_wait(p.barrier, p.stamps, s);
+    const unsigned long long stamp = s.target;  // the same in every block, new at every barrier
+    if (!mine) return;
+    if (chunks_here > 1) {
+        request(1, true, false);
+        request(1, false, false);
+    }
+    const float* cs = p.cos_table + static_cast<std::size_t>(pos) * half_dim;
+    const float* sn = p.sin_table + static_cast<std::size_t>(pos) * half_dim;
+    const bool has_own = u.q1 == pos + 1;  // the last range holds the row's own position
+    for (int i = threadIdx.x; i < outputs; i += kThreads)
+        qh[i] = __half2float(__float2half_rn(
+            rotated(p.q + (u.kvh * group + i / hd) * hd, i % hd, half_dim, cs, sn)));
+    if (has_own)
+        for (int i = threadIdx.x; i < hd; i += kThreads) {
+            const __half kh = __float2half_rn(rotated(p.k + u.kvh * hd, i, half_dim, cs, sn));
+            const __half vh = __float2half_rn(__ldcg(p.v + u.kvh * hd + i));
+            kcur[i] = __half2float(kh);
+            vcur[i] = __half2float(vh);
+            const std::size_t at = base + static_cast<std::size_t>(pos) * kv_dim + i;
+            reinterpret_cast<__half*>(p.k_cache)[at] = kh;
+            reinterpret_cast<__half*>(p.v_cache)[at] = vh;
+        }
+    __syncthreads();
+    mark(p.stamps, s, 0, 0);
+    // Scores, a chunk at a time from the key ring: a thread per position and head (keys read
+    // from shared memory once per head).
+    // (Past the first chunk waiting for every request, not just chunk c's: ranges of more than
+    // one chunk are for contexts past kValueChunk x the blocks per KV head, 3328 positions on an
+    // H100 for 2b4t.)
+    for (int c = 0; c < chunks_here; ++c) {
+        // The first chunk's keys are the oldest request: its values (and chunk 1's keys and
+        // values) may still be on their way.
+        if (c > 0)
+            wait_async();
+        else if (chunks_here > 1)
+            wait_async_groups<3>();
+        else
+            wait_async_groups<1>();
+        __syncthreads();
+        const int q0 = (u.c0 + c) * kValueChunk, count = min(kValueChunk, u.q1 - q0);
+        const __half* ring = key_ring + (c % kLongStages) * kValueChunk * kMaxHeadDim;
+        for (int t = threadIdx.x; t < group * count; t += kThreads) {
+            const int h = t / count, i = t % count;
+            const float* qv = qh + h * hd;
+            float lanes[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+            if (q0 + i == pos) {
+                for (int v = 0; v < vectors; ++v)
+#pragma unroll
+                    for (int j = 0; j < 8; ++j)
+                        lanes[j] = __fadd_rn(lanes[j], __fmul_rn(kcur[v * 8 + j], qv[v * 8 + j]));
+            } else {
+                const auto* key = reinterpret_cast<const uint4*>(ring + i * hd);
+#pragma unroll 4
+                for (int v = 0; v < vectors; ++v) {
+                    const uint4 piece = key[v ^ (i & swizzle)];
+                    const __half* k8 = reinterpret_cast<const __half*>(&piece);
+#pragma unroll
+                    for (int j = 0; j < 8; ++j)
+                        lanes[j] =
+                            __fadd_rn(lanes[j], __fmul_rn(__half2float(k8[j]), qv[v * 8 + j]));
+                }
+            }
+            const float dot =
+                __fadd_rn(__fadd_rn(__fadd_rn(lanes[0], lanes[1]), __fadd_rn(lanes[2], lanes[3])),
+                          __fadd_rn(__fadd_rn(lanes[4], lanes[5]), __fadd_rn(lanes[6], lanes[7])));
+            scores[h * stride + c * kValueChunk + i] = __fmul_rn(dot, sh.scale);
+        }
+        __syncthreads();  // the stage is free for chunk c + 2
+        if (c + 2 < chunks_here) request(c + 2, true, false);
+    }
+    mark(p.stamps, s, 1, 0);
+    // (1) The maximum of each head over all ranges. Here and in (2) a warp per head (group <=
+    // kWarps): no block-wide barrier between the heads, and a head's values from the other
+    // ranges all requested at once.
+    const int n_here = u.q1 - u.q0;
+    const int first_head = u.kvh * group;
+    const int warp = static_cast<int>(threadIdx.x) / kWarp, lane = threadIdx.x % kWarp;
+    const unsigned stamp32 = static_cast<unsigned>(stamp);
+    const std::size_t grid = gridDim.x;
+    const std::size_t heads = sh.heads, max_chunks = p.max_chunks;
+    // The mailbox: [head][range] maxima, [head][chunk][2] sums (double halves), [head][chunk][hd]
+    // V sums.
+    unsigned long long* maxima = p.mailbox + first_head * grid;
+    unsigned long long* sums = p.mailbox + heads * grid + first_head * max_chunks * 2;
+    unsigned long long* parts =
+        p.mailbox + heads * (grid + max_chunks * 2) + first_head * max_chunks * hd;
+    float* head_max = kcur;  // (free once the scores are done) per head: maximum, then 1 / sum
+    if (warp < group) {
+        float m = -INFINITY;
+        for (int i = lane; i < n_here; i += kWarp) m = fmaxf(m, scores[warp * stride + i]);
+        for (int off = 16; off > 0; off /= 2) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, off));
+        if (lane == 0) post(maxima + warp * grid + u.r, stamp32, __float_as_uint(m));
+        for (int j = lane; j < u.ranges; j += kWarp)
+            m = fmaxf(m, __uint_as_float(collect(maxima + warp * grid + j, stamp32)));
+        for (int off = 16; off > 0; off /= 2) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, off));
+        // (2) Exponentials, and each chunk's sum of them in double (lane order, then a
+        // butterfly: the same bits whichever block sums the chunk).
+        for (int c = 0; c < chunks_here; ++c) {
+            double sum = 0;
+            for (int i = c * kValueChunk + lane; i < min(n_here, (c + 1) * kValueChunk);
+                 i += kWarp) {
+                float* e = scores + warp * stride + i;
+                *e = static_cast<float>(exp(static_cast<double>(__fsub_rn(*e, m))));
+                sum += *e;
+            }
+            for (int off = 16; off > 0; off /= 2) sum += __shfl_xor_sync(0xffffffffu, sum, off);
+            if (lane < 2) {
+                const unsigned long long bits = __double_as_longlong(sum);
+                post(sums + (warp * max_chunks + u.c0 + c) * 2 + lane, stamp32,
+                     static_cast<unsigned>(lane == 0 ? bits : bits >> 32));
+            }
+        }
+        double total = 0;
+        for (int c = lane; c < chunks; c += kWarp) {
+            const unsigned long long* at = sums + (warp * max_chunks + c) * 2;
+            const unsigned long long lo = collect(at, stamp32), hi = collect(at + 1, stamp32);
+            total += __longlong_as_double(static_cast<long long>(hi << 32 | lo));
+        }
+        for (int off = 16; off > 0; off /= 2) total += __shfl_xor_sync(0xffffffffu, total, off);
+        if (lane == 0) head_max[warp] = static_cast<float>(1.0 / total);
+    }
+    __syncthreads();
+    for (int i = threadIdx.x; i < group * stride; i += kThreads)
+        if (i % stride < n_here) scores[i] = __fmul_rn(scores[i], head_max[i / stride]);
+    mark(p.stamps, s, 2, 0);
+    // (3) Each chunk's V sums, posted; then this range's slice of the outputs: the chunks' sums
+    // in chunk order, collected into shared memory (the V ring, done with) first.
+    const int per_thread = (outputs + kThreads - 1) / kThreads;
+    float acc[kLongMaxOutputs];
+    for (int c = 0; c < chunks_here; ++c) {
+        wait_async();
+        __syncthreads();  // chunk c's values (and the weights) ready for everyone
+        const int q = (u.c0 + c) * kValueChunk;
+        const int count = min(kValueChunk, pos - q);
+        const __half* tile = v_ring + (c % kLongStages) * kValueChunk * kMaxHeadDim;
+        const bool own = has_own && c == chunks_here - 1;
+        const float* w = scores + c * kValueChunk;
+        // (a compile-time count: the chains interleave; two sizes only, the kernel's code is
+        // large enough: a 1- or 3-output thread computes a clamped duplicate it does not post)
+        if (per_thread <= 2)
+            long_chunk_values<2>(acc, w, stride, tile, count, own, vcur, hd, outputs);
+        else
+            long_chunk_values<4>(acc, w, stride, tile, count, own, vcur, hd, outputs);
+#pragma unroll
+        for (int j = 0; j < kLongMaxOutputs; ++j) {
+            const int o = threadIdx.x + j * kThreads;
+            if (j >= per_thread || o >= outputs) break;
+            post(parts + (static_cast<std::size_t>(o / hd) * max_chunks + u.c0 + c) * hd + o % hd,
+                 stamp32, __float_as_uint(acc[j]));
+        }
+        if (c + 2 < chunks_here) {
+            __syncthreads();  // the stage is free for chunk c + 2
+            request(c + 2, false, false);
+        }
+    }
+    const int o0 = u.r * outputs / u.ranges, o1 = (u.r + 1) * outputs / u.ranges;
+    auto* collected = reinterpret_cast<float*>(v_ring);
+    const int per_pass = max(1, kLongStages * kValueChunk * kMaxHeadDim / 2 / chunks);
+    for (int a = o0; a < o1; a += per_pass) {
+        const int b = min(o1, a + per_pass);
+        __syncthreads();  // (the V ring, or the last pass's outputs, done with)
+        for (int f = threadIdx.x; f < (b - a) * chunks; f += kThreads) {
+            const int o = a + f / chunks, c = f % chunks;
+            collected[f] = __uint_as_float(
+                collect(parts + (static_cast<std::size_t>(o / hd) * max_chunks + c) * hd + o % hd,
+                        stamp32));
+        }
+        __syncthreads();
+        for (int o = a + static_cast<int>(threadIdx.x); o < b; o += kThreads) {
+            float sum = 0;
+            for (int c = 0; c < chunks; ++c) sum = __fadd_rn(sum, collected[(o - a) * chunks + c]);
+            p.att[first_head * hd + o] = sum;
+        }
+    }
+    mark(p.stamps, s, 3, 0);
+    __syncthreads();  // (shared memory reused by the next phase)
+}
+
+// The attention phase of a layer: the long-context split from p.long_from on (one call site,
+// not inlined: the products' registers stay out of it).
+__device__ __noinline__ void attention_any(const DecodeStep& p, int layer, int pos, int seq,
+                                           float* dyn, int short_positions, Scratch& s) {
+    if (pos >= p.long_from)
+        attention_long_phase(p, layer, pos, seq, dyn, s);
+    else
+        attention_phase(p, layer, pos, seq, dyn, short_positions, s);
 }
 
 // rmsnorm rounded to F16 (rmsnorm_half's rules), by one block.
@@ -679,15 +1014,42 @@ std::size_t product_smem() {
     return kMaxCols + kPartialInts * sizeof(int) + kMaxCols * sizeof(float) +
            kCodeUint4s * sizeof(uint4);
 }
+// The short path (attention_phase) holds one head's scores for every position it runs at.
 std::size_t attention_smem(int positions) {
     return (3 * static_cast<std::size_t>(kMaxHeadDim) + (positions + 3) / 4 * 4) * sizeof(float) +
            static_cast<std::size_t>(kVStage + kKeyStage) * kMaxHeadDim * sizeof(__half);
 }
-std::size_t step_smem(int positions, int head_dim) {
-    return std::max(product_smem(), attention_smem(positions));
+// Positions a long-path block scores at most (a range of whole chunks).
+// (long_ranges()'s choice at the last position, where a range holds the most chunks)
+int long_range_positions(const HeadShape& shape, const StepPlan& plan) {
+    const int chunks = (plan.positions + kValueChunk - 1) / kValueChunk;
+    int most = plan.grid / shape.kv_heads;
+    if (plan.long_ranges > 0) most = std::min(most, plan.long_ranges);
+    const int ranges = std::max(1, std::min(chunks, most));
+    return (chunks + ranges - 1) / ranges * kValueChunk;
+}
+std::size_t attention_long_smem(const HeadShape& shape, const StepPlan& plan) {
+    const int group = shape.heads / shape.kv_heads;
+    return (static_cast<std::size_t>(kLongMaxOutputs) * kThreads + 2 * kMaxHeadDim +
+            static_cast<std::size_t>(group) * long_range_positions(shape, plan)) *
+               sizeof(float) +
+           static_cast<std::size_t>(2 * kLongStages) * kValueChunk * kMaxHeadDim * sizeof(__half);
+}
+bool long_attention_allowed(const HeadShape& shape, int grid) {
+    const int group = shape.heads / shape.kv_heads;
+    return group * shape.head_dim <= kLongMaxOutputs * kThreads && group <= kWarps &&
+           shape.kv_heads <= grid;
+}
+// The short path runs below long_from only, so its scores need no more room than that.
+std::size_t step_smem(const HeadShape& shape, const StepPlan& plan) {
+    std::size_t bytes =
+        std::max(product_smem(), attention_smem(std::min(plan.positions, plan.long_from)));
+    if (plan.long_from < plan.positions) bytes = std::max(bytes, attention_long_smem(shape, plan));
+    return bytes;
 }
 
-__global__ void __launch_bounds__(kThreads, 1) decode_step(DecodeStep p, int positions) {
+// short_positions: the short attention path's room for scores (StepPlan: below long_from).
+__global__ void __launch_bounds__(kThreads, 1) decode_step(DecodeStep p, int short_positions) {
     extern __shared__ uint4 dynamic_smem[];
     __shared__ Scratch s;
     auto* q8 = reinterpret_cast<std::int8_t*>(dynamic_smem);
@@ -724,7 +1086,7 @@ __global__ void __launch_bounds__(kThreads, 1) decode_step(DecodeStep p, int pos
             l == 0 ? RowSource{nullptr, embedding_row} : RowSource{p.x, nullptr};
         product_phase(L.qkv, qkv_src, p.hidden, L.attn_norm, p.eps, qkv, l > 0, p.barrier, p.stamps,
                       q8, partial, norm_smem, code_smem, s);
-        attention_phase(p, l, pos, seq, dyn, positions, s);
+        attention_any(p, l, pos, seq, dyn, short_positions, s);
         MmaEpilogue add_o;
         add_o.kind = MmaOutput::AddInto;
         add_o.seg[0] = {0, p.hidden, L.scale_o, p.x};
@@ -749,8 +1111,9 @@ __global__ void __launch_bounds__(kThreads, 1) decode_step(DecodeStep p, int pos
 
 }  // namespace
 
-bool decode_step_fits(int hidden, int ffn, int q_dim, int head_dim, int positions,
+bool decode_step_fits(int hidden, int ffn, const HeadShape& shape, int positions,
                       std::string& why) {
+    const int q_dim = shape.heads * shape.head_dim, head_dim = shape.head_dim;
     if (std::max(std::max(hidden, ffn), q_dim) > kMaxCols || head_dim > kMaxHeadDim ||
         head_dim % 8 != 0 || hidden % 4 != 0 || ffn % 4 != 0) {
         why = "rows wider than " + std::to_string(kMaxCols) + " or not a multiple of 4, or " +
@@ -764,20 +1127,39 @@ bool decode_step_fits(int hidden, int ffn, int q_dim, int head_dim, int position
         why = "no device properties";
         return false;
     }
-    if (step_smem(positions, head_dim) + sizeof(Scratch) > prop.sharedMemPerBlockOptin) {
+    // (with the long path where the shape allows it, the short one only up to its start)
+    StepPlan plan;
+    plan.grid = prop.multiProcessorCount;
+    plan.positions = positions;
+    plan.long_from = long_attention_allowed(shape, plan.grid) ? kLongAttentionFrom : INT_MAX;
+    if (step_smem(shape, plan) + sizeof(Scratch) > prop.sharedMemPerBlockOptin) {
         why = std::to_string(positions) + " positions need more shared memory than a block has";
         return false;
     }
     return true;
 }
 
-int prepare_decode_step(int positions, int head_dim) {
-    const int bytes = static_cast<int>(step_smem(positions, head_dim));
+StepPlan prepare_decode_step(const HeadShape& shape, int positions, const char* long_from_env,
+                             const char* long_ranges_env) {
     int device = 0, sms = 0, optin = 0;
     BITNET_CUDA_CHECK(cudaGetDevice(&device));
     BITNET_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
     BITNET_CUDA_CHECK(
         cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
+    StepPlan plan;
+    plan.grid = sms;
+    plan.positions = positions;
+    plan.long_from = INT_MAX;
+    if (long_attention_allowed(shape, sms)) {
+        plan.long_from = kLongAttentionFrom;
+        if (long_from_env != nullptr) plan.long_from = std::max(0, std::atoi(long_from_env));
+        if (long_ranges_env != nullptr) plan.long_ranges = std::max(0, std::atoi(long_ranges_env));
+    }
+    const int bytes = static_cast<int>(step_smem(shape, plan));
+    if (bytes + static_cast<int>(sizeof(Scratch)) > optin) {  // (a long_from_env past the room)
+        plan.grid = 0;
+        return plan;
+    }
     // The limit belongs to the kernel function, shared by every model in the process: all the
     // device allows, so a model with a shorter context does not lower it under a longer one.
     cudaFuncAttributes attributes{};
@@ -787,14 +1169,31 @@ int prepare_decode_step(int positions, int head_dim) {
     int per_sm = 0;
     BITNET_CUDA_CHECK(
         cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, decode_step, kThreads, bytes));
-    return per_sm >= 1 ? sms : 0;
+    if (per_sm < 1) plan.grid = 0;
+    return plan;
 }
 
-void launch_decode_step(const DecodeStep& step, int grid, int positions, void* stream) {
+LongAttentionSizes long_attention_sizes(const HeadShape& shape, const StepPlan& plan) {
+    LongAttentionSizes z;
+    z.max_chunks = (plan.positions + kValueChunk - 1) / kValueChunk;
+    const std::size_t heads = shape.heads, chunks = z.max_chunks;
+    z.mailbox_words = heads * (plan.grid + chunks * 2 + chunks * shape.head_dim);
+    return z;
+}
+
+long long stamp_period(int layers, const StepPlan& plan) {
+    // Barriers per step: kStepPhasesPerLayer per layer and one before the final norm; each
+    // adds the grid to the counter. Zeroed before its low 32 bits could come round again.
+    const long long per_step =
+        (static_cast<long long>(kStepPhasesPerLayer) * layers + 1) * std::max(1, plan.grid);
+    return std::max(1LL, (1LL << 31) / per_step);
+}
+
+void launch_decode_step(const DecodeStep& step, const StepPlan& plan, void* stream) {
     cudaLaunchConfig_t config{};
-    config.gridDim = dim3(grid);
+    config.gridDim = dim3(plan.grid);
     config.blockDim = dim3(kThreads);
-    config.dynamicSmemBytes = step_smem(positions, step.shape.head_dim);
+    config.dynamicSmemBytes = step_smem(step.shape, plan);
     config.stream = static_cast<cudaStream_t>(stream);
     // Cooperative: the launch fails instead of hanging at a barrier if the blocks cannot all be
     // resident at once.
@@ -803,7 +1202,8 @@ void launch_decode_step(const DecodeStep& step, int grid, int positions, void* s
     attribute.val.cooperative = 1;
     config.attrs = &attribute;
     config.numAttrs = 1;
-    BITNET_CUDA_CHECK(cudaLaunchKernelEx(&config, decode_step, step, positions));
+    BITNET_CUDA_CHECK(
+        cudaLaunchKernelEx(&config, decode_step, step, std::min(plan.positions, plan.long_from)));
 }
 
 }  // namespace bitnet::kernels::cuda

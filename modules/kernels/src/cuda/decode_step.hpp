@@ -6,6 +6,9 @@
 // separated by grid barriers:
 //   Q|K|V product -> RoPE + KV write + attention -> output projection (+= residual) ->
 //   gate|up with relu(gate)^2 * up -> down projection (+= residual);
+// (attention: a block per query head below `long_from` positions; from there a block per KV
+// head and range of positions, the blocks of a KV head exchanging maxima, sums and partial V
+// sums through `mailbox`, so a long context's cache streams through many SMs at once)
 // then the final norm rounded to F16 for the head (launched after it as its own kernel). Every
 // block computes the rmsnorm + int8 quantization of a product's input itself, into shared
 // memory, instead of a separate norm kernel and barrier; each block's first weight loads of a
@@ -58,16 +61,42 @@ struct DecodeStep {
     const float* output_norm = nullptr;
     std::uint16_t* out_half = nullptr;      // the final norm, F16: the head's input
     unsigned long long* barrier = nullptr;  // the grid barrier's counter, zero at first
+    // Attention from `long_from` positions on, split over ranges of positions (decode_step.cu).
+    int long_from = 0;
+    int long_ranges = 0;  // ranges per KV head at most (0: the grid's share; tests lower it)
+    int max_chunks = 0;   // kValueChunk chunks of the context
+    // Where its blocks post values for each other (long_attention_sizes), zero at first and
+    // zeroed with `barrier` every stamp_period steps.
+    unsigned long long* mailbox = nullptr;
     // Profiling (BITNET_CUDA_STEP_PROFILE=1): [0] start, then per grid barrier (unused) and the
     // time block 0 left it, the marks inside the phases and every block's arrivals; nullptr: off.
     unsigned long long* stamps = nullptr;
 };
 
+// How the fused step runs for a shape and context: its grid (blocks that fit at once; 0: it
+// does not fit) and from which position attention takes the long-context split.
+struct StepPlan {
+    int grid = 0;
+    int long_from = 0;    // INT_MAX: never (the shape does not allow it)
+    int long_ranges = 0;  // DecodeStep::long_ranges
+    int positions = 0;    // the context
+};
+struct LongAttentionSizes {
+    int max_chunks = 0;
+    std::size_t mailbox_words = 0;
+};
+
 // Whether the fused step takes this shape with `positions` of context; `why` if not.
-bool decode_step_fits(int hidden, int ffn, int q_dim, int head_dim, int positions,
-                      std::string& why);
-// Sets the kernel's shared memory for `positions`; returns the grid (blocks that fit at once).
-int prepare_decode_step(int positions, int head_dim);
-void launch_decode_step(const DecodeStep& step, int grid, int positions, void* stream);
+bool decode_step_fits(int hidden, int ffn, const HeadShape& shape, int positions, std::string& why);
+// Sets the kernel's shared memory for the plan it returns. The environment's values, or nullptr
+// for the defaults: `long_from_env` (BITNET_CUDA_LONG_ATTENTION) moves the long path's start,
+// `long_ranges_env` (BITNET_CUDA_LONG_RANGES) caps the ranges per KV head.
+StepPlan prepare_decode_step(const HeadShape& shape, int positions, const char* long_from_env,
+                             const char* long_ranges_env);
+LongAttentionSizes long_attention_sizes(const HeadShape& shape, const StepPlan& plan);
+// Steps after which the barrier's counter and the mailbox must be zeroed again (the mailbox
+// stamps are the counter's low 32 bits).
+long long stamp_period(int layers, const StepPlan& plan);
+void launch_decode_step(const DecodeStep& step, const StepPlan& plan, void* stream);
 
 }  // namespace bitnet::kernels::cuda

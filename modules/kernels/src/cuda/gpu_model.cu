@@ -5,12 +5,13 @@
 //   gate|up with relu(gate)^2 * up in the epilogue -> sub-norm+quantize -> down added to the
 //   residual;
 // then the final norm (rounded to F16) and the F16 head. The matrix products are ternary_mma.cu,
-// attention attention.cu, the rest gpu_layer_kernels.cu; a single row below kFusedStepPositions
-// runs as one persistent kernel instead (decode_step.cu). Every token row has its own position and
-// KV slot, so the same pass prefills a prompt, decodes one token, or decodes the next token of many
-// sequences; for up to kMaxGraphRows rows the pass is captured once as a CUDA graph and replayed
-// (positions, slots and tokens are read from device memory, copied in with one transfer per step),
-// with programmatic dependent launch between its kernels on sm_90 (launch_control.cuh).
+// attention attention.cu, the rest gpu_layer_kernels.cu; a single row (below kFusedStepPositions
+// where the step's long-context attention does not fit the shape) runs as one persistent kernel
+// instead (decode_step.cu). Every token row has its own position and KV slot, so the same pass
+// prefills a prompt, decodes one token, or decodes the next token of many sequences; for up to
+// kMaxGraphRows rows the pass is captured once as a CUDA graph and replayed (positions, slots and
+// tokens are read from device memory, copied in with one transfer per step), with programmatic
+// dependent launch between its kernels on sm_90 (launch_control.cuh).
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -40,8 +41,9 @@ namespace bitnet::kernels {
 namespace {
 
 constexpr int kMaxGraphRows = 64;
-// From this position on a single-row step runs the per-kernel pass: its split attention spreads
-// the cache reads over a block per SM. H100, 2b4t, tg64 in tok/s fused / per-kernel (session
+// Where the fused step cannot take the long-context attention (decode_step.cu), from this
+// position on a single-row step runs the per-kernel pass: its split attention spreads the cache
+// reads over a block per SM. H100, 2b4t, tg64 in tok/s fused / per-kernel (session
 // 10): 502 / 468 after 1024 positions, 453 / 450 after 1300, 418 / 439 after 1500, 391 / 428
 // after 1700, 354 / 409 after 2048, 233 / 329 after 3900.
 constexpr int kFusedStepPositions = 1280;
@@ -405,9 +407,7 @@ class CudaModel final : public GpuModel {
         const char* env = std::getenv("BITNET_CUDA_FUSED_STEP");
         if (env != nullptr && std::string(env) == "0") return;
         std::string why;
-        if (!cuda::decode_step_fits(d_.hidden, d_.ffn, d_.heads * d_.head_dim, d_.head_dim,
-                                    context_, why))
-            return;
+        if (!cuda::decode_step_fits(d_.hidden, d_.ffn, shape_, context_, why)) return;
         std::vector<cuda::DecodeLayer> host;
         for (const auto& l : layers_) {
             cuda::DecodeLayer L;
@@ -433,9 +433,24 @@ class CudaModel final : public GpuModel {
         }
         decode_layers_.allocate(host.size(), "layer tables", bytes_);
         decode_layers_.upload(host.data(), host.size());
-        barrier_.allocate(1, "the grid barrier", bytes_);
-        BITNET_CUDA_CHECK(cudaMemset(barrier_.get(), 0, sizeof(unsigned long long)));
-        fused_grid_ = cuda::prepare_decode_step(context_, d_.head_dim);
+        // BITNET_CUDA_LONG_RANGES=N: at most N ranges per KV head, so short contexts run ranges
+        // of several chunks as long ones do (tests).
+        step_plan_ =
+            cuda::prepare_decode_step(shape_, context_, std::getenv("BITNET_CUDA_LONG_ATTENTION"),
+                                      std::getenv("BITNET_CUDA_LONG_RANGES"));
+        fused_grid_ = step_plan_.grid;
+        if (fused_grid_ == 0) return;
+        // With the long-context attention the step runs at every position; without it (a shape
+        // it does not take) only where its one block per head still beats the split kernels.
+        fused_until_ = step_plan_.long_from < context_ ? context_ : kFusedStepPositions;
+        const cuda::LongAttentionSizes sizes = cuda::long_attention_sizes(shape_, step_plan_);
+        // The barrier's counter and the long attention's mailbox: zero together (both only
+        // grow from there, until enqueue_pass zeroes them again).
+        sync_words_ = 1 + sizes.mailbox_words;
+        barrier_.allocate(sync_words_, "the grid barrier", bytes_);
+        BITNET_CUDA_CHECK(cudaMemset(barrier_.get(), 0, sync_words_ * sizeof(long long)));
+        long_max_chunks_ = sizes.max_chunks;
+        stamp_period_ = cuda::stamp_period(static_cast<int>(layers_.size()), step_plan_);
         const char* profile = std::getenv("BITNET_CUDA_STEP_PROFILE");
         if (profile != nullptr && std::string(profile) == "1")
             stamps_.allocate(stamp_count(), "profiling stamps", bytes_);
@@ -536,8 +551,12 @@ class CudaModel final : public GpuModel {
         step.output_norm = output_norm_.get();
         step.out_half = xh_.get();
         step.barrier = barrier_.get();
+        step.long_from = step_plan_.long_from;
+        step.max_chunks = long_max_chunks_;
+        step.long_ranges = step_plan_.long_ranges;
+        step.mailbox = barrier_.get() + 1;
         step.stamps = stamps_.get();
-        cuda::launch_decode_step(step, fused_grid_, context_, s);
+        cuda::launch_decode_step(step, step_plan_, s);
         const cuda::ProgrammaticLaunchScope overlap(pdl_);
         enqueue_head(x_.get(), 1, s);  // (an F16 head reads the step's own final norm)
         BITNET_CUDA_CHECK(cudaGetLastError());
@@ -597,7 +616,7 @@ class CudaModel final : public GpuModel {
     // Uploads the staged rows and enqueues the pass (a captured graph for up to kMaxGraphRows
     // rows); returns whether it is the fused single-token step.
     bool enqueue_pass(int n, const KvPool& pool, int first_logits, int position, int span) {
-        const bool fused = n == 1 && fused_grid_ > 0 && position < kFusedStepPositions;
+        const bool fused = n == 1 && fused_grid_ > 0 && position < fused_until_;
         // Graphs replay at any position, so they are captured per power-of-two span (from 256):
         // a short conversation does not pay for the whole context's scores.
         if (fused) {
@@ -608,6 +627,11 @@ class CudaModel final : public GpuModel {
             span = std::min(bucket, context_);
         }
         cudaStream_t s = stream_;
+        if (fused && ++steps_since_zero_ >= stamp_period_) {
+            BITNET_CUDA_CHECK(
+                cudaMemsetAsync(barrier_.get(), 0, sync_words_ * sizeof(long long), s));
+            steps_since_zero_ = 0;
+        }
         BITNET_CUDA_CHECK(cudaMemcpyAsync(
             rows_.get(), staging_, 3 * static_cast<std::size_t>(n) * 4, cudaMemcpyHostToDevice, s));
         if (n <= kMaxGraphRows) {
@@ -796,8 +820,14 @@ class CudaModel final : public GpuModel {
     Buffer<int> act_sums_;
     Buffer<std::int8_t> q8_;
     Buffer<cuda::DecodeLayer> decode_layers_;  // the fused step's layer table
-    Buffer<unsigned long long> barrier_;
-    int fused_grid_ = 0;  // blocks of the fused step; 0: not used
+    Buffer<unsigned long long> barrier_;       // then the long attention's flags
+    cuda::StepPlan step_plan_;
+    int fused_grid_ = 0;   // blocks of the fused step; 0: not used
+    int fused_until_ = 0;  // positions below which a single row takes the fused step
+    int long_max_chunks_ = 0;
+    std::size_t sync_words_ = 0;  // barrier_'s words
+    long long stamp_period_ = 0;  // fused steps between zeroings of barrier_
+    long long steps_since_zero_ = 0;
     Buffer<unsigned long long> stamps_;
     double phase_work_ns_[kStepPhases] = {}, phase_wait_ns_[kStepPhases] = {};
     double phase_marks_ns_[kStepPhases][4] = {};

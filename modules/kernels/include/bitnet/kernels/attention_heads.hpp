@@ -16,8 +16,9 @@ namespace bitnet::kernels {
 //   values  the same for the values,
 //   scores  scratch of heads × count floats,
 //   out     heads × n results, head after head (overwritten).
-// Every head gets the bits of the one-head path: dot_f16_f32 per position, softmax(scale),
-// then add_scaled_f16 per position in order into zeros (tested bit for bit against it).
+// Every head gets the bits of the one-head path: dot_f16_f32 per position, softmax(scale), then
+// the values in kAttentionValueChunk order (attention_order.hpp: add_scaled_f16 per position in
+// order into each chunk's zeros, the chunks added in order; tested bit for bit against it).
 void attention_heads_f16(const float* q, std::int64_t heads, const std::uint16_t* keys,
                          const std::uint16_t* values, std::int64_t stride, std::int64_t count,
                          std::int64_t n, float scale, float* scores, float* out);

@@ -5,6 +5,8 @@
 
 #include <cstdint>
 
+#include "bitnet/kernels/attention_order.hpp"
+
 namespace bitnet::kernels {
 
 // out = x / sqrt(mean(x^2) + eps) * weight   (weight may be nullptr: no scaling). The norms take
@@ -61,6 +63,13 @@ void dot_f16_f32_rows(const std::uint16_t* rows, std::int64_t stride, std::int64
 void add_scaled_f16_rows(float* out, const std::uint16_t* rows, std::int64_t stride, const float* w,
                          std::int64_t count, std::int64_t n);
 void add_scaled_f32(float* out, const float* v, float w, std::int64_t n);
+// Attention's value sum over `count` rows `stride` elements apart with weights w, in the order
+// of kAttentionValueChunk (attention_order.hpp): out = sum of the chunks' sums, each chunk's rows
+// added in order into zeros (add_scaled_*_rows' bits per chunk).
+void attention_values_f16(float* out, const std::uint16_t* rows, std::int64_t stride,
+                          const float* w, std::int64_t count, std::int64_t n);
+void attention_values_f32(float* out, const float* rows, std::int64_t stride, const float* w,
+                          std::int64_t count, std::int64_t n);
 
 // Rounds each value to the nearest half (ties to even) and back: what a trip through an F16
 // tensor does to it.
