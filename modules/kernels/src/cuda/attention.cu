@@ -100,20 +100,30 @@ __device__ __forceinline__ void accumulate_values(
     int d[J];
 #pragma unroll
     for (int j = 0; j < J; ++j) d[j] = first[j] % slice;
+    auto add = [&](int q) {
+#pragma unroll
+        for (int j = 0; j < J; ++j)
+            chunk[j] =
+                __fadd_rn(chunk[j], __fmul_rn(sc[j][q], __half2float(v_tile[q * slice + d[j]])));
+    };
+    auto fold = [&] {
+#pragma unroll
+        for (int j = 0; j < J; ++j) {
+            total[j] = __fadd_rn(total[j], chunk[j]);
+            chunk[j] = 0.0f;
+        }
+    };
+    if (p0 % kValueChunk + count <= kValueChunk) {  // the tile within one chunk (prefill's)
+#pragma unroll 16
+        for (int q = 0; q < count; ++q) add(q);
+        if ((p0 + count) % kValueChunk == 0) fold();
+        return;
+    }
     for (int p = 0; p < count;) {
         const int end = min(count, p + kValueChunk - (p0 + p) % kValueChunk);
 #pragma unroll 16
-        for (int q = p; q < end; ++q)
-#pragma unroll
-            for (int j = 0; j < J; ++j)
-                chunk[j] = __fadd_rn(chunk[j],
-                                     __fmul_rn(sc[j][q], __half2float(v_tile[q * slice + d[j]])));
-        if ((p0 + end) % kValueChunk == 0)
-#pragma unroll
-            for (int j = 0; j < J; ++j) {
-                total[j] = __fadd_rn(total[j], chunk[j]);
-                chunk[j] = 0.0f;
-            }
+        for (int q = p; q < end; ++q) add(q);
+        if ((p0 + end) % kValueChunk == 0) fold();
         p = end;
     }
 }
