@@ -1,8 +1,8 @@
 // Kernels of gpu_layer_kernels.hpp. Where the CPU's order of operations decides rounding it is
 // kept (rmsnorm sums in double, products and sums rounded separately, 8-lane attention dots
-// reduced pairwise, V accumulated position by position), so the GPU follows the CPU backend's
-// numbers closely: random ternary models amplify any rounding difference through the int8
-// activation quantization (tests/gpu checks greedy tokens and logits against the CPU).
+// reduced pairwise, V sums in the order of attention_order.hpp), so the GPU follows the CPU
+// backend's numbers closely: random ternary models amplify any rounding difference through the
+// int8 activation quantization (tests/gpu checks greedy tokens and logits against the CPU).
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
