@@ -1049,7 +1049,8 @@ std::size_t step_smem(const HeadShape& shape, const StepPlan& plan) {
 }
 
 // short_positions: the short attention path's room for scores (StepPlan: below long_from).
-__global__ void __launch_bounds__(kThreads, 1) decode_step(DecodeStep p, int short_positions) {
+__global__ void __launch_bounds__(kThreads, 1)
+    decode_step(const __grid_constant__ DecodeStep p, int short_positions) {
     extern __shared__ uint4 dynamic_smem[];
     __shared__ Scratch s;
     auto* q8 = reinterpret_cast<std::int8_t*>(dynamic_smem);

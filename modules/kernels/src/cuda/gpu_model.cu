@@ -444,11 +444,13 @@ class CudaModel final : public GpuModel {
         // it does not take) only where its one block per head still beats the split kernels.
         fused_until_ = step_plan_.long_from < context_ ? context_ : kFusedStepPositions;
         const cuda::LongAttentionSizes sizes = cuda::long_attention_sizes(shape_, step_plan_);
-        // The barrier's counter and the long attention's mailbox: zero together (both only
-        // grow from there, until enqueue_pass zeroes them again).
-        sync_words_ = 1 + sizes.mailbox_words;
-        barrier_.allocate(sync_words_, "the grid barrier", bytes_);
-        BITNET_CUDA_CHECK(cudaMemset(barrier_.get(), 0, sync_words_ * sizeof(long long)));
+        // The barrier's counter and the long attention's mailbox: zero at first, both only
+        // growing from there until enqueue_pass zeroes them again (the counter in a buffer of
+        // its own: every block polls it).
+        barrier_.allocate(1, "the grid barrier", bytes_);
+        mailbox_.allocate(sizes.mailbox_words, "attention mailbox", bytes_);
+        mailbox_words_ = sizes.mailbox_words;
+        zero_sync_words(nullptr);
         long_max_chunks_ = sizes.max_chunks;
         stamp_period_ = cuda::stamp_period(static_cast<int>(layers_.size()), step_plan_);
         const char* profile = std::getenv("BITNET_CUDA_STEP_PROFILE");
@@ -554,12 +556,25 @@ class CudaModel final : public GpuModel {
         step.long_from = step_plan_.long_from;
         step.max_chunks = long_max_chunks_;
         step.long_ranges = step_plan_.long_ranges;
-        step.mailbox = barrier_.get() + 1;
+        step.mailbox = mailbox_.get();
         step.stamps = stamps_.get();
         cuda::launch_decode_step(step, step_plan_, s);
         const cuda::ProgrammaticLaunchScope overlap(pdl_);
         enqueue_head(x_.get(), 1, s);  // (an F16 head reads the step's own final norm)
         BITNET_CUDA_CHECK(cudaGetLastError());
+    }
+
+    // The fused step's barrier counter and mailbox back to zero (on `stream`, before the next
+    // step; nullptr: now, at set-up).
+    void zero_sync_words(cudaStream_t stream) {
+        const std::size_t mailbox_bytes = mailbox_words_ * sizeof(unsigned long long);
+        if (stream == nullptr) {
+            BITNET_CUDA_CHECK(cudaMemset(barrier_.get(), 0, sizeof(unsigned long long)));
+            BITNET_CUDA_CHECK(cudaMemset(mailbox_.get(), 0, mailbox_bytes));
+            return;
+        }
+        BITNET_CUDA_CHECK(cudaMemsetAsync(barrier_.get(), 0, sizeof(unsigned long long), stream));
+        BITNET_CUDA_CHECK(cudaMemsetAsync(mailbox_.get(), 0, mailbox_bytes, stream));
     }
 
     void upload(const cuda::MmaPacked& packed, PackedWeight& out) {
@@ -628,8 +643,7 @@ class CudaModel final : public GpuModel {
         }
         cudaStream_t s = stream_;
         if (fused && ++steps_since_zero_ >= stamp_period_) {
-            BITNET_CUDA_CHECK(
-                cudaMemsetAsync(barrier_.get(), 0, sync_words_ * sizeof(long long), s));
+            zero_sync_words(s);
             steps_since_zero_ = 0;
         }
         BITNET_CUDA_CHECK(cudaMemcpyAsync(
@@ -820,13 +834,13 @@ class CudaModel final : public GpuModel {
     Buffer<int> act_sums_;
     Buffer<std::int8_t> q8_;
     Buffer<cuda::DecodeLayer> decode_layers_;  // the fused step's layer table
-    Buffer<unsigned long long> barrier_;       // then the long attention's flags
+    Buffer<unsigned long long> barrier_, mailbox_;
     cuda::StepPlan step_plan_;
     int fused_grid_ = 0;   // blocks of the fused step; 0: not used
     int fused_until_ = 0;  // positions below which a single row takes the fused step
     int long_max_chunks_ = 0;
-    std::size_t sync_words_ = 0;  // barrier_'s words
-    long long stamp_period_ = 0;  // fused steps between zeroings of barrier_
+    std::size_t mailbox_words_ = 0;
+    long long stamp_period_ = 0;  // fused steps between zeroings of barrier_ and mailbox_
     long long steps_since_zero_ = 0;
     Buffer<unsigned long long> stamps_;
     double phase_work_ns_[kStepPhases] = {}, phase_wait_ns_[kStepPhases] = {};
