@@ -219,7 +219,9 @@ TEST_CASE("the fused single-token GPU step equals the per-kernel step bit for bi
     }
 }
 
-TEST_CASE("every attention shape gives the same bits: grouped heads, split kernels, one kernel") {
+TEST_CASE(
+    "every attention shape gives the same bits: grouped heads, split kernels, chunked values, one "
+    "kernel") {
     const auto info = kernels::cuda_info();
     if (info.device_count == 0) {
         WARN("attention shapes check skipped: " << (info.compiled ? info.reason
@@ -238,6 +240,9 @@ TEST_CASE("every attention shape gives the same bits: grouped heads, split kerne
     ::setenv("BITNET_CUDA_ATTENTION_SPLIT", "0", 1);
     auto one_kernel = load(path, "cuda:0", 256);
     ::unsetenv("BITNET_CUDA_ATTENTION_SPLIT");
+    // (the split values a chunk of positions per block, as for long spans: past 128 positions
+    // the chunks' sums meet in a separate kernel)
+    auto chunked = load_with("BITNET_CUDA_ATTENTION_CHUNKED", "0", path, 256);
     std::vector<std::int32_t> tokens;
     for (int i = 0; i < 200; ++i) tokens.push_back((i * 7919 + 3) % 500);
     const bool same_prefill = grouped->evaluate_all(tokens) == single->evaluate_all(tokens);
@@ -245,7 +250,7 @@ TEST_CASE("every attention shape gives the same bits: grouped heads, split kerne
 
     constexpr int kSeqs = 32, kSteps = 150;
     std::vector<kernels::GpuModel*> models = {grouped->gpu_model(), single->gpu_model(),
-                                              one_kernel->gpu_model()};
+                                              one_kernel->gpu_model(), chunked->gpu_model()};
     for (kernels::GpuModel* m : models) {
         REQUIRE(m != nullptr);
         m->reserve_sequences(kSeqs, kSteps);
@@ -266,7 +271,7 @@ TEST_CASE("every attention shape gives the same bits: grouped heads, split kerne
                 m->forward_sequences(step.data(), positions.data(), seqs.data(), kSeqs, false);
             logits.emplace_back(l, l + kSeqs * vocab);
         }
-        if (logits[0] != logits[1] || logits[0] != logits[2]) ++differing;
+        if (logits[0] != logits[1] || logits[0] != logits[2] || logits[0] != logits[3]) ++differing;
     }
     CHECK(differing == 0);
 }

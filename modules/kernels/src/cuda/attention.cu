@@ -296,6 +296,72 @@ __global__ void __launch_bounds__(kThreads)
                 reinterpret_cast<__half*>(scores + group * stride), out + row_base * r.hd);
 }
 
+// Split shape at long spans (AttentionPlan::chunked_from), the values in three kernels instead of
+// one, so a row's long context is summed by many blocks at once (one block per head and V slice
+// would add up the whole context in one dependent chain per output) and each KV head's values are
+// read once for its whole group of query heads:
+//  - attention_softmax: softmax of each (row, head) score row in place (softmax_rows' arithmetic,
+//    kThreads threads: the bits of the other shapes);
+//  - attention_chunk_values: a block per (head group, row, chunk of kValueChunk positions): the
+//    chunk's V sums for every output of the group into parts[row][head][chunk][dimension];
+//  - attention_combine: each output's chunk sums added in chunk order (attention_order.hpp).
+__global__ void __launch_bounds__(kThreads)
+    attention_softmax(RowPlaces rows, HeadShape shape, int stride, float* all_scores) {
+    pdl_wait();
+    pdl_trigger();
+    __shared__ float reduce[32];
+    __shared__ double dshared[32];
+    const int t = blockIdx.y, n_pos = rows.positions[t] + 1;
+    float* row = all_scores + (static_cast<std::size_t>(t) * shape.heads + blockIdx.x) * stride;
+    softmax_rows(row, 1, stride, n_pos, reduce, dshared);
+}
+
+__global__ void __launch_bounds__(kThreads)
+    attention_chunk_values(RowPlaces rows, HeadShape shape, int group, int stride, KvLayer kv,
+                           const float* weights, int max_chunks, float* parts) {
+    pdl_wait();
+    pdl_trigger();
+    __shared__ __align__(16) __half v_chunk[kValueChunk * kMaxHeadDim / 2];  // hd <= 128 here
+    const RowHeads r = row_heads(rows, shape, group, kv);
+    const int c = blockIdx.z, p0 = c * kValueChunk;
+    if (p0 >= r.n_pos) return;
+    const int count = min(kValueChunk, r.n_pos - p0), vectors = r.hd / 8;
+    for (int e = threadIdx.x; e < count * vectors; e += blockDim.x)
+        copy_async16(
+            v_chunk + e * 8,
+            r.values + static_cast<std::size_t>(p0 + e / vectors) * r.kv_dim + e % vectors * 8);
+    commit_async();
+    wait_async();
+    __syncthreads();
+    const std::size_t row_base = static_cast<std::size_t>(r.t) * shape.heads + r.h0;
+    for (int o = threadIdx.x; o < group * r.hd; o += blockDim.x) {
+        const int h = o / r.hd, d = o % r.hd;
+        const float* w = weights + (row_base + h) * stride + p0;
+        float acc = 0.0f;
+#pragma unroll 8
+        for (int q = 0; q < count; ++q)
+            acc = __fadd_rn(acc, __fmul_rn(w[q], __half2float(v_chunk[q * r.hd + d])));
+        parts[((row_base + h) * max_chunks + c) * r.hd + d] = acc;
+    }
+}
+
+__global__ void __launch_bounds__(kThreads)
+    attention_combine(RowPlaces rows, HeadShape shape, const float* parts, int max_chunks,
+                      float* out) {
+    pdl_wait();
+    pdl_trigger();
+    const int t = blockIdx.y, width = shape.heads * shape.head_dim;
+    const int o = blockIdx.x * blockDim.x + threadIdx.x;
+    if (o >= width) return;
+    const int chunks = (rows.positions[t] + kValueChunk) / kValueChunk;
+    const int h = o / shape.head_dim, d = o % shape.head_dim;
+    const float* part =
+        parts + (static_cast<std::size_t>(t) * shape.heads + h) * max_chunks * shape.head_dim + d;
+    float total = 0.0f;
+    for (int c = 0; c < chunks; ++c) total = __fadd_rn(total, part[c * shape.head_dim]);
+    out[static_cast<std::size_t>(t) * width + o] = total;
+}
+
 constexpr std::size_t kValueRingBytes = static_cast<std::size_t>(kVStages) * kVStageBytes;
 
 std::size_t rows_smem(int group, int stride, int head_dim) {
@@ -332,6 +398,19 @@ void launch_for(const float* q, int n, RowPlaces rows, const HeadShape& shape, K
         const int chunks = (stride + kScoreThreads - 1) / kScoreThreads;
         launch(attention_scores<MAXHD>, dim3(heads / plan.group, n, chunks), kScoreThreads, 0,
                stream, q, rows, shape, plan.group, stride, kv, scores);
+        if (span >= plan.chunked_from && hd <= 128) {
+            const int chunks = (span + kValueChunk - 1) / kValueChunk;
+            const int max_chunks = (plan.stride + kValueChunk - 1) / kValueChunk;
+            float* parts = scores + static_cast<std::size_t>(n) * heads * plan.stride;
+            launch(attention_softmax, dim3(heads, n), kThreads, 0, stream, rows, shape, stride,
+                   scores);
+            launch(attention_chunk_values, dim3(heads / plan.group, n, chunks), kThreads, 0, stream,
+                   rows, shape, plan.group, stride, kv, static_cast<const float*>(scores),
+                   max_chunks, parts);
+            launch(attention_combine, dim3((heads * hd + kThreads - 1) / kThreads, n), kThreads, 0,
+                   stream, rows, shape, static_cast<const float*>(parts), max_chunks, out);
+            return;
+        }
         const int group = fitting_group(plan.group, plan.multiprocessors, [&](int g) {
             return heads / g * n * (hd / value_slice(g, hd));
         });
@@ -376,7 +455,7 @@ void allow_all(int optin) {
 }  // namespace
 
 AttentionPlan prepare_attention(int max_positions, const HeadShape& shape, int max_group,
-                                int split_rows) {
+                                int split_rows, int chunked_from) {
     int device = 0, optin = 0;
     BITNET_CUDA_CHECK(cudaGetDevice(&device));
     BITNET_CUDA_CHECK(
@@ -386,6 +465,7 @@ AttentionPlan prepare_attention(int max_positions, const HeadShape& shape, int m
         cudaDeviceGetAttribute(&plan.multiprocessors, cudaDevAttrMultiProcessorCount, device));
     plan.stride = (max_positions + 3) / 4 * 4;  // score rows start 16-byte aligned
     plan.split_rows = split_rows;
+    plan.chunked_from = chunked_from;
     // Room beside the static reduction scratch.
     const std::size_t room = static_cast<std::size_t>(optin) - 1024;
     plan.max_smem = room;
@@ -411,9 +491,11 @@ AttentionPlan prepare_attention(int max_positions, const HeadShape& shape, int m
 }
 
 std::size_t attention_score_floats(const AttentionPlan& plan, const HeadShape& shape, int rows) {
-    return plan.split_rows > 0 ? static_cast<std::size_t>(std::min(rows, plan.split_rows)) *
-                                     shape.heads * plan.stride
-                               : 0;
+    if (plan.split_rows == 0) return 0;
+    // Scores, then (long spans) each chunk's V sums.
+    const std::size_t max_chunks = (plan.stride + kValueChunk - 1) / kValueChunk;
+    return static_cast<std::size_t>(std::min(rows, plan.split_rows)) * shape.heads *
+           (plan.stride + max_chunks * shape.head_dim);
 }
 
 void launch_attention(const float* q, int n, RowPlaces rows, const HeadShape& shape, KvLayer kv,

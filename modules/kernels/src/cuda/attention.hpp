@@ -30,14 +30,17 @@ struct AttentionPlan {
     int multiprocessors = 0;
     std::size_t max_smem = 0;  // dynamic shared memory a block may use
     int split_rows = 0;        // launches of up to this many rows use the split shape
+    int chunked_from = 0;      // split launches over spans this long sum V a chunk per block
 };
 
 // Picks the plan for `max_positions` on the current device (groups of at most `max_group` heads
-// when it is >= 1; split_rows = 0 turns the split shape off) and lets the kernels use the shared
-// memory they need. Fails with advice when even one head's scores do not fit.
+// when it is >= 1; split_rows = 0 turns the split shape off; split launches over spans of
+// `chunked_from` positions or more sum the values a chunk per block) and lets the kernels use the
+// shared memory they need. Fails with advice when even one head's scores do not fit.
 AttentionPlan prepare_attention(int max_positions, const HeadShape& shape, int max_group,
-                                int split_rows);
-// Floats of score buffer the split shape needs for `rows` rows (0 when the plan does not split).
+                                int split_rows, int chunked_from);
+// Floats of score buffer the split shape needs for `rows` rows (0 when the plan does not split):
+// the scores, then the chunked values' partial sums.
 std::size_t attention_score_floats(const AttentionPlan& plan, const HeadShape& shape, int rows);
 // out[t] = attention of row t's query heads over positions 0..position of its sequence; every
 // row's position is below `span` (<= the plan's context), which sizes the shared memory.

@@ -47,6 +47,11 @@ constexpr int kMaxGraphRows = 64;
 // 10): 502 / 468 after 1024 positions, 453 / 450 after 1300, 418 / 439 after 1500, 391 / 428
 // after 1700, 354 / 409 after 2048, 233 / 329 after 3900.
 constexpr int kFusedStepPositions = 1280;
+// Split attention launches over spans this long (graph buckets: from 1025 positions) sum the
+// values a chunk per block. H100, 2b4t, x8 / x32 tok/s chunked against not (session 16): after
+// 512 positions 3008 / 8730 against 3123 / 8922, after 1000 2727 / 7101 against 2647 / 6576,
+// after 2000 2302 / 4935 against 2002 / 4425, after 4000 1771 / 3138 against 1364 / 2209.
+constexpr int kChunkedValuesFrom = 2048;
 
 template <typename T>
 class Buffer {
@@ -175,8 +180,12 @@ class CudaModel final : public GpuModel {
         const char* group = std::getenv("BITNET_CUDA_ATTENTION_GROUP");
         const char* split = std::getenv("BITNET_CUDA_ATTENTION_SPLIT");
         const bool no_split = split != nullptr && std::string(split) == "0";
+        // BITNET_CUDA_ATTENTION_CHUNKED=N: split launches over spans of N positions or more sum
+        // the values a chunk per block (attention.cu).
+        const char* chunked = std::getenv("BITNET_CUDA_ATTENTION_CHUNKED");
         attention_ = cuda::prepare_attention(
-            context, shape_, group != nullptr ? std::atoi(group) : 0, no_split ? 0 : kMaxGraphRows);
+            context, shape_, group != nullptr ? std::atoi(group) : 0, no_split ? 0 : kMaxGraphRows,
+            chunked != nullptr ? std::max(0, std::atoi(chunked)) : kChunkedValuesFrom);
         prepare_fused_step();
     }
     ~CudaModel() override {
