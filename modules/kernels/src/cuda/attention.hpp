@@ -7,7 +7,9 @@
 //    scores with a block per 128 positions of a row (every key read once, by many blocks at
 //    once), a second does softmax and V with a block per (head group, row, slice of the head's
 //    dimensions). Long contexts and batches are bound by the cache reads; this keeps enough of
-//    them in flight;
+//    them in flight. Over long spans (AttentionPlan::chunked_from) the values take three kernels
+//    instead: softmax, a block per (head group, row, chunk of kValueChunk positions), and the
+//    chunks' sums added in chunk order;
 //  - many rows (prefill): one kernel per (head group, row) doing all three, with scores in
 //    shared memory.
 // A head group is the query heads that share a KV head (grouped-query attention: 4 in 2b4t), so
