@@ -246,8 +246,10 @@ __device__ __forceinline__ void attention_phase(const DecodeStep& p, int layer, 
 // outputs.
 constexpr int kLongMaxOutputs = 4;  // (head, dimension) outputs per thread: group * hd
 constexpr int kLongStages = 2;      // V chunks in shared memory: one summed, one in flight
-// Default start of the long path (BITNET_CUDA_LONG_ATTENTION=N moves it).
-constexpr int kLongAttentionFrom = 352;
+// Default start of the long path (BITNET_CUDA_LONG_ATTENTION=N moves it). H100, 2b4t, tg64 in
+// tok/s long / one block per head (session 16): after 288 positions 730 / 726, after 320
+// 719 / 711, after 384 734 / 698, after 448 720 / 678.
+constexpr int kLongAttentionFrom = 288;
 
 struct LongUnit {
     int kvh = 0, r = 0, ranges = 0;  // KV head, range, ranges per KV head
