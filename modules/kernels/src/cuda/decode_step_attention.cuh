@@ -245,8 +245,8 @@ __device__ __forceinline__ void attention_phase(const DecodeStep& p, int layer, 
 // sums, which every range block then adds up in chunk order (kValueChunk) for a slice of the
 // outputs.
 constexpr int kLongMaxOutputs = 4;  // (head, dimension) outputs per thread: group * hd
-constexpr int kLongStages =
-    2;  // chunks of keys, and of values, in shared memory: one used, one coming
+// Chunks of keys, and of values, in shared memory: one in use, the next one arriving.
+constexpr int kLongStages = 2;
 // Default start of the long path (BITNET_CUDA_LONG_ATTENTION=N moves it). H100, 2b4t, tg64 in
 // tok/s long / one block per head (session 16): after 288 positions 730 / 726, after 320
 // 719 / 711, after 384 734 / 698, after 448 720 / 678.
