@@ -62,8 +62,9 @@ __device__ __forceinline__ void mark(unsigned long long* stamps, const Scratch& 
 
 // The grid barrier in two halves, so a block can request the next phase's constant data (weight
 // codes, norm weights, cached keys and values) between them: arrive() publishes the block's
-// writes (the fence waits for them, not for loads issued after it) and counts the block in;
-// wait() returns once every block has arrived. With `stamps` (DecodeStep::stamps) every block's
+// writes and counts the block in with one release add (it waits for the writes, not for loads
+// issued after it; a fence then a plain add was ~0.1 µs slower per barrier); wait() returns once
+// every block has arrived. With `stamps` (DecodeStep::stamps) every block's
 // arrival and block 0's leaving are timed. The barrier itself is one 64-bit
 // counter that only grows: each block adds 1 per barrier, so barrier k of all launches so far is
 // passed when the counter reaches a multiple of the grid, the one above the value a block's add
@@ -76,24 +77,36 @@ __device__ void grid_arrive(unsigned long long* counter, unsigned long long* sta
         if (stamps != nullptr)
             stamps[s.detail + 4 * kStepPhasesPerLayer * s.layers +
                    static_cast<std::size_t>(s.barriers) * gridDim.x + blockIdx.x] = global_ns();
-        __threadfence();
-        const unsigned long long before = atomicAdd(counter, 1ull);
+        unsigned long long before;
+        asm volatile("atom.release.gpu.global.add.u64 %0, [%1], 1;"
+                     : "=l"(before)
+                     : "l"(counter)
+                     : "memory");
         s.target = before - before % gridDim.x + gridDim.x;
     }
 }
 
 // An acquire load (not a fence: a fence would also wait for this thread's requests issued
-// between arrive() and wait()).
+// between arrive() and wait(); measured 4% slower). It also invalidates the SM's L1
+// (CCTL.IVALL), so the barrier polls with relaxed loads and acquires once, when the count is
+// reached.
 __device__ __forceinline__ unsigned long long load_acquire(const unsigned long long* p) {
     unsigned long long v;
     asm volatile("ld.acquire.gpu.global.u64 %0, [%1];" : "=l"(v) : "l"(p) : "memory");
     return v;
 }
+__device__ __forceinline__ unsigned long long load_relaxed(const unsigned long long* p) {
+    unsigned long long v;
+    asm volatile("ld.relaxed.gpu.global.u64 %0, [%1];" : "=l"(v) : "l"(p) : "memory");
+    return v;
+}
 
 __device__ void grid_wait(unsigned long long* counter, unsigned long long* stamps, Scratch& s) {
     if (threadIdx.x == 0) {
-        while (load_acquire(counter) < s.target) {
+        while (load_relaxed(counter) < s.target) {
         }
+        // (the count only grows: this load sees the last arrival too, and orders what follows)
+        load_acquire(counter);
         if (stamps != nullptr && blockIdx.x == 0) stamps[2 + 2 * s.barriers] = global_ns();
         ++s.barriers;
     }
