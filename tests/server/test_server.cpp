@@ -259,14 +259,16 @@ TEST_CASE("the API key guards /v1/ with a Bearer token compared in constant time
 
 TEST_CASE("a client that hangs up mid-stream frees its slot for the next request") {
     test::TempDir dir("serve-hangup");
-    const std::string model = test::write_synthetic_model(dir, "small", 35);
+    // The hang-up is noticed at a write after it; a generation that reached the end of its
+    // context first would count as completed, not cancelled. So the small model's shape with a
+    // context of 16384 tokens, which it cannot decode in the seconds a starved streaming thread
+    // may take to write again (a busy CI runner saw 512 and then 2048 tokens finish first).
+    models::ModelConfig config = models::preset_config("small");
+    config.context_length = 16384;
+    const std::string model = test::write_synthetic_model_config(dir, config, 35, "long.gguf");
     server::ServerOptions options;
     options.parallel = 1;
-    // The hang-up is noticed at a write after it; a generation that reached the end of its
-    // context first would count as completed, not cancelled. The small model's whole context
-    // (2048 tokens) keeps it writing well past that, also on a loaded machine (at 512 tokens a
-    // busy CI runner once saw it finish first).
-    test::TestServer srv(model, options, 2048);
+    test::TestServer srv(model, options, config.context_length);
     const json body = {
         {"prompt", "go"}, {"max_tokens", 100000}, {"stream", true}, {"temperature", 2}};
     REQUIRE(stream_then_hang_up(srv.port(), body.dump()));
