@@ -232,6 +232,18 @@ void reserve_at_least(std::vector<float>& v, std::int64_t n) {
 
 }  // namespace
 
+void Transformer::reserve_attention_scratch(std::int64_t scores, std::int64_t q) const {
+    const auto threads = static_cast<std::size_t>(std::max(1, omp_get_max_threads()));
+    if (scratch_.thread_scores.size() < threads) {
+        scratch_.thread_scores.resize(threads);
+        scratch_.thread_q.resize(threads);
+    }
+    for (std::size_t t = 0; t < threads; ++t) {
+        reserve_at_least(scratch_.thread_scores[t], scores);
+        reserve_at_least(scratch_.thread_q[t], q);
+    }
+}
+
 // The group jobs of attention_by_head_group: a KV head's whole group of query heads per job (its
 // cached keys and values converted once for all of them), except where that would leave threads
 // idle or unevenly loaded — decode has only n_kv groups per token — where the groups that do not
@@ -268,6 +280,9 @@ void Transformer::attention_by_head_group(std::int64_t layer, const float* q,
     std::int64_t work = 0;
     for (const BatchToken& b : batch) work += b.position + 1;
     const auto n_jobs = static_cast<std::int64_t>(jobs.size());
+    std::int64_t context = 0;
+    for (const BatchToken& b : batch) context = std::max(context, b.cache->context());
+    reserve_attention_scratch(group * context, group * hd);
 #pragma omp parallel for schedule(dynamic, 1) if (n_jobs > 1 && work * n_head >= 256)
     for (std::int64_t j = 0; j < n_jobs; ++j) {
         const HeadGroupJob& job = jobs[static_cast<std::size_t>(j)];
@@ -276,10 +291,8 @@ void Transformer::attention_by_head_group(std::int64_t layer, const float* q,
         const std::int64_t n_pos = b.position + 1;  // causal: positions 0 .. position
         const std::int64_t kvh = job.first_head / group;
         const std::int64_t first = job.token * n_head + job.first_head;
-        thread_local std::vector<float> scores, qh;
-        // Sized for the whole group and context on first use: no allocation as positions grow.
-        reserve_at_least(scores, group * cache.context());
-        reserve_at_least(qh, group * hd);
+        std::vector<float>& scores = scratch_.thread_scores[omp_get_thread_num()];
+        std::vector<float>& qh = scratch_.thread_q[omp_get_thread_num()];
         // The query rounded to F16, as ggml converts it for the dot products with an F16 cache.
         qh.assign(q + first * hd, q + (first + job.heads) * hd);
         kernels::round_to_f16(qh.data(), job.heads * hd);
@@ -307,6 +320,9 @@ void Transformer::attention(std::int64_t layer, const float* q, std::span<const 
     std::int64_t work = 0;
     for (const BatchToken& b : batch) work += b.position + 1;
     const std::int64_t jobs = n_tokens * n_head;
+    std::int64_t context = 0;
+    for (const BatchToken& b : batch) context = std::max(context, b.cache->context());
+    reserve_attention_scratch(context, hd);
     // Heads go to the threads from a few positions on (a parallel region costs a few
     // microseconds; one head's position ~0.1): in decode the other cores would otherwise wait.
 #pragma omp parallel for schedule(dynamic, 1) if (jobs > 1 && work * n_head >= 256)
@@ -317,8 +333,8 @@ void Transformer::attention(std::int64_t layer, const float* q, std::span<const 
         const std::int64_t n_pos = b.position + 1;  // causal: positions 0 .. position
         const std::int64_t kvh = h / group;         // query head h uses KV head h / group
         const std::int64_t stride = cache.position_stride();
-        thread_local std::vector<float> scores, qh;
-        reserve_at_least(scores, cache.context());
+        std::vector<float>& scores = scratch_.thread_scores[omp_get_thread_num()];
+        std::vector<float>& qh = scratch_.thread_q[omp_get_thread_num()];
         qh.assign(q + (t * n_head + h) * hd, q + (t * n_head + h + 1) * hd);
         float* o = out + (t * n_head + h) * hd;
         if (cache.type() == KvType::F16) {

@@ -107,7 +107,13 @@ class Transformer {
         std::vector<float> x, xn, q, k, v, att, proj, g, u, rope_cos, rope_sin;
         std::vector<BatchToken> batch;
         std::vector<HeadGroupJob> head_groups;
+        // Attention's scores and rounded queries, one pair per OpenMP thread (by thread number),
+        // sized before the parallel loop: a thread's first job must not allocate, whichever
+        // thread the dynamic schedule hands it to.
+        std::vector<std::vector<float>> thread_scores, thread_q;
     };
+    // Every thread's attention buffers hold `scores` and `q` floats (serial; grows only).
+    void reserve_attention_scratch(std::int64_t scores, std::int64_t q) const;
     mutable Scratch scratch_;
 };
 
