@@ -232,7 +232,11 @@ void reserve_at_least(std::vector<float>& v, std::int64_t n) {
 
 }  // namespace
 
-void Transformer::reserve_attention_scratch(std::int64_t scores, std::int64_t q) const {
+void Transformer::reserve_attention_scratch(std::span<const BatchToken> batch,
+                                            std::int64_t heads) const {
+    std::int64_t context = 0;
+    for (const BatchToken& b : batch) context = std::max(context, b.cache->context());
+    const std::int64_t scores = heads * context, q = heads * config_.head_dim;
     const auto threads = static_cast<std::size_t>(std::max(1, omp_get_max_threads()));
     if (scratch_.thread_scores.size() < threads) {
         scratch_.thread_scores.resize(threads);
@@ -280,9 +284,7 @@ void Transformer::attention_by_head_group(std::int64_t layer, const float* q,
     std::int64_t work = 0;
     for (const BatchToken& b : batch) work += b.position + 1;
     const auto n_jobs = static_cast<std::int64_t>(jobs.size());
-    std::int64_t context = 0;
-    for (const BatchToken& b : batch) context = std::max(context, b.cache->context());
-    reserve_attention_scratch(group * context, group * hd);
+    reserve_attention_scratch(batch, group);
 #pragma omp parallel for schedule(dynamic, 1) if (n_jobs > 1 && work * n_head >= 256)
     for (std::int64_t j = 0; j < n_jobs; ++j) {
         const HeadGroupJob& job = jobs[static_cast<std::size_t>(j)];
@@ -320,9 +322,7 @@ void Transformer::attention(std::int64_t layer, const float* q, std::span<const 
     std::int64_t work = 0;
     for (const BatchToken& b : batch) work += b.position + 1;
     const std::int64_t jobs = n_tokens * n_head;
-    std::int64_t context = 0;
-    for (const BatchToken& b : batch) context = std::max(context, b.cache->context());
-    reserve_attention_scratch(context, hd);
+    reserve_attention_scratch(batch, 1);
     // Heads go to the threads from a few positions on (a parallel region costs a few
     // microseconds; one head's position ~0.1): in decode the other cores would otherwise wait.
 #pragma omp parallel for schedule(dynamic, 1) if (jobs > 1 && work * n_head >= 256)

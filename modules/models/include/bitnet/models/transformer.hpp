@@ -112,8 +112,9 @@ class Transformer {
         // thread the dynamic schedule hands it to.
         std::vector<std::vector<float>> thread_scores, thread_q;
     };
-    // Every thread's attention buffers hold `scores` and `q` floats (serial; grows only).
-    void reserve_attention_scratch(std::int64_t scores, std::int64_t q) const;
+    // Every thread's attention buffers hold the scores and queries of `heads` heads over the
+    // batch's longest context (serial; grows only).
+    void reserve_attention_scratch(std::span<const BatchToken> batch, std::int64_t heads) const;
     mutable Scratch scratch_;
 };
 
