@@ -1,6 +1,9 @@
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <limits>
 #include <random>
 #include <vector>
@@ -40,6 +43,28 @@ TEST_CASE("an all-zero row uses the 1e-5 floor and gives zeros") {
     CHECK(act.scale == static_cast<float>(127.0 / 1e-5));
     CHECK(act.sum == 0);
     for (auto v : q) CHECK(v == 0);
+}
+
+// The GPU kernels compute the scale 127 / max(amax, 1e-5) (in double, rounded to float) as one
+// float division from amax = 1e-5 on (kernels/src/cuda/activation_scale.cuh): the same float for
+// every float amax there, because a double holds more than twice a float's precision (double
+// rounding of a quotient of floats through double is innocuous). Checked here for all of them.
+TEST_CASE("the int8 scale's double division equals a float division for every float from 1e-5") {
+    const float first = std::nextafter(static_cast<float>(1e-5), 0.0f);
+    std::uint32_t bits = 0;
+    std::memcpy(&bits, &first, sizeof bits);
+    std::uint64_t checked = 0, differing = 0;
+    for (; bits < 0x7f800000u; ++bits) {  // up to the largest finite float
+        float m = 0.0f;
+        std::memcpy(&m, &bits, sizeof m);
+        if (static_cast<double>(m) < 1e-5) continue;
+        const float by_double = static_cast<float>(127.0 / std::max(static_cast<double>(m), 1e-5));
+        const float by_float = 127.0f / m;
+        differing += std::memcmp(&by_double, &by_float, sizeof by_float) != 0 ? 1 : 0;
+        ++checked;
+    }
+    CHECK(checked > 1'000'000'000u);
+    CHECK(differing == 0);
 }
 
 TEST_CASE("quantized activations reconstruct x within half a step") {

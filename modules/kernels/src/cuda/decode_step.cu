@@ -14,6 +14,7 @@
 #include <cstdlib>
 #include <string>
 
+#include "activation_scale.cuh"
 #include "async_copy.cuh"
 #include "attention.hpp"
 #include "cuda_memory.hpp"
@@ -226,7 +227,7 @@ __device__ __noinline__ float norm_quantize(RowSource x, const float* nw, int co
                   fmaxf(fabsf(v[j].z), fabsf(v[j].w)));
     }
     m = block_max(m, s);
-    const float a = static_cast<float>(127.0 / fmax(static_cast<double>(m), 1e-5));
+    const float a = activation_scale(m);
     auto code = [a](float value) {
         return static_cast<unsigned>(max(-128, min(127, __float2int_rn(__fmul_rn(value, a))))) &
                0xffu;

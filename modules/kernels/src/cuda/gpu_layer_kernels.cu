@@ -6,6 +6,7 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
+#include "activation_scale.cuh"
 #include "block_reduce.cuh"
 #include "cuda_memory.hpp"
 #include "gpu_layer_kernels.hpp"
@@ -84,7 +85,7 @@ __global__ void __launch_bounds__(Threads)
     __syncthreads();
     m = 0.0f;
     for (int k = 0; k < static_cast<int>(blockDim.x / 32); ++k) m = fmaxf(m, reduce[k]);
-    const float a = static_cast<float>(127.0 / fmax(static_cast<double>(m), 1e-5));
+    const float a = activation_scale(m);
     if (threadIdx.x == 0) scales[blockIdx.x] = a;
     std::int8_t* qr = q + static_cast<std::size_t>(blockIdx.x) * padded;
     auto quantized = [a](float y) { return max(-128, min(127, __float2int_rn(__fmul_rn(y, a)))); };
