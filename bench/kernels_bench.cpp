@@ -85,6 +85,9 @@ void BM_I2S_avx2_ffn_up(benchmark::State& s) {
 void BM_I2S_vnni_ffn_up(benchmark::State& s) {
     matmul(s, TypeId::I2_S, 6912, 2560, bitnet::kernels::CpuIsa::Avx512Vnni);
 }
+void BM_I2S_vnni256_ffn_up(benchmark::State& s) {
+    matmul(s, TypeId::I2_S, 6912, 2560, bitnet::kernels::CpuIsa::Avx512Vnni256);
+}
 void BM_I2S_amx_ffn_up(benchmark::State& s) {
     matmul(s, TypeId::I2_S, 6912, 2560, bitnet::kernels::CpuIsa::Amx);
 }
@@ -126,6 +129,7 @@ BENCHMARK(BM_I2S_vnni_ffn_up)
     ->Args({1, 2})
     ->Args({128, 2})
     ->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_I2S_vnni256_ffn_up)->Args({1, 1})->Args({1, 2})->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_I2S_amx_ffn_up)
     ->Args({16, 2})
     ->Args({128, 1})

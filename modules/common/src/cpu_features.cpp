@@ -77,6 +77,7 @@ void detect_x86(CpuFeatures& f) {
         f.avx512vl = f.avx512f && ((l7.b >> 31) & 1);
         f.avx512vbmi = f.avx512f && ((l7.c >> 1) & 1);
         f.avx512vnni = f.avx512f && ((l7.c >> 11) & 1);
+        f.gfni = f.avx && ((l7.c >> 8) & 1);
         CpuidRegs l71 = cpuid(7, 1);
         f.avxvnni = os_ymm && ((l71.a >> 4) & 1);
         const bool os_tiles = (xcr0 & 0x60000) == 0x60000;          // XTILECFG + XTILEDATA
@@ -141,6 +142,7 @@ std::string CpuFeatures::summary() const {
     add(fma, "fma");
     add(f16c, "f16c");
     add(avxvnni, "avx-vnni");
+    add(gfni, "gfni");
     add(avx512f, "avx512f");
     add(avx512bw, "avx512bw");
     add(avx512vl, "avx512vl");

@@ -107,7 +107,7 @@ TEST_CASE("float-activation matmul equals the float dot product of the dequantiz
 
 TEST_CASE("every cpu kernel variant equals the reference on random shapes, 1..17 rows") {
     for (auto isa : {kernels::CpuIsa::Scalar, kernels::CpuIsa::Avx2, kernels::CpuIsa::Avx512Vnni,
-                     kernels::CpuIsa::Amx}) {
+                     kernels::CpuIsa::Amx, kernels::CpuIsa::Avx512Vnni256}) {
         if (!kernels::cpu_isa_supported(isa)) {
             WARN("SKIPPED: this CPU lacks an instruction set variant " << static_cast<int>(isa));
             continue;
@@ -156,7 +156,8 @@ TEST_CASE(
     // several tokens take one row at a time. Both must give every row the same bits: chunks
     // full, ragged and odd, widths with 8-wide and scalar tails (F16) and odd block counts
     // (Q8_0), on every instruction set variant.
-    for (auto isa : {kernels::CpuIsa::Avx2, kernels::CpuIsa::Avx512Vnni}) {
+    for (auto isa :
+         {kernels::CpuIsa::Avx2, kernels::CpuIsa::Avx512Vnni, kernels::CpuIsa::Avx512Vnni256}) {
         if (!kernels::cpu_isa_supported(isa)) {
             WARN("SKIPPED: this CPU lacks an instruction set variant " << static_cast<int>(isa));
             continue;
@@ -189,7 +190,8 @@ TEST_CASE(
 TEST_CASE("the I2_S prefill tiles (AVX2 2 x 4, VNNI 4 x 4 in 64-row blocks) equal the reference") {
     // Shapes around the tiling: row blocks and their ragged ends, token groups and their
     // remainders, an odd block count (the row kernel instead).
-    for (auto isa : {kernels::CpuIsa::Avx2, kernels::CpuIsa::Avx512Vnni}) {
+    for (auto isa :
+         {kernels::CpuIsa::Avx2, kernels::CpuIsa::Avx512Vnni, kernels::CpuIsa::Avx512Vnni256}) {
         if (!kernels::cpu_isa_supported(isa)) {
             WARN("SKIPPED: this CPU lacks an instruction set variant " << static_cast<int>(isa));
             continue;
@@ -234,7 +236,7 @@ TEST_CASE("I2_S kernels handle extreme activations and long rows exactly") {
     std::vector<float> a(static_cast<std::size_t>(rows * 9)), b(a.size());
     kernels::make_reference_backend()->matmul(view, x.data(), 9, a.data());
     for (auto isa : {kernels::CpuIsa::Scalar, kernels::CpuIsa::Avx2, kernels::CpuIsa::Avx512Vnni,
-                     kernels::CpuIsa::Amx}) {
+                     kernels::CpuIsa::Amx, kernels::CpuIsa::Avx512Vnni256}) {
         if (!kernels::cpu_isa_supported(isa)) continue;
         kernels::make_cpu_backend(2, isa)->matmul(view, x.data(), 9, b.data());
         CHECK(a == b);
@@ -250,7 +252,7 @@ TEST_CASE("I2_S kernels equal the reference on raw bytes, code 3 included") {
     std::mt19937 rng(29);
     auto reference = kernels::make_reference_backend();
     for (auto isa : {kernels::CpuIsa::Scalar, kernels::CpuIsa::Avx2, kernels::CpuIsa::Avx512Vnni,
-                     kernels::CpuIsa::Amx}) {
+                     kernels::CpuIsa::Amx, kernels::CpuIsa::Avx512Vnni256}) {
         if (!kernels::cpu_isa_supported(isa)) continue;
         auto cpu = kernels::make_cpu_backend(2, isa);
         for (std::int64_t rows : {1, 2, 7, 40})
@@ -312,7 +314,8 @@ TEST_CASE("decode products of several ~256 kB tasks equal the reference") {
     std::vector<float> ra(1000), rb(777);
     reference->matmul(a.view, x.data(), 1, ra.data());
     reference->matmul(b.view, x.data(), 1, rb.data());
-    for (auto isa : {kernels::CpuIsa::Avx2, kernels::CpuIsa::Avx512Vnni}) {
+    for (auto isa :
+         {kernels::CpuIsa::Avx2, kernels::CpuIsa::Avx512Vnni, kernels::CpuIsa::Avx512Vnni256}) {
         if (!kernels::cpu_isa_supported(isa)) continue;
         for (const int threads : {2, 3}) {
             auto cpu = kernels::make_cpu_backend(threads, isa);
@@ -335,7 +338,7 @@ TEST_CASE("gate and up with relu^2 applied as the products come out equal the se
     auto reference = kernels::make_reference_backend();
     std::vector<std::unique_ptr<kernels::Backend>> backends;
     for (auto isa : {kernels::CpuIsa::Scalar, kernels::CpuIsa::Avx2, kernels::CpuIsa::Avx512Vnni,
-                     kernels::CpuIsa::Amx})
+                     kernels::CpuIsa::Amx, kernels::CpuIsa::Avx512Vnni256})
         if (kernels::cpu_isa_supported(isa)) backends.push_back(kernels::make_cpu_backend(2, isa));
     if (kernels::cpu_isa_supported(kernels::CpuIsa::Avx2))
         backends.push_back(kernels::make_tl1_backend(2));

@@ -617,6 +617,8 @@ bool cpu_isa_supported(CpuIsa isa) {
             return f.avx512f && f.avx512bw && f.avx512vl && f.avx512vnni;
         case CpuIsa::Amx:
             return f.avx512f && f.avx512bw && f.avx512vl && f.avx512vnni && f.amx_int8;
+        case CpuIsa::Avx512Vnni256:
+            return f.avx512f && f.avx512bw && f.avx512vl && f.avx512vnni && f.gfni;
     }
     return false;
 }
@@ -684,13 +686,14 @@ std::unique_ptr<Backend> make_cpu_backend(int threads, CpuIsa isa) {
     detail::I2sKernel kernel = detail::best_i2s_kernel(8);
     if (isa == CpuIsa::Amx) kernel = detail::I2sKernel::Amx;
     if (isa == CpuIsa::Avx512Vnni) kernel = detail::I2sKernel::Avx512Vnni;
+    if (isa == CpuIsa::Avx512Vnni256) kernel = detail::I2sKernel::Vnni256;
     if (isa == CpuIsa::Avx2) kernel = detail::I2sKernel::Avx2;
     if (isa == CpuIsa::Scalar) kernel = detail::I2sKernel::Generic;
     // A forced AVX2 or scalar variant stays off AVX-512 everywhere (tests compare variants).
-    return std::make_unique<CpuBackend>(
-        threads, kernel, LutKernel::None,
-        isa == CpuIsa::Best || isa == CpuIsa::Avx512Vnni || isa == CpuIsa::Amx,
-        isa == CpuIsa::Best);
+    return std::make_unique<CpuBackend>(threads, kernel, LutKernel::None,
+                                        isa == CpuIsa::Best || isa == CpuIsa::Avx512Vnni ||
+                                            isa == CpuIsa::Amx || isa == CpuIsa::Avx512Vnni256,
+                                        isa == CpuIsa::Best);
 }
 
 }  // namespace bitnet::kernels

@@ -18,6 +18,7 @@ struct CpuFeatures {
     bool avx512vnni = false;
     bool avx512vbmi = false;
     bool avxvnni = false;  // VEX-encoded VNNI (Alder Lake and later)
+    bool gfni = false;     // Galois-field byte transforms, 256-bit forms usable (Ice Lake, Zen 4)
     // AMX int8 tiles (Sapphire Rapids and later) usable by this process: the CPU has them, the OS
     // saves their state, and (Linux) the process was granted the tile data permission.
     bool amx_int8 = false;

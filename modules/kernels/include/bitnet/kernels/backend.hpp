@@ -70,7 +70,9 @@ std::unique_ptr<Backend> make_reference_backend(
 
 // Instruction set of the CPU backend's I2_S kernels. Best = detected once at start-up. Amx: AMX
 // int8 tiles for products of 16 or more tokens, AVX-512 VNNI for fewer.
-enum class CpuIsa { Best, Amx, Avx512Vnni, Avx2, Scalar };
+// Avx512Vnni256: the AVX2 kernels, except that one token (decode) runs on 256-bit AVX-512 VNNI
+// with GFNI (needs both).
+enum class CpuIsa { Best, Amx, Avx512Vnni, Avx2, Scalar, Avx512Vnni256 };
 bool cpu_isa_supported(CpuIsa isa);
 
 // The default CPU backend: same numerics as the reference (bit-identical integer dots), rows
