@@ -88,6 +88,12 @@ __attribute__((target("avx2,fma"))) void row_avx2(const std::uint8_t* w, const I
     for (int t = 0; t < NT; ++t) p.out[(t0 + t) * p.out_stride + r] = horizontal_sum_avx2(acc[t]);
 }
 
+// The pair kernels' look-ahead: the lines kPrefetchBytes past byte `at` of rows a and b.
+inline void prefetch_rows(const std::uint8_t* wa, const std::uint8_t* wb, std::int64_t at) {
+    _mm_prefetch(reinterpret_cast<const char*>(wa + at) + kPrefetchBytes, _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(wb + at) + kPrefetchBytes, _MM_HINT_T0);
+}
+
 // Decode, two rows at once: the row kernel's operations for rows a and b (exact integers), each
 // activation vector loaded once for both. The rows are half a task apart (dot_avx2): two streams
 // of weights per thread keep more lines in flight than one — on the Zen 3 VM the ternary products
@@ -100,12 +106,7 @@ __attribute__((target("avx2,fma"))) void row_pair_avx2(const std::uint8_t* wa,
     const __m256i ones = _mm256_set1_epi16(1);
     __m256i acc_a = _mm256_setzero_si256(), acc_b = _mm256_setzero_si256();
     for (std::int64_t b = 0; b < blocks; ++b) {
-        if (b % 2 == 0) {
-            _mm_prefetch(reinterpret_cast<const char*>(wa + b * kBlockBytes) + kPrefetchBytes,
-                         _MM_HINT_T0);
-            _mm_prefetch(reinterpret_cast<const char*>(wb + b * kBlockBytes) + kPrefetchBytes,
-                         _MM_HINT_T0);
-        }
+        if (b % 2 == 0) prefetch_rows(wa, wb, b * kBlockBytes);
         const __m256i pa =
             _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wa + b * kBlockBytes));
         const __m256i pb =
@@ -381,10 +382,7 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni"))) void row_pair_vn
     __m512i a[4], b[4];
     for (int k = 0; k < 4; ++k) a[k] = b[k] = _mm512_setzero_si512();
     for (std::int64_t pr = 0; pr < blocks / 2; ++pr) {
-        _mm_prefetch(reinterpret_cast<const char*>(wa + pr * 2 * kBlockBytes) + kPrefetchBytes,
-                     _MM_HINT_T0);
-        _mm_prefetch(reinterpret_cast<const char*>(wb + pr * 2 * kBlockBytes) + kPrefetchBytes,
-                     _MM_HINT_T0);
+        prefetch_rows(wa, wb, pr * 2 * kBlockBytes);
         const __m512i pa = _mm512_loadu_si512(wa + pr * 2 * kBlockBytes);
         const __m512i pb = _mm512_loadu_si512(wb + pr * 2 * kBlockBytes);
 #pragma GCC unroll 4
@@ -445,12 +443,7 @@ __attribute__((target("avx2,avx512f,avx512bw,avx512vl,avx512vnni,gfni"))) void r
     __m256i a[4], b[4];
     for (int k = 0; k < 4; ++k) a[k] = b[k] = _mm256_setzero_si256();
     for (std::int64_t bl = 0; bl < blocks; ++bl) {
-        if (bl % 2 == 0) {
-            _mm_prefetch(reinterpret_cast<const char*>(wa + bl * kBlockBytes) + kPrefetchBytes,
-                         _MM_HINT_T0);
-            _mm_prefetch(reinterpret_cast<const char*>(wb + bl * kBlockBytes) + kPrefetchBytes,
-                         _MM_HINT_T0);
-        }
+        if (bl % 2 == 0) prefetch_rows(wa, wb, bl * kBlockBytes);
         const __m256i pa =
             _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wa + bl * kBlockBytes));
         const __m256i pb =
