@@ -22,7 +22,8 @@ struct I2sProblem {
 
 // Activation layout each kernel wants: the VNNI kernel interleaves pairs of 128-blocks; the AMX
 // kernel takes those rows rearranged into tiles of 16 tokens (amx_kernels.hpp).
-// Vnni256: one token on 256-bit AVX-512 VNNI + GFNI (decode), several as Avx2.
+// Vnni256: one token on 256-bit AVX-512 VNNI + GFNI (decode), several as Avx2; both take the
+// activations in their plain order, as Avx2 does.
 enum class I2sKernel { Generic, Avx2, Avx512Vnni, Amx, Vnni256 };
 
 // The faster variant on this CPU for one token (decode) or several (prefill), measured once;
