@@ -135,8 +135,7 @@ struct Tl2 {
     static void dot_groups(const Weights& w, std::int64_t g, std::int64_t count,
                            const std::int8_t* t, std::int64_t n, std::int32_t* dots,
                            std::int64_t stride) {
-        for (std::int64_t i = g; i < g + count; ++i)
-            detail::tl2_dot_group(w, i, t, n, dots, stride);
+        detail::tl2_dot_groups(w, g, count, t, n, dots, stride);
     }
 };
 

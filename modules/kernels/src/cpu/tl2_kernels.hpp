@@ -30,5 +30,9 @@ void build_tl2_tables(const std::int8_t* q, std::int64_t cols, std::int8_t* tabl
 // dots[t * stride + r] = sum_k (code - 1) * q_t[k] for the rows of `group` and `tokens` tokens.
 void tl2_dot_group(const Tl2Weights& w, std::int64_t group, const std::int8_t* tables,
                    std::int64_t tokens, std::int32_t* dots, std::int64_t stride);
+// The same for groups [first_group, first_group + count); one token takes them in pairs.
+void tl2_dot_groups(const Tl2Weights& w, std::int64_t first_group, std::int64_t count,
+                    const std::int8_t* tables, std::int64_t tokens, std::int32_t* dots,
+                    std::int64_t stride);
 
 }  // namespace bitnet::kernels::detail
