@@ -58,6 +58,69 @@ __device__ __forceinline__ void load_v_tile(const __half* values, int p0, int po
     }
 }
 
+// Scores of positions 0..pos whose keys are all staged (swizzled as in attention_phase), with
+// 8 / L threads per position, each adding L of the 8 lanes of q . k * scale: the same products
+// and the same order of additions as one thread holding all 8 (attention.cu's rule: lane j sums
+// its elements in order, then ((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7))), the last levels
+// of that tree by shuffles. At a few dozen positions one warp doing whole dots was the phase's
+// longest step (1.7 of ~4.9 µs); the loop is kept rolled so its code stays small (the phase runs
+// once per layer, its instructions fetched again each time).
+template <int L>
+__device__ __forceinline__ void staged_scores(const __half* key_stage, const float* qh, int hd,
+                                              int vectors, int swizzle, int pos, float scale,
+                                              float* scores) {
+    constexpr int kPerPosition = 8 / L;
+    const int sub = static_cast<int>(threadIdx.x) % kPerPosition;
+    // Every thread runs every round (the shuffles need whole warps); past pos it computes a
+    // clamped position's dot and writes nothing.
+    for (int base = 0; base <= pos; base += kThreads / kPerPosition) {
+        const int q = base + static_cast<int>(threadIdx.x) / kPerPosition;
+        const int qc = min(q, pos);
+        const __half* key = key_stage + qc * hd + sub * L;
+        const float* qv = qh + sub * L;
+        float lanes[L];
+#pragma unroll
+        for (int j = 0; j < L; ++j) lanes[j] = 0.0f;
+#pragma unroll 2
+        for (int v = 0; v < vectors; ++v) {
+            const __half* k = key + (v ^ (qc & swizzle)) * 8;
+            float kf[L], qf[L];
+            if constexpr (L == 1) {
+                kf[0] = __half2float(*k);
+                qf[0] = qv[v * 8];
+            } else {
+#pragma unroll
+                for (int j = 0; j < L; j += 2) {
+                    const float2 f = __half22float2(*reinterpret_cast<const __half2*>(k + j));
+                    kf[j] = f.x;
+                    kf[j + 1] = f.y;
+                    const float2 g = *reinterpret_cast<const float2*>(qv + v * 8 + j);
+                    qf[j] = g.x;
+                    qf[j + 1] = g.y;
+                }
+            }
+#pragma unroll
+            for (int j = 0; j < L; ++j) lanes[j] = __fadd_rn(lanes[j], __fmul_rn(kf[j], qf[j]));
+        }
+        float dot;
+        if constexpr (L == 8)
+            dot =
+                __fadd_rn(__fadd_rn(__fadd_rn(lanes[0], lanes[1]), __fadd_rn(lanes[2], lanes[3])),
+                          __fadd_rn(__fadd_rn(lanes[4], lanes[5]), __fadd_rn(lanes[6], lanes[7])));
+        else if constexpr (L == 4)
+            dot = __fadd_rn(__fadd_rn(lanes[0], lanes[1]), __fadd_rn(lanes[2], lanes[3]));
+        else if constexpr (L == 2)
+            dot = __fadd_rn(lanes[0], lanes[1]);
+        else
+            dot = lanes[0];
+            // (IEEE addition is commutative: both partners get the same sum)
+#pragma unroll
+        for (int off = 1; off < kPerPosition; off *= 2)
+            dot = __fadd_rn(dot, __shfl_xor_sync(0xffffffffu, dot, off));
+        if (sub == 0 && q <= pos) scores[q] = __fmul_rn(dot, scale);
+    }
+}
+
 __device__ __forceinline__ void attention_phase(const DecodeStep& p, int layer, int pos, int seq,
                                                 float* dyn, int positions, Scratch& s) {
     const HeadShape& sh = p.shape;
@@ -138,9 +201,18 @@ __device__ __forceinline__ void attention_phase(const DecodeStep& p, int layer, 
         }
         __syncthreads();
         mark(p.stamps, s, 0, 0);
-        for (int q = threadIdx.x; q <= pos; q += kThreads) {
+        // As many threads per position as the block has room for (all keys staged).
+        if (own_staged && pos < kThreads / 8)
+            staged_scores<1>(key_stage, qh, hd, vectors, swizzle, pos, sh.scale, scores);
+        else if (own_staged && pos < kThreads / 4)
+            staged_scores<2>(key_stage, qh, hd, vectors, swizzle, pos, sh.scale, scores);
+        else if (own_staged && pos < kThreads / 2)
+            staged_scores<4>(key_stage, qh, hd, vectors, swizzle, pos, sh.scale, scores);
+        else if (own_staged)
+            staged_scores<8>(key_stage, qh, hd, vectors, swizzle, pos, sh.scale, scores);
+        for (int q = threadIdx.x; !own_staged && q <= pos; q += kThreads) {
             float lanes[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-            if (q < pos || own_staged) {
+            if (q < pos) {
                 if (first && q < kKeyStage) {
                     const auto* staged_key = reinterpret_cast<const uint4*>(key_stage + q * hd);
 #pragma unroll
