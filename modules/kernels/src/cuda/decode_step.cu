@@ -15,6 +15,7 @@
 #include <string>
 
 #include "activation_scale.cuh"
+#include "argmax_rule.cuh"
 #include "async_copy.cuh"
 #include "attention.hpp"
 #include "cuda_memory.hpp"
@@ -44,6 +45,7 @@ struct Scratch {
     int detail;    // where the marks inside the phases start in the stamps
     int layers;
     unsigned long long target;  // the barrier counter's value that ends the current barrier
+    bool last;                  // step_head: this block finished the head's rows last
 };
 // The kernel's static shared memory (this Scratch, which ptxas rounds to 128 bytes) must stay
 // within 128 bytes, or grow by multiples of 128: the dynamic shared memory starts right after it,
@@ -479,8 +481,8 @@ __device__ void product_phase(const DecodeMatrix& m, RowSource src, int cols, co
 namespace bitnet::kernels::cuda {
 namespace {
 
-// rmsnorm rounded to F16 (rmsnorm_half's rules), by one block.
-__device__ void final_norm(const DecodeStep& p, Scratch& s) {
+// rmsnorm rounded to F16 (rmsnorm_half's rules), by one block, into `out` (global or shared).
+__device__ void final_norm(const DecodeStep& p, __half* out, Scratch& s) {
     double squares = 0;
     for (int i = threadIdx.x; i < p.hidden; i += kThreads) {
         const float v = __ldcg(p.x + i);
@@ -489,9 +491,98 @@ __device__ void final_norm(const DecodeStep& p, Scratch& s) {
     const double total = block_sum(squares, s);
     const float mean = static_cast<float>(total / p.hidden);
     const float scale = __fdiv_rn(1.0f, sqrtf(__fadd_rn(mean, p.eps)));
-    auto* out = reinterpret_cast<__half*>(p.out_half);
     for (int i = threadIdx.x; i < p.hidden; i += kThreads)
         out[i] = __float2half_rn(__fmul_rn(__fmul_rn(__ldcg(p.x + i), scale), p.output_norm[i]));
+}
+
+// The F16 head inside the step (DecodeStep::head), after every block has taken the final norm
+// itself into `xh` (shared): f16_gemv's sums for one token (a warp per row; lane l's 16-byte
+// pieces l, l + 32, ... in order, an fmaf per element, then the xor-shuffle tree), the rows
+// dealt to the grid's warps two at a time, so a lane has 2 x kHeadVectors loads in flight; and
+// argmax's answer (NaN skipped, keep_better): each warp keeps its best row, each block its best
+// warp, and the last block to finish (a ticket) the best block. In the step, the head's 657 MB
+// (2b4t) stream right after the layers, without a kernel boundary, a second launch and an argmax
+// kernel in between.
+constexpr int kHeadVectors = 10;  // 16-byte pieces per lane and row at a time (2560 columns)
+__device__ void step_head(const DecodeStep& p, const __half* xh, float* warp_best, int* warp_at,
+                          Scratch& s) {
+    const int warp = threadIdx.x / kWarp, lane = threadIdx.x % kWarp;
+    const int pieces = p.hidden / 8;
+    const int warps = static_cast<int>(gridDim.x) * kWarps;
+    const auto* w = reinterpret_cast<const uint4*>(p.head);
+    const auto* x = reinterpret_cast<const uint4*>(xh);
+    float best = 0.0f;
+    int at = -1;
+    for (int r0 = static_cast<int>(blockIdx.x) * kWarps + warp; r0 < p.vocab; r0 += 2 * warps) {
+        const int rows[2] = {r0, r0 + warps};
+        float acc[2] = {0.0f, 0.0f};
+        for (int c = lane; c < pieces; c += kWarp * kHeadVectors) {
+            uint4 wv[2][kHeadVectors];
+#pragma unroll
+            for (int m = 0; m < 2; ++m)
+#pragma unroll
+                for (int k = 0; k < kHeadVectors; ++k) {
+                    const int i = c + k * kWarp;
+                    wv[m][k] = rows[m] < p.vocab && i < pieces
+                                   ? __ldg(w + static_cast<std::size_t>(rows[m]) * pieces + i)
+                                   : make_uint4(0, 0, 0, 0);
+                }
+#pragma unroll
+            for (int k = 0; k < kHeadVectors; ++k) {
+                const int i = c + k * kWarp;
+                if (i >= pieces) break;
+                const uint4 xv = x[i];
+                const __half2* xh2 = reinterpret_cast<const __half2*>(&xv);
+#pragma unroll
+                for (int m = 0; m < 2; ++m) {
+                    const __half2* wh = reinterpret_cast<const __half2*>(&wv[m][k]);
+#pragma unroll
+                    for (int j = 0; j < 4; ++j) {
+                        const float2 wf = __half22float2(wh[j]), xf = __half22float2(xh2[j]);
+                        acc[m] = fmaf(wf.x, xf.x, acc[m]);
+                        acc[m] = fmaf(wf.y, xf.y, acc[m]);
+                    }
+                }
+            }
+        }
+#pragma unroll
+        for (int m = 0; m < 2; ++m) {
+            float v = acc[m];
+            for (int off = 16; off > 0; off /= 2) v += __shfl_xor_sync(0xffffffffu, v, off);
+            if (rows[m] >= p.vocab) continue;
+            if (lane == 0) p.logits[rows[m]] = v;
+            if (!isnan(v)) keep_better(best, at, v, rows[m]);
+        }
+    }
+    if (p.greedy == nullptr) return;
+    if (lane == 0) {
+        warp_best[warp] = best;
+        warp_at[warp] = at;
+    }
+    __syncthreads();
+    int* answers = p.greedy_work;  // (value bits, index) per block, then the ticket
+    auto* ticket = reinterpret_cast<unsigned*>(p.greedy_work + 2 * gridDim.x);
+    if (threadIdx.x == 0) {
+        for (int i = 0; i < kWarps; ++i) keep_better(best, at, warp_best[i], warp_at[i]);
+        answers[2 * blockIdx.x] = __float_as_int(best);
+        answers[2 * blockIdx.x + 1] = at;
+        __threadfence();
+        s.last = atomicAdd(ticket, 1u) == gridDim.x - 1;
+    }
+    __syncthreads();
+    if (!s.last || warp != 0) return;
+    __threadfence();
+    best = 0.0f;
+    at = -1;
+    for (int b = lane; b < static_cast<int>(gridDim.x); b += kWarp)
+        keep_better(best, at, __int_as_float(__ldcg(answers + 2 * b)), __ldcg(answers + 2 * b + 1));
+    for (int off = 16; off > 0; off /= 2)
+        keep_better(best, at, __shfl_xor_sync(0xffffffffu, best, off),
+                    __shfl_xor_sync(0xffffffffu, at, off));
+    if (lane == 0) {
+        *p.greedy = at;
+        *ticket = 0;  // ready for the next step
+    }
 }
 
 std::size_t product_smem() {
@@ -591,7 +682,14 @@ __global__ void __launch_bounds__(kThreads, 1)
                       p.barrier, p.stamps, q8, partial, norm_smem, code_smem, s);
     }
     grid_barrier(p.barrier, p.stamps, s);
-    if (blockIdx.x == 0) final_norm(p, s);
+    if (p.head == nullptr) {
+        if (blockIdx.x == 0) final_norm(p, reinterpret_cast<__half*>(p.out_half), s);
+        return;
+    }
+    auto* xh = reinterpret_cast<__half*>(norm_smem);
+    final_norm(p, xh, s);
+    __syncthreads();
+    step_head(p, xh, reinterpret_cast<float*>(partial), partial + kWarps, s);
 }
 
 }  // namespace

@@ -59,7 +59,16 @@ struct DecodeStep {
     const float* sin_table = nullptr;
     float *x = nullptr, *q = nullptr, *k = nullptr, *v = nullptr, *att = nullptr, *g = nullptr;
     const float* output_norm = nullptr;
-    std::uint16_t* out_half = nullptr;      // the final norm, F16: the head's input
+    std::uint16_t* out_half = nullptr;  // the final norm, F16: the head's input
+    // The F16 head inside the step (nullptr: it runs as a kernel of its own after the step, which
+    // then writes out_half): vocab rows of hidden F16 weights, logits[vocab] out, and the greedy
+    // token (launch_argmax's rule) in *greedy; greedy_work: step_head_work_ints() ints, zero at
+    // first (the step leaves them so).
+    const std::uint16_t* head = nullptr;
+    int vocab = 0;
+    float* logits = nullptr;
+    int* greedy = nullptr;
+    int* greedy_work = nullptr;
     unsigned long long* barrier = nullptr;  // the grid barrier's counter, zero at first
     // Attention from `long_from` positions on, split over ranges of positions (decode_step.cu).
     int long_from = 0;
@@ -98,5 +107,9 @@ LongAttentionSizes long_attention_sizes(const HeadShape& shape, const StepPlan& 
 // stamps are the counter's low 32 bits).
 long long stamp_period(int layers, const StepPlan& plan);
 void launch_decode_step(const DecodeStep& step, const StepPlan& plan, void* stream);
+// DecodeStep::greedy_work's size: an answer per block and a ticket.
+inline int step_head_work_ints(const StepPlan& plan) {
+    return 2 * plan.grid + 1;
+}
 
 }  // namespace bitnet::kernels::cuda

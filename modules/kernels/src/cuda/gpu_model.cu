@@ -249,8 +249,9 @@ class CudaModel final : public GpuModel {
     std::int32_t forward_greedy(const std::int32_t* tokens, int n, int start) override {
         stage_rows(tokens, n, start);
         const bool fused = enqueue_pass(n, main_, n - 1, start, start + n);
-        cuda::launch_argmax(logits_.get(), static_cast<int>(d_.output.rows), greedy_token_.get(),
-                            argmax_work_.get(), stream_);
+        if (!(fused && head_in_step()))  // (the fused step's head leaves the token there)
+            cuda::launch_argmax(logits_.get(), static_cast<int>(d_.output.rows),
+                                greedy_token_.get(), argmax_work_.get(), stream_);
         BITNET_CUDA_CHECK(cudaMemcpyAsync(staging_, greedy_token_.get(), sizeof(int),
                                           cudaMemcpyDeviceToHost, stream_));
         finish_pass(fused);
@@ -457,6 +458,10 @@ class CudaModel final : public GpuModel {
         // growing from there until enqueue_pass zeroes them again (the counter in a buffer of
         // its own: every block polls it).
         barrier_.allocate(1, "the grid barrier", bytes_);
+        step_head_work_.allocate(cuda::step_head_work_ints(step_plan_), "the step's argmax",
+                                 bytes_);
+        BITNET_CUDA_CHECK(cudaMemset(step_head_work_.get(), 0,
+                                     sizeof(int) * cuda::step_head_work_ints(step_plan_)));
         mailbox_.allocate(sizes.mailbox_words, "attention mailbox", bytes_);
         mailbox_words_ = sizes.mailbox_words;
         zero_sync_words(nullptr);
@@ -567,9 +572,18 @@ class CudaModel final : public GpuModel {
         step.long_ranges = step_plan_.long_ranges;
         step.mailbox = mailbox_.get();
         step.stamps = stamps_.get();
+        if (head_in_step()) {
+            step.head = head_;
+            step.vocab = static_cast<int>(d_.output.rows);
+            step.logits = logits_.get();
+            step.greedy = greedy_token_.get();
+            step.greedy_work = step_head_work_.get();
+        }
         cuda::launch_decode_step(step, step_plan_, s);
-        const cuda::ProgrammaticLaunchScope overlap(pdl_);
-        enqueue_head(x_.get(), 1, s);  // (an F16 head reads the step's own final norm)
+        if (!head_in_step()) {
+            const cuda::ProgrammaticLaunchScope overlap(pdl_);
+            enqueue_head(x_.get(), 1, s);
+        }
         BITNET_CUDA_CHECK(cudaGetLastError());
     }
 
@@ -823,9 +837,13 @@ class CudaModel final : public GpuModel {
     Buffer<float> head_q8_scales_;
     Buffer<float> output_norm_, cos_table_, sin_table_;
     int work_rows_ = 0;
-    Buffer<int> rows_;          // tokens, positions, slots of the current rows
-    Buffer<int> greedy_token_;  // forward_greedy()'s answer on the device
-    Buffer<int> argmax_work_;   // launch_argmax's slices and ticket
+    Buffer<int> rows_;            // tokens, positions, slots of the current rows
+    Buffer<int> greedy_token_;    // forward_greedy()'s answer on the device
+    Buffer<int> argmax_work_;     // launch_argmax's slices and ticket
+    Buffer<int> step_head_work_;  // the fused step's argmax: its blocks' answers and ticket
+    // The fused step streams the F16 head itself (and picks the greedy token); the Q8_0 head
+    // (--head q8_0) stays a kernel of its own after it, with its norm and quantization.
+    bool head_in_step() const { return head_codes_.get() == nullptr; }
     Buffer<int> top_k_;  // the rows' chosen candidates on the device (pinned_top_k_'s layout)
     Buffer<int> choice_params_;  // upload_choices()'s words
     std::size_t choice_capacity_ = 0;

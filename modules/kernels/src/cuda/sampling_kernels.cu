@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "argmax_rule.cuh"
 #include "cuda_memory.hpp"
 #include "launch_control.cuh"
 #include "sampling_kernels.hpp"
@@ -14,14 +15,6 @@ namespace {
 
 constexpr int kThreads = 1024;
 constexpr int kWarps = kThreads / 32;
-
-// (value, index) pairs: index -1 is "none"; otherwise the larger value wins, then the lower index.
-__device__ __forceinline__ void keep_better(float& best, int& at, float v, int i) {
-    if (i >= 0 && (at < 0 || v > best || (v == best && i < at))) {
-        best = v;
-        at = i;
-    }
-}
 
 // A block's slice of the row (thread-strided, so a thread's indices rise and `>` keeps its first
 // maximum; NaN never compares greater), reduced in the block; the last block to finish (a
