@@ -219,6 +219,50 @@ TEST_CASE("the fused single-token GPU step equals the per-kernel step bit for bi
     }
 }
 
+TEST_CASE("a burst of greedy steps on the device picks what greedy steps one by one pick") {
+    const auto info = kernels::cuda_info();
+    if (info.device_count == 0) {
+        WARN("greedy burst check skipped: " << (info.compiled ? info.reason : "not a gpu build"));
+        return;
+    }
+    test::TempDir dir("cuda-burst");
+    for (const char* preset : {"small", "2b4t"}) {
+        INFO(preset);
+        const std::string path = test::write_synthetic_model(dir, preset, 5);
+        // The bursts start at 270 positions and cross 288, where the fused step's attention
+        // takes its long-context path, and the second one starts mid-context.
+        const int context = 330, prompt_length = 270;
+        auto fused = load(path, "cuda:0", context);
+        auto split = load_with("BITNET_CUDA_FUSED_STEP", "0", path, context);
+        REQUIRE(fused->gpu_model() != nullptr);
+        REQUIRE(split->gpu_model() != nullptr);
+        std::vector<std::int32_t> prompt;
+        for (int i = 0; i < prompt_length; ++i) prompt.push_back((i * 7919 + 3) % 500);
+        const std::int32_t first =
+            fused->gpu_model()->forward_greedy(prompt.data(), prompt_length, 0);
+        REQUIRE(split->gpu_model()->forward_greedy(prompt.data(), prompt_length, 0) == first);
+        // One by one on the per-kernel step, feeding each choice back from the host.
+        std::vector<std::int32_t> expected;
+        std::int32_t token = first;
+        for (int i = 0; i < 50; ++i) {
+            token = split->gpu_model()->forward_greedy(&token, 1, prompt_length + i);
+            expected.push_back(token);
+        }
+        // Bursts of 37 and 13 on the fused step (one graph of launches each).
+        std::vector<std::int32_t> got(50, -2);
+        fused->gpu_model()->decode_greedy(first, prompt_length, 37, got.data());
+        fused->gpu_model()->decode_greedy(got[36], prompt_length + 37, 13, got.data() + 37);
+        CHECK(got == expected);
+        // Greedy generation through the bursts gives the CPU's tokens.
+        inference::GenerationRequest r;
+        r.prompt = "once upon a time";
+        r.n_predict = 41;  // (two whole bursts and a part)
+        r.sampling.greedy = true;
+        auto cpu = load(path, "cpu", context);
+        CHECK(fused->generate(r).tokens == cpu->generate(r).tokens);
+    }
+}
+
 TEST_CASE(
     "every attention shape gives the same bits: grouped heads, split kernels, chunked values, one "
     "kernel") {

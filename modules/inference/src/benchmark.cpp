@@ -172,9 +172,22 @@ BenchmarkResult run_benchmark(Engine& engine, const BenchmarkOptions& o) {
             result.bandwidth_runs_gbs.push_back(read_bandwidth());
             const auto tokens = bench_tokens(o.gen_tokens, vocab);
             Timer timer;
-            for (int i = 0; i < o.gen_tokens; ++i) {
-                const std::int32_t one[1] = {tokens[static_cast<std::size_t>(i)]};
-                forward(one, o.depth + o.prompt_tokens + i);
+            if (gpu != nullptr) {
+                // Greedy generation's path on the GPU: bursts of steps, each fed the token the
+                // step before chose on the device (the first, the bench's token).
+                std::int32_t token = tokens[0];
+                std::int32_t chosen[kernels::kGreedyBurst];
+                for (int i = 0; i < o.gen_tokens; i += kernels::kGreedyBurst) {
+                    const int count = std::min(kernels::kGreedyBurst, o.gen_tokens - i);
+                    gpu->decode_greedy(token, static_cast<int>(o.depth + o.prompt_tokens + i),
+                                       count, chosen);
+                    token = std::max(0, chosen[count - 1]);
+                }
+            } else {
+                for (int i = 0; i < o.gen_tokens; ++i) {
+                    const std::int32_t one[1] = {tokens[static_cast<std::size_t>(i)]};
+                    forward(one, o.depth + o.prompt_tokens + i);
+                }
             }
             tg.push_back(o.gen_tokens / timer.seconds());
         }

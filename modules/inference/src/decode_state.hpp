@@ -35,6 +35,10 @@ class DecodeState {
     void finish(StopReason reason);
 
     bool finished() const { return finished_; }
+    // Tokens the length limit still allows.
+    std::int64_t remaining() const {
+        return limit_ - static_cast<std::int64_t>(result_.tokens.size());
+    }
     bool started() const { return !result_.tokens.empty(); }
     GenerationResult& result() { return result_; }
 

@@ -255,8 +255,11 @@ std::span<const float> Engine::run_last(std::span<const std::int32_t> tokens, st
 }
 
 std::int32_t Engine::run_greedy(std::span<const std::int32_t> tokens, std::int64_t start) {
-    const std::int32_t token = gpu_->forward_greedy(tokens.data(), static_cast<int>(tokens.size()),
-                                                    static_cast<int>(start));
+    return take_greedy(gpu_->forward_greedy(tokens.data(), static_cast<int>(tokens.size()),
+                                            static_cast<int>(start)));
+}
+
+std::int32_t Engine::take_greedy(std::int32_t token) {
     if (token < 0)
         fail(ErrorCode::InvalidArgument, "greedy_token: no finite logits to choose from");
     return token;
@@ -330,6 +333,10 @@ GenerationResult Engine::generate(const GenerationRequest& request, const TextCa
 
     Timer decode_timer;
     bool first = true;
+    // Greedy on the GPU decodes in bursts (GpuModel::decode_greedy): the tokens it chose ahead,
+    // whose inputs are already in the cache, wait here to be accepted one by one.
+    std::vector<std::int32_t> ahead;
+    std::size_t ahead_used = 0;
     while (true) {
         if (cancel != nullptr && cancel->load()) {
             state.finish(StopReason::Cancelled);
@@ -344,6 +351,10 @@ GenerationResult Engine::generate(const GenerationRequest& request, const TextCa
             first = false;
         }
         if (!more) break;
+        if (ahead_used < ahead.size()) {
+            device_choice = take_greedy(ahead[ahead_used++]);
+            continue;
+        }
         if (static_cast<std::int64_t>(cached_tokens_.size()) >= cache_->context()) {
             if (!options_.context_shift || gpu_ != nullptr) {
                 state.finish(StopReason::ContextFull);
@@ -356,6 +367,20 @@ GenerationResult Engine::generate(const GenerationRequest& request, const TextCa
             cached_tokens_.erase(cached_tokens_.begin() + keep,
                                  cached_tokens_.begin() + keep + discard);
             log::info("context full: dropped {} tokens (context shift)", discard);
+        }
+        if (device_greedy) {
+            // As many steps as the length limit and the context still allow, up to a burst.
+            const std::int64_t pos = static_cast<std::int64_t>(cached_tokens_.size());
+            const auto count = static_cast<int>(std::min<std::int64_t>(
+                {kernels::kGreedyBurst, state.remaining(), cache_->context() - pos}));
+            ahead.resize(static_cast<std::size_t>(count));
+            gpu_->decode_greedy(next, static_cast<int>(pos), count, ahead.data());
+            // Every step's input is in the cache now: `next`, then all but the last choice.
+            cached_tokens_.push_back(next);
+            cached_tokens_.insert(cached_tokens_.end(), ahead.begin(), ahead.end() - 1);
+            ahead_used = 0;
+            device_choice = take_greedy(ahead[ahead_used++]);
+            continue;
         }
         const std::int32_t token[1] = {next};
         forward(token, static_cast<std::int64_t>(cached_tokens_.size()));

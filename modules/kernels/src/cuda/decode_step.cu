@@ -581,6 +581,7 @@ __device__ void step_head(const DecodeStep& p, const __half* xh, float* warp_bes
                     __shfl_xor_sync(0xffffffffu, at, off));
     if (lane == 0) {
         *p.greedy = at;
+        if (p.tokens_out != nullptr) p.tokens_out[p.step] = at;
         *ticket = 0;  // ready for the next step
     }
 }
@@ -633,7 +634,10 @@ __global__ void __launch_bounds__(kThreads, 1)
     auto* norm_smem = reinterpret_cast<float*>(partial + kPartialInts);
     auto* code_smem = reinterpret_cast<uint4*>(norm_smem + kMaxCols);
     auto* dyn = reinterpret_cast<float*>(dynamic_smem);
-    const int pos = p.row[1], seq = p.row[2];
+    // A burst's later steps (DecodeStep::step) take the token the launch before chose (-1,
+    // every logit NaN, reads row 0 and the host reports it) at the next position.
+    const int token = p.step == 0 ? p.row[0] : max(0, __ldcg(p.greedy));
+    const int pos = p.row[1] + p.step, seq = p.row[2];
     if (threadIdx.x == 0) {
         s.barriers = 0;
         s.detail = 1 + 2 * kStepPhasesPerLayer * p.n_layers;
@@ -644,8 +648,8 @@ __global__ void __launch_bounds__(kThreads, 1)
     const int kv_dim = p.shape.kv_heads * p.shape.head_dim;
     // The residual starts as the embedding row: each block converts a slice (first read by the
     // output projection, two barriers later).
-    const __half* embedding_row = reinterpret_cast<const __half*>(p.embedding) +
-                                  static_cast<std::size_t>(p.row[0]) * p.hidden;
+    const __half* embedding_row =
+        reinterpret_cast<const __half*>(p.embedding) + static_cast<std::size_t>(token) * p.hidden;
     const int slice = (p.hidden + static_cast<int>(gridDim.x) - 1) / static_cast<int>(gridDim.x);
     for (int i = static_cast<int>(blockIdx.x) * slice + static_cast<int>(threadIdx.x);
          i < min(p.hidden, static_cast<int>(blockIdx.x + 1) * slice); i += kThreads)

@@ -69,6 +69,11 @@ struct DecodeStep {
     float* logits = nullptr;
     int* greedy = nullptr;
     int* greedy_work = nullptr;
+    // Launch k of a burst of greedy steps (the head in the step): k > 0 runs at position
+    // row[1] + k on the token launch k - 1 left in *greedy; tokens_out[k] gets its choice too
+    // (nullptr: only *greedy).
+    int step = 0;
+    int* tokens_out = nullptr;
     unsigned long long* barrier = nullptr;  // the grid barrier's counter, zero at first
     // Attention from `long_from` positions on, split over ranges of positions (decode_step.cu).
     int long_from = 0;

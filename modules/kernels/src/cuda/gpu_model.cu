@@ -258,6 +258,54 @@ class CudaModel final : public GpuModel {
         return staging_[0];  // (the staged rows are no longer needed: the pass has run)
     }
 
+    void decode_greedy(std::int32_t token, int start, int count, std::int32_t* out) override {
+        if (count < 1 || count > kMaxGreedySteps)
+            fail(ErrorCode::InvalidArgument, "decode_greedy: " + std::to_string(count) +
+                                                 " steps (1.." + std::to_string(kMaxGreedySteps) +
+                                                 ")");
+        // The fused step's launches back to back in one graph where it takes every step (its
+        // head in the step, every position below fused_until_; not while profiling, whose
+        // stamps are per launch): each launch reads the token the one before chose.
+        const bool on_device = fused_grid_ > 0 && head_in_step() && stamps_.get() == nullptr &&
+                               start >= 0 && start + count <= std::min(fused_until_, context_);
+        if (!on_device || count == 1) {
+            for (int i = 0; i < count; ++i) {
+                token = forward_greedy(&token, 1, start + i);
+                out[i] = token;
+                if (token < 0) return;  // (every logit NaN: the caller reports it)
+            }
+            return;
+        }
+        stage_rows(&token, 1, start);
+        cudaStream_t s = stream_;
+        // (the barrier counter must not pass what stamp_period allows within the burst)
+        if (steps_since_zero_ + count >= stamp_period_) {
+            zero_sync_words(s);
+            steps_since_zero_ = 0;
+        }
+        steps_since_zero_ += count;
+        BITNET_CUDA_CHECK(
+            cudaMemcpyAsync(rows_.get(), staging_, 3 * sizeof(int), cudaMemcpyHostToDevice, s));
+        auto it = burst_graphs_.find(count);
+        if (it == burst_graphs_.end()) {
+            BITNET_CUDA_CHECK(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
+            for (int k = 0; k < count; ++k) enqueue_fused_step(main_, k, burst_tokens_.get());
+            cudaGraph_t graph = nullptr;
+            BITNET_CUDA_CHECK(cudaStreamEndCapture(s, &graph));
+            cudaGraphExec_t exec = nullptr;
+            const cudaError_t status = cudaGraphInstantiate(&exec, graph, 0);
+            cudaGraphDestroy(graph);
+            BITNET_CUDA_CHECK(status);
+            it = burst_graphs_.emplace(count, exec).first;
+        }
+        BITNET_CUDA_CHECK(cudaGraphLaunch(it->second, s));
+        std::int32_t* answer = pinned(pinned_burst_, static_cast<std::size_t>(count));
+        BITNET_CUDA_CHECK(cudaMemcpyAsync(answer, burst_tokens_.get(), count * sizeof(int),
+                                          cudaMemcpyDeviceToHost, s));
+        BITNET_CUDA_CHECK(cudaStreamSynchronize(s));
+        std::copy(answer, answer + count, out);
+    }
+
     RowCandidates forward_top_k(const std::int32_t* tokens, int n, int start,
                                 const RowChoice& choice,
                                 const std::int32_t* penalized_ids) override {
@@ -458,6 +506,7 @@ class CudaModel final : public GpuModel {
         // growing from there until enqueue_pass zeroes them again (the counter in a buffer of
         // its own: every block polls it).
         barrier_.allocate(1, "the grid barrier", bytes_);
+        burst_tokens_.allocate(kMaxGreedySteps, "decode_greedy's tokens", bytes_);
         step_head_work_.allocate(cuda::step_head_work_ints(step_plan_), "the step's argmax",
                                  bytes_);
         BITNET_CUDA_CHECK(cudaMemset(step_head_work_.get(), 0,
@@ -541,7 +590,9 @@ class CudaModel final : public GpuModel {
         return {w.words.get(), w.blocks, w.padded_cols};
     }
 
-    void enqueue_fused_step(const KvPool& pool) {
+    // Launch `burst_step` of a burst of greedy steps (DecodeStep::step), its token also to
+    // `tokens_out`.
+    void enqueue_fused_step(const KvPool& pool, int burst_step = 0, int* tokens_out = nullptr) {
         void* s = stream_;
         cuda::DecodeStep step;
         step.embedding = reinterpret_cast<const std::uint16_t*>(embedding_.get());
@@ -578,6 +629,8 @@ class CudaModel final : public GpuModel {
             step.logits = logits_.get();
             step.greedy = greedy_token_.get();
             step.greedy_work = step_head_work_.get();
+            step.step = burst_step;
+            step.tokens_out = tokens_out;
         }
         cuda::launch_decode_step(step, step_plan_, s);
         if (!head_in_step()) {
@@ -781,6 +834,8 @@ class CudaModel final : public GpuModel {
     void drop_graphs() {
         for (auto& [key, exec] : graphs_) cudaGraphExecDestroy(exec);
         graphs_.clear();
+        for (auto& [count, exec] : burst_graphs_) cudaGraphExecDestroy(exec);
+        burst_graphs_.clear();
     }
 
     // Working buffers for up to n token rows (grown on demand; a prefill may need more).
@@ -841,6 +896,7 @@ class CudaModel final : public GpuModel {
     Buffer<int> greedy_token_;    // forward_greedy()'s answer on the device
     Buffer<int> argmax_work_;     // launch_argmax's slices and ticket
     Buffer<int> step_head_work_;  // the fused step's argmax: its blocks' answers and ticket
+    Buffer<int> burst_tokens_;    // decode_greedy's tokens, one launch's worth
     // The fused step streams the F16 head itself (and picks the greedy token); the Q8_0 head
     // (--head q8_0) stays a kernel of its own after it, with its norm and quantization.
     bool head_in_step() const { return head_codes_.get() == nullptr; }
@@ -854,8 +910,10 @@ class CudaModel final : public GpuModel {
     Pinned<float> pinned_logits_;   // forward_sequences() results
     Pinned<float> pinned_forward_;  // forward() results of a few rows
     Pinned<int> pinned_top_k_;      // per row: the count, then (logit bits, id) pairs
+    Pinned<int> pinned_burst_;      // decode_greedy()'s tokens
     // (rows, pool, first logits, fused step, attention span)
     std::map<std::tuple<int, int, int, bool, int>, cudaGraphExec_t> graphs_;
+    std::map<int, cudaGraphExec_t> burst_graphs_;  // decode_greedy's, by steps
     Buffer<float> x_, q_, k_, v_, att_, scores_, g_, act_scales_, logits_;
     Buffer<std::uint16_t> xh_;
     Buffer<int> act_sums_;

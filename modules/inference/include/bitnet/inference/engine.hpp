@@ -109,6 +109,8 @@ class Engine {
     std::span<const float> run_last(std::span<const std::int32_t> tokens, std::int64_t start);
     // The greedy choice after the last position, found on the GPU (GPU path only).
     std::int32_t run_greedy(std::span<const std::int32_t> tokens, std::int64_t start);
+    // A device's greedy choice, or an error when it found no finite logit (-1).
+    static std::int32_t take_greedy(std::int32_t token);
     // The sampler's top-k candidates after the last position, selected on the GPU.
     void run_top_k(std::span<const std::int32_t> tokens, std::int64_t start,
                    const SamplingParams& sampling, std::span<const std::int32_t> penalized_ids,

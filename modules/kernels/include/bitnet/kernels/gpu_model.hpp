@@ -55,6 +55,12 @@ struct RowCandidates {
     int count = 0;
 };
 
+// decode_greedy's steps in one call at most, and how many generation and `bitnet bench` ask for
+// at a time (the host's share then falls to ~3 us per token, and a streamed reply arrives in
+// pieces of ~16 ms).
+inline constexpr int kMaxGreedySteps = 64;
+inline constexpr int kGreedyBurst = 16;
+
 class GpuModel {
   public:
     virtual ~GpuModel() = default;
@@ -70,6 +76,13 @@ class GpuModel {
     // rule: NaN skipped, the lowest index of equal maxima; -1 when every logit is NaN): 4 bytes
     // come back instead of the logits.
     virtual std::int32_t forward_greedy(const std::int32_t* tokens, int n, int start) = 0;
+    // `count` (1..kMaxGreedySteps) greedy steps: `token` at position `start`, then each step's
+    // choice at the next position; out[i] gets step i's choice (forward_greedy's rule; after a
+    // -1 the rest is not meaningful). Where the fused decode step takes them all it is one
+    // graph of its launches, each reading the token the one before chose on the device (no
+    // host round trip per token: ~45 us each on an H100); otherwise forward_greedy step by
+    // step. Every step's input is in the KV cache afterwards, whatever the caller keeps.
+    virtual void decode_greedy(std::int32_t token, int start, int count, std::int32_t* out) = 0;
     // forward_last() then the sampler's candidates, chosen on the device (see RowChoice): a few
     // hundred bytes come back instead of the logits.
     virtual RowCandidates forward_top_k(const std::int32_t* tokens, int n, int start,
