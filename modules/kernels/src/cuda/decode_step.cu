@@ -583,6 +583,11 @@ __device__ void step_head(const DecodeStep& p, const __half* xh, float* warp_bes
         *p.greedy = at;
         if (p.tokens_out != nullptr) p.tokens_out[p.step] = at;
         *ticket = 0;  // ready for the next step
+        // (profiling: the step's end, after the stamps of the layers' barriers)
+        if (p.stamps != nullptr)
+            p.stamps[s.detail + 4 * kStepPhasesPerLayer * s.layers +
+                     static_cast<std::size_t>(kStepPhasesPerLayer) * s.layers * gridDim.x] =
+                global_ns();
     }
 }
 

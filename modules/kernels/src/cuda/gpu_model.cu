@@ -558,6 +558,10 @@ class CudaModel final : public GpuModel {
             phase_wait_ns_[i % kStepPhases] += static_cast<double>(t[2 + 2 * i] - last);
             left = t[2 + 2 * i];
         }
+        // The F16 head in the step: from block 0 leaving the last barrier to the argmax's end.
+        if (head_in_step())
+            head_ns_ += static_cast<double>(
+                t[arrivals + kStepPhases * layers_.size() * fused_grid_] - left);
         ++profiled_steps_;
     }
     void print_profile() const {
@@ -572,6 +576,9 @@ class CudaModel final : public GpuModel {
                          names[i], phase_work_ns_[i] * per, phase_wait_ns_[i] * per,
                          phase_marks_ns_[i][0] * per, phase_marks_ns_[i][1] * per,
                          phase_marks_ns_[i][2] * per, phase_marks_ns_[i][3] * per);
+        if (head_ns_ > 0)
+            std::fprintf(stderr, "  final norm + F16 head + argmax: %.1f microseconds per step\n",
+                         head_ns_ * 1e-3 / profiled_steps_);
         for (int i = 0; i < kStepPhases; ++i) {
             std::vector<std::pair<double, int>> late;
             for (int b = 0; b < fused_grid_; ++b)
@@ -929,6 +936,7 @@ class CudaModel final : public GpuModel {
     long long steps_since_zero_ = 0;
     Buffer<unsigned long long> stamps_;
     double phase_work_ns_[kStepPhases] = {}, phase_wait_ns_[kStepPhases] = {};
+    double head_ns_ = 0;
     double phase_marks_ns_[kStepPhases][4] = {};
     std::vector<double> block_late_ns_;
     int profiled_steps_ = 0;
