@@ -288,15 +288,10 @@ class CudaModel final : public GpuModel {
             cudaMemcpyAsync(rows_.get(), staging_, 3 * sizeof(int), cudaMemcpyHostToDevice, s));
         auto it = burst_graphs_.find(count);
         if (it == burst_graphs_.end()) {
-            BITNET_CUDA_CHECK(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
-            for (int k = 0; k < count; ++k) enqueue_fused_step(main_, k, burst_tokens_.get());
-            cudaGraph_t graph = nullptr;
-            BITNET_CUDA_CHECK(cudaStreamEndCapture(s, &graph));
-            cudaGraphExec_t exec = nullptr;
-            const cudaError_t status = cudaGraphInstantiate(&exec, graph, 0);
-            cudaGraphDestroy(graph);
-            BITNET_CUDA_CHECK(status);
-            it = burst_graphs_.emplace(count, exec).first;
+            auto burst = [&] {
+                for (int k = 0; k < count; ++k) enqueue_fused_step(main_, k, burst_tokens_.get());
+            };
+            it = burst_graphs_.emplace(count, capture(s, burst)).first;
         }
         BITNET_CUDA_CHECK(cudaGraphLaunch(it->second, s));
         std::int32_t* answer = pinned(pinned_burst_, static_cast<std::size_t>(count));
@@ -735,21 +730,28 @@ class CudaModel final : public GpuModel {
             const auto key = std::make_tuple(n, &pool == &main_ ? 0 : 1, first_logits, fused, span);
             auto it = graphs_.find(key);
             if (it == graphs_.end()) {
-                BITNET_CUDA_CHECK(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
-                enqueue(n, pool, first_logits, fused, span);
-                cudaGraph_t graph = nullptr;
-                BITNET_CUDA_CHECK(cudaStreamEndCapture(s, &graph));
-                cudaGraphExec_t exec = nullptr;
-                const cudaError_t status = cudaGraphInstantiate(&exec, graph, 0);
-                cudaGraphDestroy(graph);
-                BITNET_CUDA_CHECK(status);
-                it = graphs_.emplace(key, exec).first;
+                auto pass = [&] { enqueue(n, pool, first_logits, fused, span); };
+                it = graphs_.emplace(key, capture(s, pass)).first;
             }
             BITNET_CUDA_CHECK(cudaGraphLaunch(it->second, s));
         } else {
             enqueue(n, pool, first_logits, fused, span);
         }
         return fused;
+    }
+
+    // The work `enqueue_all` puts on stream `s`, captured as a graph ready to launch.
+    template <class EnqueueAll>
+    static cudaGraphExec_t capture(cudaStream_t s, EnqueueAll&& enqueue_all) {
+        BITNET_CUDA_CHECK(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
+        enqueue_all();
+        cudaGraph_t graph = nullptr;
+        BITNET_CUDA_CHECK(cudaStreamEndCapture(s, &graph));
+        cudaGraphExec_t exec = nullptr;
+        const cudaError_t status = cudaGraphInstantiate(&exec, graph, 0);
+        cudaGraphDestroy(graph);
+        BITNET_CUDA_CHECK(status);
+        return exec;
     }
 
     void finish_pass(bool fused) {
