@@ -4,14 +4,17 @@
 // the float additions differs, so they agree within float rounding. Skipped without a GPU (CI).
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 #include <vector>
 
 #include "../src/cpu/matmul_common.hpp"
 #include "../src/cuda/head_q8_0.hpp"
+#include "../src/cuda/head_screen.hpp"
 #include "bitnet/kernels/cuda_info.hpp"
 #include "bitnet/quantization/formats.hpp"
+#include "bitnet/quantization/fp16.hpp"
 
 using namespace bitnet;
 
@@ -46,5 +49,51 @@ TEST_CASE("device Q8_0 head: the CPU's Q8_0 dots within float rounding") {
                 REQUIRE(std::fabs(got - expected) <=
                         1e-5f * (1.0f + std::fabs(expected)) * cols / 32);
             }
+    }
+}
+
+// The int8 screening head (head_screen.hpp) against exact sums: for random F16 rows (a zero row
+// and a row with one large value among them) and random activations, the scaled int8 dot is
+// within slack * ||x||_1 of the exact dot (in long double), and the slack is no looser than half
+// a step plus the stated rounding allowance.
+TEST_CASE("device screening head: int8 rows within their slack of the exact F16 dots") {
+    const auto info = kernels::cuda_info();
+    if (info.device_count == 0) {
+        WARN("device screening head skipped: " << info.reason);
+        return;
+    }
+    std::mt19937 rng(5);
+    std::normal_distribution<float> value(0.0f, 0.05f);
+    const int rows = 41, cols = 2560;
+    std::vector<std::uint16_t> w(static_cast<std::size_t>(rows) * cols);
+    for (std::size_t i = 0; i < w.size(); ++i) w[i] = quant::fp32_to_fp16(value(rng));
+    for (int i = 0; i < cols; ++i) w[i] = quant::fp32_to_fp16(0.0f);     // row 0: zeros
+    w[static_cast<std::size_t>(cols) + 7] = quant::fp32_to_fp16(30.0f);  // row 1: one outlier
+    const auto screen = kernels::cuda::device_quantize_head_rows(w, rows, cols);
+    for (int trial = 0; trial < 5; ++trial) {
+        std::vector<float> x(cols);
+        long double norm1 = 0;
+        for (float& v : x) {
+            v = quant::fp16_to_fp32(quant::fp32_to_fp16(value(rng) * 40.0f));
+            norm1 += std::fabs(v);
+        }
+        for (int r = 0; r < rows; ++r) {
+            INFO("row " << r << ", trial " << trial);
+            long double exact = 0, scaled = 0;
+            float amax = 0;
+            for (int i = 0; i < cols; ++i) {
+                const float wv = quant::fp16_to_fp32(w[static_cast<std::size_t>(r) * cols + i]);
+                const int q = screen.codes[static_cast<std::size_t>(r) * cols + i];
+                REQUIRE(std::abs(q) <= 127);
+                exact += static_cast<long double>(wv) * x[i];
+                scaled += static_cast<long double>(q) * screen.scale[r] * x[i];
+                amax = std::max(amax, std::fabs(wv));
+            }
+            REQUIRE(std::fabs(static_cast<double>(scaled - exact)) <=
+                    static_cast<double>(screen.slack[r] * norm1));
+            REQUIRE(screen.scale[r] == amax / 127.0f);
+            REQUIRE(screen.slack[r] <=
+                    screen.scale[r] * 0.5001f + 3.0001f * cols * 0x1p-24f * amax + 1e-30f);
+        }
     }
 }

@@ -10,6 +10,7 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <cfloat>
 #include <climits>
 #include <cstdlib>
 #include <string>
@@ -504,6 +505,8 @@ __device__ void final_norm(const DecodeStep& p, __half* out, Scratch& s) {
 // (2b4t) stream right after the layers, without a kernel boundary, a second launch and an argmax
 // kernel in between.
 constexpr int kHeadVectors = 10;  // 16-byte pieces per lane and row at a time (2560 columns)
+__device__ void pick_greedy(const DecodeStep& p, float best, int at, float* warp_best, int* warp_at,
+                            Scratch& s);
 __device__ void step_head(const DecodeStep& p, const __half* xh, float* warp_best, int* warp_at,
                           Scratch& s) {
     const int warp = threadIdx.x / kWarp, lane = threadIdx.x % kWarp;
@@ -554,7 +557,162 @@ __device__ void step_head(const DecodeStep& p, const __half* xh, float* warp_bes
             if (!isnan(v)) keep_better(best, at, v, rows[m]);
         }
     }
-    if (p.greedy == nullptr) return;
+    if (p.greedy != nullptr) pick_greedy(p, best, at, warp_best, warp_at, s);
+}
+
+// One row's F16 dot, with step_head's arithmetic for that row (the same bits).
+__device__ float f16_row_dot(const uint4* w, int pieces, const uint4* x, int row, int lane) {
+    float acc = 0.0f;
+    for (int c = lane; c < pieces; c += kWarp * kHeadVectors) {
+        uint4 wv[kHeadVectors];
+#pragma unroll
+        for (int k = 0; k < kHeadVectors; ++k) {
+            const int i = c + k * kWarp;
+            wv[k] = i < pieces ? __ldg(w + static_cast<std::size_t>(row) * pieces + i)
+                               : make_uint4(0, 0, 0, 0);
+        }
+#pragma unroll
+        for (int k = 0; k < kHeadVectors; ++k) {
+            const int i = c + k * kWarp;
+            if (i >= pieces) break;
+            const uint4 xv = x[i];
+            const __half2* xh2 = reinterpret_cast<const __half2*>(&xv);
+            const __half2* wh = reinterpret_cast<const __half2*>(&wv[k]);
+#pragma unroll
+            for (int j = 0; j < 4; ++j) {
+                const float2 wf = __half22float2(wh[j]), xf = __half22float2(xh2[j]);
+                acc = fmaf(wf.x, xf.x, acc);
+                acc = fmaf(wf.y, xf.y, acc);
+            }
+        }
+    }
+    for (int off = 16; off > 0; off /= 2) acc += __shfl_xor_sync(0xffffffffu, acc, off);
+    return acc;
+}
+
+// Floats in an order unsigned integers keep (for atomicMax); 0 is below every float.
+__device__ __forceinline__ unsigned ordered_key(float f) {
+    const unsigned b = __float_as_uint(f);
+    return (b & 0x80000000u) != 0 ? ~b : b | 0x80000000u;
+}
+__device__ __forceinline__ float from_ordered_key(unsigned k) {
+    return __uint_as_float((k & 0x80000000u) != 0 ? k & 0x7fffffffu : ~k);
+}
+
+// The greedy token through the int8 screening head (DecodeStep::head_codes; head_screen.hpp):
+// every row's integer dot of its int8 codes with the normed row in int16 (`x16` in steps of
+// `x_step`, at most `x_err` from each F16 value; `__dp2a`, 2 products per instruction), scaled,
+// gives an interval that holds the F16 head's float result for the row — widened by the row's
+// slack times ||x||_1 and by 127 * cols * x_err per unit of its scale, rounded outwards. The
+// largest lower end over the vocabulary (a grid-wide maximum: an atomicMax, then a grid
+// barrier) rules out every row whose upper end is below it; the rest — the F16 argmax among
+// them, by the same rule, ties included — are computed from the F16 weights as step_head does.
+// Rows are dealt to the grid's warps (row r to warp r % warps), four at a time; a row's scaled
+// dot waits in `logits` between the passes. A NaN or infinite norm makes every row a candidate.
+constexpr int kScreenRows = 4;
+struct ScreenRow {
+    const uint4* x16;  // int16 codes of the normed row (shared memory)
+    float x_step, x_err, norm1;
+};
+__device__ void screened_head(const DecodeStep& p, const __half* xh, const ScreenRow& xr,
+                              float* warp_best, int* warp_at, Scratch& s) {
+    const int warp = threadIdx.x / kWarp, lane = threadIdx.x % kWarp;
+    const int pieces = p.hidden / 16;  // 16 codes per 16-byte piece
+    const int warps = static_cast<int>(gridDim.x) * kWarps;
+    const int me = static_cast<int>(blockIdx.x) * kWarps + warp;
+    const auto* codes = reinterpret_cast<const uint4*>(p.head_codes);
+    // (per unit of a row's scale: what the int16 rounding of x can move its dot)
+    const float x_slack = __fmul_ru(127.01f * static_cast<float>(p.hidden), xr.x_err);
+    auto bound = [&](int row) {
+        return __fadd_ru(__fmul_ru(p.head_slack[row], xr.norm1),
+                         __fmul_ru(x_slack, p.head_scale[row]));
+    };
+    float highest_low = -INFINITY;
+    for (int r0 = me; r0 < p.vocab; r0 += kScreenRows * warps) {
+        int acc[kScreenRows];
+#pragma unroll
+        for (int m = 0; m < kScreenRows; ++m) acc[m] = 0;
+        for (int c = lane; c < pieces; c += kWarp * kHeadVectors / 2) {
+            uint4 q[kScreenRows][kHeadVectors / 2];
+#pragma unroll
+            for (int m = 0; m < kScreenRows; ++m)
+#pragma unroll
+                for (int k = 0; k < kHeadVectors / 2; ++k) {
+                    const int i = c + k * kWarp, row = r0 + m * warps;
+                    q[m][k] = row < p.vocab && i < pieces
+                                  ? __ldg(codes + static_cast<std::size_t>(row) * pieces + i)
+                                  : make_uint4(0, 0, 0, 0);
+                }
+#pragma unroll
+            for (int k = 0; k < kHeadVectors / 2; ++k) {
+                const int i = c + k * kWarp;
+                if (i >= pieces) break;
+                const uint4 xa = xr.x16[2 * i], xb = xr.x16[2 * i + 1];  // 16 int16 values
+#pragma unroll
+                for (int m = 0; m < kScreenRows; ++m) {
+                    const uint4 w = q[m][k];
+                    int v = acc[m];
+                    v = __dp2a_lo(static_cast<int>(xa.x), static_cast<int>(w.x), v);
+                    v = __dp2a_hi(static_cast<int>(xa.y), static_cast<int>(w.x), v);
+                    v = __dp2a_lo(static_cast<int>(xa.z), static_cast<int>(w.y), v);
+                    v = __dp2a_hi(static_cast<int>(xa.w), static_cast<int>(w.y), v);
+                    v = __dp2a_lo(static_cast<int>(xb.x), static_cast<int>(w.z), v);
+                    v = __dp2a_hi(static_cast<int>(xb.y), static_cast<int>(w.z), v);
+                    v = __dp2a_lo(static_cast<int>(xb.z), static_cast<int>(w.w), v);
+                    acc[m] = __dp2a_hi(static_cast<int>(xb.w), static_cast<int>(w.w), v);
+                }
+            }
+        }
+#pragma unroll
+        for (int m = 0; m < kScreenRows; ++m) {
+            // (a lane's integer sum is exact; the float steps after it are in the slack)
+            float v = static_cast<float>(acc[m]);
+            for (int off = 16; off > 0; off /= 2) v += __shfl_xor_sync(0xffffffffu, v, off);
+            const int row = r0 + m * warps;
+            if (row >= p.vocab) continue;
+            const float a = __fmul_rn(__fmul_rn(v, p.head_scale[row]), xr.x_step);
+            highest_low = fmaxf(highest_low, __fsub_rd(a, bound(row)));
+            if (lane == 0) p.logits[row] = a;
+        }
+    }
+    // The grid's largest lower end: each block's, then an atomicMax on its key.
+    auto* highest_key = reinterpret_cast<unsigned*>(p.greedy_work + 2 * gridDim.x + 1);
+    if (lane == 0) warp_best[warp] = highest_low;
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        float block_low = -INFINITY;
+        for (int i = 0; i < kWarps; ++i) block_low = fmaxf(block_low, warp_best[i]);
+        atomicMax(highest_key, ordered_key(block_low));
+    }
+    grid_barrier(p.barrier, p.stamps, s);
+    float threshold = from_ordered_key(__ldcg(highest_key));
+    if (!(xr.norm1 <= FLT_MAX)) threshold = -INFINITY;  // (NaN or infinite: every row)
+    const auto* w = reinterpret_cast<const uint4*>(p.head);
+    const auto* x = reinterpret_cast<const uint4*>(xh);
+    float best = 0.0f;
+    int at = -1;
+    for (int k0 = 0; me + k0 * warps < p.vocab; k0 += kWarp) {
+        const int row = me + (k0 + lane) * warps;
+        bool candidate = false;
+        if (row < p.vocab) {
+            const float upper = __fadd_ru(__ldcg(p.logits + row), bound(row));
+            candidate = !(upper < threshold);  // (NaN: a candidate)
+        }
+        for (unsigned mask = __ballot_sync(0xffffffffu, candidate); mask != 0; mask &= mask - 1) {
+            const int r = me + (k0 + __ffs(mask) - 1) * warps;
+            const float v = f16_row_dot(w, p.hidden / 8, x, r, lane);
+            if (!isnan(v)) keep_better(best, at, v, r);
+        }
+    }
+    pick_greedy(p, best, at, warp_best, warp_at, s);
+}
+
+// The step's greedy token from every warp's best row (`best`, `at` in its lanes, all alike): each
+// block's best warp, and the last block to finish (a ticket) the best block (argmax's rule).
+__device__ void pick_greedy(const DecodeStep& p, float best, int at, float* warp_best, int* warp_at,
+                            Scratch& s) {
+    const int warp = threadIdx.x / kWarp, lane = threadIdx.x % kWarp;
+    __syncthreads();  // (warp_best may still be read by screened_head's maximum)
     if (lane == 0) {
         warp_best[warp] = best;
         warp_at[warp] = at;
@@ -582,7 +740,8 @@ __device__ void step_head(const DecodeStep& p, const __half* xh, float* warp_bes
     if (lane == 0) {
         *p.greedy = at;
         if (p.tokens_out != nullptr) p.tokens_out[p.step] = at;
-        *ticket = 0;  // ready for the next step
+        *ticket = 0;  // ready for the next step (with the screening head's maximum)
+        ticket[1] = 0;
         // (profiling: the step's end, after the stamps of the layers' barriers)
         if (p.stamps != nullptr)
             p.stamps[s.detail + 4 * kStepPhasesPerLayer * s.layers +
@@ -698,7 +857,37 @@ __global__ void __launch_bounds__(kThreads, 1)
     auto* xh = reinterpret_cast<__half*>(norm_smem);
     final_norm(p, xh, s);
     __syncthreads();
-    step_head(p, xh, reinterpret_cast<float*>(partial), partial + kWarps, s);
+    if (p.head_codes == nullptr) {
+        step_head(p, xh, reinterpret_cast<float*>(partial), partial + kWarps, s);
+        return;
+    }
+    // The row the screening head multiplies: ||x||_1 of its F16 values (rounded up), and the
+    // values in int16 steps of max|x| / 32767, with their largest rounding error.
+    ScreenRow xr;
+    double magnitudes = 0;
+    float largest = 0.0f;
+    for (int i = threadIdx.x; i < p.hidden; i += kThreads) {
+        const float v = fabsf(__half2float(xh[i]));
+        magnitudes += v;
+        largest = fmaxf(largest, v);
+    }
+    xr.norm1 = __double2float_ru(block_sum(magnitudes, s) * (1.0 + 0x1p-40));
+    xr.x_step = __fdiv_rn(block_max(largest, s), 32767.0f);
+    auto* x16 = reinterpret_cast<std::int16_t*>(code_smem);
+    float err = 0.0f;
+    for (int i = threadIdx.x; i < p.hidden; i += kThreads) {
+        const float v = __half2float(xh[i]);
+        const float k = xr.x_step > 0.0f
+                            ? fminf(32767.0f, fmaxf(-32767.0f, rintf(__fdiv_rn(v, xr.x_step))))
+                            : 0.0f;
+        x16[i] = static_cast<std::int16_t>(k);
+        err = fmaxf(err, __double2float_ru(
+                             fabs(static_cast<double>(v) - static_cast<double>(k) * xr.x_step)));
+    }
+    __syncthreads();  // (x16 written; block_max's slots free again)
+    xr.x_err = block_max(err, s);
+    xr.x16 = code_smem;
+    screened_head(p, xh, xr, reinterpret_cast<float*>(partial), partial + kWarps, s);
 }
 
 }  // namespace
@@ -776,8 +965,9 @@ LongAttentionSizes long_attention_sizes(const HeadShape& shape, const StepPlan& 
 long long stamp_period(int layers, const StepPlan& plan) {
     // Barriers per step: kStepPhasesPerLayer per layer and one before the final norm; each
     // adds the grid to the counter. Zeroed before its low 32 bits could come round again.
+    // (+2: the one before the final norm, and the screening head's)
     const long long per_step =
-        (static_cast<long long>(kStepPhasesPerLayer) * layers + 1) * std::max(1, plan.grid);
+        (static_cast<long long>(kStepPhasesPerLayer) * layers + 2) * std::max(1, plan.grid);
     return std::max(1LL, (1LL << 31) / per_step);
 }
 

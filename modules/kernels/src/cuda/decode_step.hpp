@@ -74,6 +74,11 @@ struct DecodeStep {
     // (nullptr: only *greedy).
     int step = 0;
     int* tokens_out = nullptr;
+    // The int8 screening head (head_screen.hpp; greedy steps only, `logits` then holds no
+    // logits): codes (vocab x hidden), per-row scale and slack. nullptr: the whole F16 head.
+    const std::int8_t* head_codes = nullptr;
+    const float* head_scale = nullptr;
+    const float* head_slack = nullptr;
     unsigned long long* barrier = nullptr;  // the grid barrier's counter, zero at first
     // Attention from `long_from` positions on, split over ranges of positions (decode_step.cu).
     int long_from = 0;
@@ -112,9 +117,9 @@ LongAttentionSizes long_attention_sizes(const HeadShape& shape, const StepPlan& 
 // stamps are the counter's low 32 bits).
 long long stamp_period(int layers, const StepPlan& plan);
 void launch_decode_step(const DecodeStep& step, const StepPlan& plan, void* stream);
-// DecodeStep::greedy_work's size: an answer per block and a ticket.
+// DecodeStep::greedy_work's size: an answer per block, a ticket and the screening maximum.
 inline int step_head_work_ints(const StepPlan& plan) {
-    return 2 * plan.grid + 1;
+    return 2 * plan.grid + 2;
 }
 
 }  // namespace bitnet::kernels::cuda

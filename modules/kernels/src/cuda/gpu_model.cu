@@ -33,6 +33,7 @@
 #include "decode_step.hpp"
 #include "gpu_layer_kernels.hpp"
 #include "head_q8_0.hpp"
+#include "head_screen.hpp"
 #include "launch_control.cuh"
 #include "sampling_kernels.hpp"
 #include "ternary_mma.hpp"
@@ -187,6 +188,7 @@ class CudaModel final : public GpuModel {
             context, shape_, group != nullptr ? std::atoi(group) : 0, no_split ? 0 : kMaxGraphRows,
             chunked != nullptr ? std::max(0, std::atoi(chunked)) : kChunkedValuesFrom);
         prepare_fused_step();
+        prepare_screening_head();
     }
     ~CudaModel() override {
         print_profile();
@@ -633,6 +635,12 @@ class CudaModel final : public GpuModel {
             step.greedy_work = step_head_work_.get();
             step.step = burst_step;
             step.tokens_out = tokens_out;
+            if (tokens_out != nullptr && head_codes_i8_.get() != nullptr) {
+                // (greedy bursts only: nobody reads their logits)
+                step.head_codes = head_codes_i8_.get();
+                step.head_scale = head_row_scale_.get();
+                step.head_slack = head_row_slack_.get();
+            }
         }
         cuda::launch_decode_step(step, step_plan_, s);
         if (!head_in_step()) {
@@ -640,6 +648,24 @@ class CudaModel final : public GpuModel {
             enqueue_head(x_.get(), 1, s);
         }
         BITNET_CUDA_CHECK(cudaGetLastError());
+    }
+
+    // The int8 screening head for greedy bursts (head_screen.hpp): where the fused step streams
+    // an F16 head, its int8 copy (half the bytes) picks the rows worth computing from the F16
+    // weights, with the same greedy token. BITNET_CUDA_SCREEN_HEAD=0 turns it off (to measure,
+    // or to save its memory: vocab x hidden bytes).
+    void prepare_screening_head() {
+        const char* env = std::getenv("BITNET_CUDA_SCREEN_HEAD");
+        if (env != nullptr && std::string(env) == "0") return;
+        if (fused_grid_ == 0 || !head_in_step() || d_.hidden % 16 != 0) return;
+        const std::size_t vocab = d_.output.rows;
+        head_codes_i8_.allocate(vocab * d_.hidden, "the screening head (int8)", bytes_);
+        head_row_scale_.allocate(vocab, "the screening head (int8)", bytes_);
+        head_row_slack_.allocate(vocab, "the screening head (int8)", bytes_);
+        cuda::launch_quantize_head_rows(head_, static_cast<int>(vocab), d_.hidden,
+                                        head_codes_i8_.get(), head_row_scale_.get(),
+                                        head_row_slack_.get(), stream_);
+        BITNET_CUDA_CHECK(cudaStreamSynchronize(stream_));
     }
 
     // The fused step's barrier counter and mailbox back to zero (on `stream`, before the next
@@ -901,11 +927,13 @@ class CudaModel final : public GpuModel {
     Buffer<float> head_q8_scales_;
     Buffer<float> output_norm_, cos_table_, sin_table_;
     int work_rows_ = 0;
-    Buffer<int> rows_;            // tokens, positions, slots of the current rows
-    Buffer<int> greedy_token_;    // forward_greedy()'s answer on the device
-    Buffer<int> argmax_work_;     // launch_argmax's slices and ticket
-    Buffer<int> step_head_work_;  // the fused step's argmax: its blocks' answers and ticket
-    Buffer<int> burst_tokens_;    // decode_greedy's tokens, one launch's worth
+    Buffer<int> rows_;                   // tokens, positions, slots of the current rows
+    Buffer<int> greedy_token_;           // forward_greedy()'s answer on the device
+    Buffer<int> argmax_work_;            // launch_argmax's slices and ticket
+    Buffer<int> step_head_work_;         // the fused step's argmax: its blocks' answers and ticket
+    Buffer<int> burst_tokens_;           // decode_greedy's tokens, one launch's worth
+    Buffer<std::int8_t> head_codes_i8_;  // prepare_screening_head()'s int8 head, or empty
+    Buffer<float> head_row_scale_, head_row_slack_;
     // The fused step streams the F16 head itself (and picks the greedy token); the Q8_0 head
     // (--head q8_0) stays a kernel of its own after it, with its norm and quantization.
     bool head_in_step() const { return head_codes_.get() == nullptr; }
