@@ -26,6 +26,7 @@
 
 #include "attention.hpp"
 #include "bitnet/common/error.hpp"
+#include "bitnet/common/log.hpp"
 #include "bitnet/kernels/gpu_model.hpp"
 #include "bitnet/kernels/ops.hpp"
 #include "bitnet/quantization/formats.hpp"
@@ -659,6 +660,16 @@ class CudaModel final : public GpuModel {
         if (env != nullptr && std::string(env) == "0") return;
         if (fused_grid_ == 0 || !head_in_step() || d_.hidden % 16 != 0) return;
         const std::size_t vocab = d_.output.rows;
+        // An optimization only: where it would leave less than 512 MB of the device free for the
+        // working buffers and other models, greedy steps read the whole F16 head instead.
+        const std::size_t bytes = vocab * (d_.hidden + 2 * sizeof(float));
+        std::size_t free = 0, total = 0;
+        BITNET_CUDA_CHECK(cudaMemGetInfo(&free, &total));
+        if (free < bytes + (std::size_t{512} << 20)) {
+            log::info("cuda: no int8 screening head ({} MB; {} MB of the device free)", bytes >> 20,
+                      free >> 20);
+            return;
+        }
         head_codes_i8_.allocate(vocab * d_.hidden, "the screening head (int8)", bytes_);
         head_row_scale_.allocate(vocab, "the screening head (int8)", bytes_);
         head_row_slack_.allocate(vocab, "the screening head (int8)", bytes_);
