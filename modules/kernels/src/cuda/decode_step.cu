@@ -507,6 +507,54 @@ __device__ void final_norm(const DecodeStep& p, __half* out, Scratch& s) {
 constexpr int kHeadVectors = 10;  // 16-byte pieces per lane and row at a time (2560 columns)
 __device__ void pick_greedy(const DecodeStep& p, float best, int at, float* warp_best, int* warp_at,
                             Scratch& s);
+// R rows' F16 dots (rows past `vocab` give 0) by one warp, every lane getting them: lane l's
+// 16-byte pieces l, l + 32, ... in order, an fmaf per element, then the xor-shuffle tree
+// (f16_gemv's sums). The full head takes rows two at a time, the screened head's candidates one
+// at a time: the same code, so the same bits for a row either way.
+template <int R>
+__device__ __forceinline__ void f16_rows_dot(const uint4* w, int pieces, const uint4* x,
+                                             const int (&rows)[R], int vocab, int lane,
+                                             float (&out)[R]) {
+    float acc[R];
+#pragma unroll
+    for (int m = 0; m < R; ++m) acc[m] = 0.0f;
+    for (int c = lane; c < pieces; c += kWarp * kHeadVectors) {
+        uint4 wv[R][kHeadVectors];
+#pragma unroll
+        for (int m = 0; m < R; ++m)
+#pragma unroll
+            for (int k = 0; k < kHeadVectors; ++k) {
+                const int i = c + k * kWarp;
+                wv[m][k] = rows[m] < vocab && i < pieces
+                               ? __ldg(w + static_cast<std::size_t>(rows[m]) * pieces + i)
+                               : make_uint4(0, 0, 0, 0);
+            }
+#pragma unroll
+        for (int k = 0; k < kHeadVectors; ++k) {
+            const int i = c + k * kWarp;
+            if (i >= pieces) break;
+            const uint4 xv = x[i];
+            const __half2* xh2 = reinterpret_cast<const __half2*>(&xv);
+#pragma unroll
+            for (int m = 0; m < R; ++m) {
+                const __half2* wh = reinterpret_cast<const __half2*>(&wv[m][k]);
+#pragma unroll
+                for (int j = 0; j < 4; ++j) {
+                    const float2 wf = __half22float2(wh[j]), xf = __half22float2(xh2[j]);
+                    acc[m] = fmaf(wf.x, xf.x, acc[m]);
+                    acc[m] = fmaf(wf.y, xf.y, acc[m]);
+                }
+            }
+        }
+    }
+#pragma unroll
+    for (int m = 0; m < R; ++m) {
+        float v = acc[m];
+        for (int off = 16; off > 0; off /= 2) v += __shfl_xor_sync(0xffffffffu, v, off);
+        out[m] = v;
+    }
+}
+
 __device__ void step_head(const DecodeStep& p, const __half* xh, float* warp_best, int* warp_at,
                           Scratch& s) {
     const int warp = threadIdx.x / kWarp, lane = threadIdx.x % kWarp;
@@ -518,76 +566,16 @@ __device__ void step_head(const DecodeStep& p, const __half* xh, float* warp_bes
     int at = -1;
     for (int r0 = static_cast<int>(blockIdx.x) * kWarps + warp; r0 < p.vocab; r0 += 2 * warps) {
         const int rows[2] = {r0, r0 + warps};
-        float acc[2] = {0.0f, 0.0f};
-        for (int c = lane; c < pieces; c += kWarp * kHeadVectors) {
-            uint4 wv[2][kHeadVectors];
-#pragma unroll
-            for (int m = 0; m < 2; ++m)
-#pragma unroll
-                for (int k = 0; k < kHeadVectors; ++k) {
-                    const int i = c + k * kWarp;
-                    wv[m][k] = rows[m] < p.vocab && i < pieces
-                                   ? __ldg(w + static_cast<std::size_t>(rows[m]) * pieces + i)
-                                   : make_uint4(0, 0, 0, 0);
-                }
-#pragma unroll
-            for (int k = 0; k < kHeadVectors; ++k) {
-                const int i = c + k * kWarp;
-                if (i >= pieces) break;
-                const uint4 xv = x[i];
-                const __half2* xh2 = reinterpret_cast<const __half2*>(&xv);
-#pragma unroll
-                for (int m = 0; m < 2; ++m) {
-                    const __half2* wh = reinterpret_cast<const __half2*>(&wv[m][k]);
-#pragma unroll
-                    for (int j = 0; j < 4; ++j) {
-                        const float2 wf = __half22float2(wh[j]), xf = __half22float2(xh2[j]);
-                        acc[m] = fmaf(wf.x, xf.x, acc[m]);
-                        acc[m] = fmaf(wf.y, xf.y, acc[m]);
-                    }
-                }
-            }
-        }
+        float v[2];
+        f16_rows_dot<2>(w, pieces, x, rows, p.vocab, lane, v);
 #pragma unroll
         for (int m = 0; m < 2; ++m) {
-            float v = acc[m];
-            for (int off = 16; off > 0; off /= 2) v += __shfl_xor_sync(0xffffffffu, v, off);
             if (rows[m] >= p.vocab) continue;
-            if (lane == 0) p.logits[rows[m]] = v;
-            if (!isnan(v)) keep_better(best, at, v, rows[m]);
+            if (lane == 0) p.logits[rows[m]] = v[m];
+            if (!isnan(v[m])) keep_better(best, at, v[m], rows[m]);
         }
     }
     if (p.greedy != nullptr) pick_greedy(p, best, at, warp_best, warp_at, s);
-}
-
-// One row's F16 dot, with step_head's arithmetic for that row (the same bits).
-__device__ float f16_row_dot(const uint4* w, int pieces, const uint4* x, int row, int lane) {
-    float acc = 0.0f;
-    for (int c = lane; c < pieces; c += kWarp * kHeadVectors) {
-        uint4 wv[kHeadVectors];
-#pragma unroll
-        for (int k = 0; k < kHeadVectors; ++k) {
-            const int i = c + k * kWarp;
-            wv[k] = i < pieces ? __ldg(w + static_cast<std::size_t>(row) * pieces + i)
-                               : make_uint4(0, 0, 0, 0);
-        }
-#pragma unroll
-        for (int k = 0; k < kHeadVectors; ++k) {
-            const int i = c + k * kWarp;
-            if (i >= pieces) break;
-            const uint4 xv = x[i];
-            const __half2* xh2 = reinterpret_cast<const __half2*>(&xv);
-            const __half2* wh = reinterpret_cast<const __half2*>(&wv[k]);
-#pragma unroll
-            for (int j = 0; j < 4; ++j) {
-                const float2 wf = __half22float2(wh[j]), xf = __half22float2(xh2[j]);
-                acc = fmaf(wf.x, xf.x, acc);
-                acc = fmaf(wf.y, xf.y, acc);
-            }
-        }
-    }
-    for (int off = 16; off > 0; off /= 2) acc += __shfl_xor_sync(0xffffffffu, acc, off);
-    return acc;
 }
 
 // Floats in an order unsigned integers keep (for atomicMax); 0 is below every float.
@@ -699,9 +687,10 @@ __device__ void screened_head(const DecodeStep& p, const __half* xh, const Scree
             candidate = !(upper < threshold);  // (NaN: a candidate)
         }
         for (unsigned mask = __ballot_sync(0xffffffffu, candidate); mask != 0; mask &= mask - 1) {
-            const int r = me + (k0 + __ffs(mask) - 1) * warps;
-            const float v = f16_row_dot(w, p.hidden / 8, x, r, lane);
-            if (!isnan(v)) keep_better(best, at, v, r);
+            const int r[1] = {me + (k0 + __ffs(mask) - 1) * warps};
+            float v[1];
+            f16_rows_dot<1>(w, p.hidden / 8, x, r, p.vocab, lane, v);
+            if (!isnan(v[0])) keep_better(best, at, v[0], r[0]);
         }
     }
     pick_greedy(p, best, at, warp_best, warp_at, s);
