@@ -496,14 +496,6 @@ __device__ void final_norm(const DecodeStep& p, __half* out, Scratch& s) {
         out[i] = __float2half_rn(__fmul_rn(__fmul_rn(__ldcg(p.x + i), scale), p.output_norm[i]));
 }
 
-// The F16 head inside the step (DecodeStep::head), after every block has taken the final norm
-// itself into `xh` (shared): f16_gemv's sums for one token (a warp per row; lane l's 16-byte
-// pieces l, l + 32, ... in order, an fmaf per element, then the xor-shuffle tree), the rows
-// dealt to the grid's warps two at a time, so a lane has 2 x kHeadVectors loads in flight; and
-// argmax's answer (NaN skipped, keep_better): each warp keeps its best row, each block its best
-// warp, and the last block to finish (a ticket) the best block. In the step, the head's 657 MB
-// (2b4t) stream right after the layers, without a kernel boundary, a second launch and an argmax
-// kernel in between.
 constexpr int kHeadVectors = 10;  // 16-byte pieces per lane and row at a time (2560 columns)
 __device__ void pick_greedy(const DecodeStep& p, float best, int at, float* warp_best, int* warp_at,
                             Scratch& s);
@@ -555,6 +547,14 @@ __device__ __forceinline__ void f16_rows_dot(const uint4* w, int pieces, const u
     }
 }
 
+// The F16 head inside the step (DecodeStep::head), after every block has taken the final norm
+// itself into `xh` (shared): f16_gemv's sums for one token (a warp per row; lane l's 16-byte
+// pieces l, l + 32, ... in order, an fmaf per element, then the xor-shuffle tree), the rows
+// dealt to the grid's warps two at a time, so a lane has 2 x kHeadVectors loads in flight; and
+// argmax's answer (NaN skipped, keep_better): each warp keeps its best row, each block its best
+// warp, and the last block to finish (a ticket) the best block. In the step, the head's 657 MB
+// (2b4t) stream right after the layers, without a kernel boundary, a second launch and an argmax
+// kernel in between.
 __device__ void step_head(const DecodeStep& p, const __half* xh, float* warp_best, int* warp_at,
                           Scratch& s) {
     const int warp = threadIdx.x / kWarp, lane = threadIdx.x % kWarp;
