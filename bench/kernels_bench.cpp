@@ -110,6 +110,27 @@ void BM_F16_output_2560x128256(benchmark::State& s) {
     matmul(s, TypeId::F16, 128256, 2560, bitnet::kernels::CpuIsa::Best);
 }
 
+// The greedy choice over the F16 head through its int8 screening rows (CpuBackend's
+// matmul_argmax): GB/s counts the int8 rows, what each call streams.
+void BM_F16_output_screened_argmax(benchmark::State& state) {
+    const int threads = static_cast<int>(state.range(1));
+    const Weights w = make_weights(TypeId::F16, 128256, 2560);
+    const auto backend = bitnet::kernels::make_cpu_backend(threads);
+    const std::uint64_t bytes = backend->prepare_screened_head(w.view);
+    if (bytes == 0) {
+        state.SkipWithError("no screening head on this CPU (needs AVX2, F16C, FMA)");
+        return;
+    }
+    std::mt19937 rng(3);
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    std::vector<float> x(2560);
+    for (float& v : x) v = normal(rng);
+    for (auto _ : state) benchmark::DoNotOptimize(backend->matmul_argmax(w.view, x.data()));
+    state.counters["GB/s"] = benchmark::Counter(
+        static_cast<double>(bytes) * static_cast<double>(state.iterations()) / 1e9,
+        benchmark::Counter::kIsRate);
+}
+
 }  // namespace
 
 // Args: {tokens, threads}. Tokens 1 = decode (GEMV), 128 = prefill (GEMM).
@@ -141,6 +162,7 @@ BENCHMARK(BM_TQ2_0_ffn_up)->Args({1, 2})->Args({128, 2})->Unit(benchmark::kMilli
 BENCHMARK(BM_TQ1_0_ffn_up)->Args({1, 2})->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_Q8_0_output_2560x128256)->Args({1, 2})->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_F16_output_2560x128256)->Args({1, 1})->Args({1, 2})->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_F16_output_screened_argmax)->Args({1, 1})->Args({1, 2})->Unit(benchmark::kMillisecond);
 // Decode attention of one token over all 30 layers of a 2B4T-shaped F16 KV cache (5 KV heads of
 // 4 query heads, head_dim 128) at range(0) positions, 2 threads; range(1) picks the cache layout:
 // 0 = position-major (a position's 5 heads side by side, a head's rows 1280 bytes apart), 1 =

@@ -61,7 +61,10 @@ Command add_serve_command(CLI::App& app) {
                     "Context per request in tokens (default: the model's, at most 4096)");
     cmd->add_option("--kernel", o->gen.kernel, "auto | i2s | tl1 | tl2 | ref")
         ->capture_default_str();
-    cmd->add_option("--head", o->gen.head, "Output head: f16 | q8_0")
+    // The server's batches take every slot's logits from the whole head: no screening copy
+    // (run's auto) to make and hold.
+    o->gen.head = "f16";
+    cmd->add_option("--head", o->gen.head, "Output head: f16 (as stored) | q8_0")
         ->check(CLI::IsMember({"f16", "q8_0"}))
         ->capture_default_str();
     cmd->add_option("--device", o->gen.device, "auto | cpu | cuda[:N]");

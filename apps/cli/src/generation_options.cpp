@@ -31,8 +31,10 @@ void add_generation_options(CLI::App* cmd, GenerationOptions& o) {
     cmd->add_option("--kernel", o.kernel, "auto | i2s | tl1 | tl2 | ref")->capture_default_str();
     cmd->add_option(
            "--head", o.head,
-           "Output head: f16 (as stored) | q8_0 (re-quantized at load: half the bytes per token)")
-        ->check(CLI::IsMember({"f16", "q8_0"}))
+           "Output head: auto (CPU: F16 as stored, greedy tokens screened by an int8 copy — the "
+           "same tokens, fewer bytes per token) | f16 (as stored) | q8_0 (re-quantized at load: "
+           "half the bytes per token)")
+        ->check(CLI::IsMember({"auto", "f16", "q8_0"}))
         ->capture_default_str();
     cmd->add_option("--device", o.device,
                     "auto | cpu | cuda[:N] (default: BITNET_DEVICE, else auto)");

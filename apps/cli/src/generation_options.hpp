@@ -18,7 +18,7 @@ struct GenerationOptions {
     std::int64_t context = 0;
     std::string kv_type = "f16";
     std::string kernel = "auto";
-    std::string head = "f16";
+    std::string head = "auto";
     std::string device;
     bool flash_attn = false;
     bool mmap = false;  // keep the weights in the file's mapping (CPU copies them to huge pages)

@@ -177,9 +177,11 @@ std::unique_ptr<Engine> Engine::load(const EngineOptions& options) {
             e->file_->release_pages(e->file_->tensor(
                 e->model_->config().tied_output ? "token_embd.weight" : "output.weight"));
         }
+    } else if (options.head == "auto" && cuda_device < 0) {
+        e->screen_head();
     } else if (options.head != "auto" && options.head != "f16") {
         fail(ErrorCode::InvalidArgument,
-             "unknown --head '" + options.head + "'; use f16 (as stored) or q8_0");
+             "unknown --head '" + options.head + "'; use auto, f16 (as stored) or q8_0");
     }
     if (cuda_device < 0) keep_weights_in_huge_pages(*e->file_, options.keep_mapped);
     std::int64_t context = options.context > 0
@@ -211,6 +213,30 @@ std::unique_ptr<Engine> Engine::load(const EngineOptions& options) {
     }
     e->load_ms_ = timer.milliseconds();
     return e;
+}
+
+// Greedy tokens on the CPU read the head through an int8 screening copy (the backend's
+// matmul_argmax; the same tokens as the F16 head): made once here, after which only the rows the
+// screening leaves, and the embedding rows, are read from the F16 matrix, so its pages go back
+// to the file (not copied into huge pages, not resident: peak RSS grows by the copy's 328 MB
+// less the F16 head's 657 MB on 2b4t).
+void Engine::screen_head() {
+    const kernels::WeightView& head = model_->output_weight();
+    if (head.type != quant::TypeId::F16) return;
+    Timer timer;
+    screened_head_bytes_ = backend_->prepare_screened_head(head);
+    if (screened_head_bytes_ == 0) return;
+    file_->release_pages(
+        file_->tensor(model_->config().tied_output ? "token_embd.weight" : "output.weight"));
+    log::info("head: int8 screening rows for greedy decoding ({:.0f} MB) made in {:.0f} ms",
+              static_cast<double>(screened_head_bytes_) / 1e6, timer.milliseconds());
+}
+
+std::uint64_t Engine::weight_bytes_per_token(bool greedy) const {
+    const std::uint64_t all = model_->weight_bytes_per_token();
+    if (!greedy || screened_head_bytes_ == 0) return all;
+    const kernels::WeightView& head = model_->output_weight();
+    return all - static_cast<std::uint64_t>(head.rows) * head.row_bytes() + screened_head_bytes_;
 }
 
 void Engine::reset() {
@@ -255,6 +281,8 @@ std::span<const float> Engine::run_last(std::span<const std::int32_t> tokens, st
 }
 
 std::int32_t Engine::run_greedy(std::span<const std::int32_t> tokens, std::int64_t start) {
+    if (gpu_ == nullptr)
+        return take_greedy(model_->forward_greedy(tokens, start, *cache_, *backend_));
     return take_greedy(gpu_->forward_greedy(tokens.data(), static_cast<int>(tokens.size()),
                                             static_cast<int>(start)));
 }
@@ -303,23 +331,24 @@ GenerationResult Engine::generate(const GenerationRequest& request, const TextCa
     m.load_ms = load_ms_;
     m.backend = backend_->name();
     m.kernels = backend_->kernel_names();
-    m.weight_bytes_per_token = model_->weight_bytes_per_token();
+    m.weight_bytes_per_token = weight_bytes_per_token(request.sampling.is_greedy());
     m.tokenize_ms = tokenize_ms;
 
     Timer prefill_timer;
-    // On the GPU the token, or the sampler's top-k candidates, are chosen there (the host's
+    // Greedy tokens are chosen with the forward pass (run_greedy: on the GPU, or through the
+    // CPU backend's screened head); on the GPU the sampler's top-k candidates too (the host's
     // rules): 4 bytes or a few hundred per step come back instead of the logits.
     const SamplingParams& sampling = request.sampling;
     const std::size_t vocab = static_cast<std::size_t>(model_->output_weight().rows);
-    const bool device_greedy = gpu_ != nullptr && sampling.is_greedy();
-    const bool device_top_k = gpu_ != nullptr && !device_greedy && sampling.top_k > 0 &&
+    const bool greedy = sampling.is_greedy();
+    const bool device_top_k = gpu_ != nullptr && !greedy && sampling.top_k > 0 &&
                               sampling.top_k <= kernels::kMaxGpuTopK &&
                               static_cast<std::size_t>(sampling.top_k) < vocab;
     std::span<const float> logits;
     std::int32_t device_choice = -1;
     std::vector<Sampler::Candidate> candidates;
     auto forward = [&](std::span<const std::int32_t> fresh, std::int64_t start) {
-        if (device_greedy)
+        if (greedy)
             device_choice = run_greedy(fresh, start);
         else if (device_top_k)
             run_top_k(fresh, start, sampling, state.penalized_ids(vocab), candidates);
@@ -343,7 +372,7 @@ GenerationResult Engine::generate(const GenerationRequest& request, const TextCa
             break;
         }
         std::int32_t next = device_choice;
-        const bool more = device_greedy  ? state.accept_token(next)
+        const bool more = greedy         ? state.accept_token(next)
                           : device_top_k ? state.accept_candidates(candidates, next)
                                          : state.accept(logits, next);
         if (first) {
@@ -368,7 +397,7 @@ GenerationResult Engine::generate(const GenerationRequest& request, const TextCa
                                  cached_tokens_.begin() + keep + discard);
             log::info("context full: dropped {} tokens (context shift)", discard);
         }
-        if (device_greedy) {
+        if (greedy && gpu_ != nullptr) {
             // As many steps as the length limit and the context still allow, up to a burst.
             const std::int64_t pos = static_cast<std::int64_t>(cached_tokens_.size());
             const auto count = static_cast<int>(std::min<std::int64_t>(

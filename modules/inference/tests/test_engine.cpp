@@ -94,6 +94,33 @@ TEST_CASE("greedy generation is identical across runs and backends") {
     CHECK(a.tokens.size() <= 24);
 }
 
+TEST_CASE("greedy tokens through the CPU's screened head equal the whole F16 head's for 64 steps") {
+    // head auto: an int8 screening copy of the F16 head chooses the rows to compute exactly;
+    // head f16: every row every token.
+    test::TempDir dir("engine-screened");
+    const std::string path = test::write_synthetic_model(dir, "small", 8);
+    inference::EngineOptions o;
+    o.model_path = path;
+    o.device = "cpu";
+    o.context = 128;
+    o.threads = 2;
+    auto whole = inference::Engine::load(o);  // head auto
+    o.head = "f16";
+    auto plain = inference::Engine::load(o);
+    const bool screened =
+        whole->weight_bytes_per_token(true) < whole->weight_bytes_per_token(false);
+    if (!screened) WARN("no screening head on this CPU (needs AVX2, F16C, FMA): both read F16");
+    CHECK(plain->weight_bytes_per_token(true) == plain->weight_bytes_per_token(false));
+    inference::GenerationRequest r;
+    r.prompt = "once upon a time";
+    r.n_predict = 64;
+    r.sampling.greedy = true;
+    const auto a = whole->generate(r), b = plain->generate(r);
+    CHECK(a.tokens.size() == 64);
+    CHECK(a.tokens == b.tokens);
+    CHECK(a.metrics.weight_bytes_per_token == whole->weight_bytes_per_token(true));
+}
+
 TEST_CASE("seeded sampling is reproducible and seeds matter") {
     test::TempDir dir("engine-seed");
     const std::string path = test::write_synthetic_model(dir, "tiny", 6);

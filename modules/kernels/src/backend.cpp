@@ -22,4 +22,11 @@ void Backend::matmul_gate_relu_squared_up(const WeightView& gate, float gate_sca
     }
 }
 
+std::int32_t Backend::matmul_argmax(const WeightView& w, const float* x) const {
+    thread_local std::vector<float> y;  // (kept: decode allocates nothing per token)
+    y.resize(static_cast<std::size_t>(w.rows));
+    matmul(w, x, 1, y.data());
+    return static_cast<std::int32_t>(argmax_first(y));
+}
+
 }  // namespace bitnet::kernels

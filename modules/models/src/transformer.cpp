@@ -351,6 +351,20 @@ void Transformer::attention(std::int64_t layer, const float* q, std::span<const 
 void Transformer::forward(std::span<const std::int32_t> tokens, std::int64_t start, KvCache& cache,
                           const kernels::Backend& backend, LogitsFor which,
                           std::vector<float>& logits) const {
+    const std::span<const BatchToken> batch = sequence_batch(tokens, start, cache);
+    const auto n = static_cast<std::int64_t>(batch.size());
+    run(batch, backend, which == LogitsFor::LastPosition ? n - 1 : 0, logits);
+}
+
+std::int32_t Transformer::forward_greedy(std::span<const std::int32_t> tokens, std::int64_t start,
+                                         KvCache& cache, const kernels::Backend& backend) const {
+    const std::span<const BatchToken> batch = sequence_batch(tokens, start, cache);
+    const float* normed = run_layers(batch, backend, static_cast<std::int64_t>(batch.size()) - 1);
+    return backend.matmul_argmax(output_, normed);
+}
+
+std::span<const BatchToken> Transformer::sequence_batch(std::span<const std::int32_t> tokens,
+                                                        std::int64_t start, KvCache& cache) const {
     const auto n = static_cast<std::int64_t>(tokens.size());
     if (n == 0) fail(ErrorCode::InvalidArgument, "forward() needs at least one token");
     if (start < 0 || start + n > cache.context())
@@ -361,7 +375,7 @@ void Transformer::forward(std::span<const std::int32_t> tokens, std::int64_t sta
     batch.clear();
     for (std::int64_t t = 0; t < n; ++t)
         batch.push_back({tokens[static_cast<std::size_t>(t)], start + t, &cache});
-    run(batch, backend, which == LogitsFor::LastPosition ? n - 1 : 0, logits);
+    return batch;
 }
 
 void Transformer::forward_batch(std::span<const BatchToken> batch, const kernels::Backend& backend,
@@ -374,8 +388,9 @@ void Transformer::forward_batch(std::span<const BatchToken> batch, const kernels
     run(batch, backend, 0, logits);
 }
 
-void Transformer::run(std::span<const BatchToken> batch, const kernels::Backend& backend,
-                      std::int64_t first_logits, std::vector<float>& logits) const {
+const float* Transformer::run_layers(std::span<const BatchToken> batch,
+                                     const kernels::Backend& backend,
+                                     std::int64_t first_normed) const {
     const auto n = static_cast<std::int64_t>(batch.size());
     const std::int64_t h = config_.hidden, hd = config_.head_dim, ffn = config_.ffn_hidden;
     const std::int64_t q_dim = static_cast<std::int64_t>(config_.head_count) * hd;
@@ -474,14 +489,20 @@ void Transformer::run(std::span<const BatchToken> batch, const kernels::Backend&
         add_projection(backend, l.down, l.scale_down, g.data(), n, proj, x);
     }
 
-    const std::int64_t first = first_logits;
-    const std::int64_t rows = n - first;
+    const std::int64_t rows = n - first_normed;
     for_each_row(rows, [&](std::int64_t r) {
-        kernels::rmsnorm(x.data() + (first + r) * h, output_norm_, h, config_.rms_eps,
+        kernels::rmsnorm(x.data() + (first_normed + r) * h, output_norm_, h, config_.rms_eps,
                          xn.data() + r * h);
     });
+    return xn.data();
+}
+
+void Transformer::run(std::span<const BatchToken> batch, const kernels::Backend& backend,
+                      std::int64_t first_logits, std::vector<float>& logits) const {
+    const float* normed = run_layers(batch, backend, first_logits);
+    const std::int64_t rows = static_cast<std::int64_t>(batch.size()) - first_logits;
     logits.resize(static_cast<std::size_t>(rows * output_.rows));
-    backend.matmul(output_, xn.data(), rows, logits.data());
+    backend.matmul(output_, normed, rows, logits.data());
 }
 
 }  // namespace bitnet::models

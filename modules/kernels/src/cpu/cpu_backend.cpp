@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstring>
 #include <mutex>
 #include <string>
@@ -17,8 +18,11 @@
 #include "bitnet/common/cpu_features.hpp"
 #include "bitnet/common/error.hpp"
 #include "bitnet/kernels/backend.hpp"
+#include "bitnet/kernels/ops.hpp"
 #include "bitnet/quantization/formats.hpp"
 #include "bitnet/quantization/fp16.hpp"
+#include "f16_kernels.hpp"
+#include "head_screen.hpp"
 #include "i2s_kernels.hpp"
 #include "matmul_common.hpp"
 #include "prefetch.hpp"
@@ -31,72 +35,6 @@ namespace bitnet::kernels {
 namespace {
 
 using quant::TypeId;
-
-// The F16 GEMV's four accumulators (independent chains hide the FMA latency).
-struct F16Sums {
-    __m256 a[4];
-};
-
-__attribute__((target("avx2,f16c,fma"), always_inline)) inline void add_f16_piece(
-    const std::uint16_t* w, __m256 x, __m256& acc) {
-    acc = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w))), x,
-                          acc);
-}
-
-// The columns from `i` (the 32-wide loop's end) on and the sum of the four accumulators: one
-// row's rules, shared by the one-row and the two-row kernel so both give the same bits.
-__attribute__((target("avx2,f16c,fma"), always_inline)) inline float finish_f16_dot(
-    const std::uint16_t* w, const float* x, std::int64_t n, std::int64_t i, F16Sums s) {
-    for (; i + 8 <= n; i += 8) add_f16_piece(w + i, _mm256_loadu_ps(x + i), s.a[0]);
-    const __m256 acc = _mm256_add_ps(_mm256_add_ps(s.a[0], s.a[1]), _mm256_add_ps(s.a[2], s.a[3]));
-    __m128 h = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
-    h = _mm_hadd_ps(h, h);
-    h = _mm_hadd_ps(h, h);
-    float total = _mm_cvtss_f32(h);
-    for (; i < n; ++i) total += quant::fp16_to_fp32(w[i]) * x[i];
-    return total;
-}
-
-// F16 row . f32 vector (the vector already rounded to half precision) with F16C + FMA. The row's
-// lines are asked for `prefetch` bytes ahead (head_prefetch_bytes).
-__attribute__((target("avx2,f16c,fma"))) float dot_f16_f16c(const std::uint16_t* w, const float* x,
-                                                            std::int64_t n, int prefetch) {
-    F16Sums s{{_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()}};
-    std::int64_t i = 0;
-    for (; i + 32 <= n; i += 32) {
-        _mm_prefetch(reinterpret_cast<const char*>(w + i) + prefetch, _MM_HINT_T0);
-        for (int k = 0; k < 4; ++k)
-            add_f16_piece(w + i + 8 * k, _mm256_loadu_ps(x + i + 8 * k), s.a[k]);
-    }
-    return finish_f16_dot(w, x, n, i, s);
-}
-
-// Two rows at once, each with the one-row kernel's operations in its order (the same bits):
-// two streams of weights per thread keep more lines in flight than one — on the Zen 3 VM the F16
-// head streamed 29.7 GB/s instead of 23.5 (in-process alternation), the ternary products 23.7
-// instead of 20.3 with the I2_S kernels' row pairs (row_pair_avx2). Each vector of x serves both
-// rows.
-__attribute__((target("avx2,f16c,fma"))) void dot_f16_f16c_pair(const std::uint16_t* wa,
-                                                                const std::uint16_t* wb,
-                                                                const float* x, std::int64_t n,
-                                                                int prefetch, float* ya,
-                                                                float* yb) {
-    F16Sums sa{
-        {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()}};
-    F16Sums sb = sa;
-    std::int64_t i = 0;
-    for (; i + 32 <= n; i += 32) {
-        _mm_prefetch(reinterpret_cast<const char*>(wa + i) + prefetch, _MM_HINT_T0);
-        _mm_prefetch(reinterpret_cast<const char*>(wb + i) + prefetch, _MM_HINT_T0);
-        for (int k = 0; k < 4; ++k) {
-            const __m256 xv = _mm256_loadu_ps(x + i + 8 * k);
-            add_f16_piece(wa + i + 8 * k, xv, sa.a[k]);
-            add_f16_piece(wb + i + 8 * k, xv, sb.a[k]);
-        }
-    }
-    *ya = finish_f16_dot(wa, x, n, i, sa);
-    *yb = finish_f16_dot(wb, x, n, i, sb);
-}
 
 // The lookup-table kernels (tl1_kernels / tl2_kernels) behind one interface for matmul_lut.
 enum class LutKernel { None, Tl1, Tl2 };
@@ -198,13 +136,13 @@ class CpuBackend final : public Backend {
                 decode_rows_in_pairs(
                     w, y,
                     [&](const std::uint8_t* row) {
-                        return dot_f16_f16c(reinterpret_cast<const std::uint16_t*>(row), xf, w.cols,
-                                            ahead);
+                        return detail::dot_f16_f16c(reinterpret_cast<const std::uint16_t*>(row), xf,
+                                                    w.cols, ahead);
                     },
                     [&](const std::uint8_t* a, const std::uint8_t* b, float* ya, float* yb) {
-                        dot_f16_f16c_pair(reinterpret_cast<const std::uint16_t*>(a),
-                                          reinterpret_cast<const std::uint16_t*>(b), xf, w.cols,
-                                          ahead, ya, yb);
+                        detail::dot_f16_f16c_pair(reinterpret_cast<const std::uint16_t*>(a),
+                                                  reinterpret_cast<const std::uint16_t*>(b), xf,
+                                                  w.cols, ahead, ya, yb);
                     });
             } else {
                 const std::uint8_t* xq = p.q8.data();
@@ -233,13 +171,51 @@ class CpuBackend final : public Backend {
             for (std::int64_t r = 0; r < n_rows; ++r) {
                 const detail::PreparedRow& p = prepared[static_cast<std::size_t>(r)];
                 y[r * rows + n] =
-                    f16 ? dot_f16_f16c(reinterpret_cast<const std::uint16_t*>(row), p.f.data(),
-                                       w.cols, head_prefetch_)
+                    f16       ? detail::dot_f16_f16c(reinterpret_cast<const std::uint16_t*>(row),
+                                                     p.f.data(), w.cols, head_prefetch_)
                     : q8_vnni ? detail::dot_q8_0_vnni(row, p.q8.data(), w.cols, head_prefetch_)
                     : q8      ? detail::dot_q8_0_avx2(row, p.q8.data(), w.cols, head_prefetch_)
                               : detail::dot_row_reference(w, n, p, true);
             }
         }
+    }
+
+    std::uint64_t prepare_screened_head(const WeightView& w) const override {
+        if (w.type != TypeId::F16 || !f16c_) return 0;
+        std::unique_ptr<detail::ScreenedHead>& screen = screens_[w.data];
+        if (screen == nullptr || screen->rows() != w.rows || screen->cols() != w.cols)
+            screen = std::make_unique<detail::ScreenedHead>(
+                reinterpret_cast<const std::uint16_t*>(w.data), w.rows, w.cols, threads_);
+        return screen->bytes();
+    }
+
+    // Screened: the int8 rows' bounds, then the rows that reach the largest lower bound from
+    // the F16 rows with the one-row F16 kernel (the full head's bits for each row), in ascending
+    // order, so the first largest of them is the full head's answer.
+    std::int32_t matmul_argmax(const WeightView& w, const float* x) const override {
+        const auto found = screens_.find(w.data);
+        if (found == screens_.end() || w.type != TypeId::F16 || found->second->rows() != w.rows ||
+            found->second->cols() != w.cols)
+            return Backend::matmul_argmax(w, x);
+        const detail::ScreenedHead& screen = *found->second;
+        prepared_.resize(1);
+        detail::prepare_row(w, x, true, prepared_[0]);  // x rounded to F16, the kernels' input
+        const float* xf = prepared_[0].f.data();
+        const float threshold = screen.compute_bounds(xf, screen_kernel_, threads_, head_prefetch_);
+        if (std::isnan(threshold)) return Backend::matmul_argmax(w, x);  // x is not finite
+        screen.rows_reaching(threshold, screened_rows_);
+        const auto count = static_cast<std::int64_t>(screened_rows_.size());
+        screened_values_.resize(screened_rows_.size());
+        const std::uint64_t stride = w.row_bytes();
+#pragma omp parallel for schedule(static) num_threads(threads_) if (count > 64)
+        for (std::int64_t i = 0; i < count; ++i) {
+            const auto r = static_cast<std::uint64_t>(screened_rows_[static_cast<std::size_t>(i)]);
+            screened_values_[static_cast<std::size_t>(i)] =
+                detail::dot_f16_f16c(reinterpret_cast<const std::uint16_t*>(w.data + r * stride),
+                                     xf, w.cols, head_prefetch_);
+        }
+        const std::int64_t best = argmax_first(screened_values_);
+        return best < 0 ? -1 : screened_rows_[static_cast<std::size_t>(best)];
     }
 
     void get_row(const WeightView& w, std::int64_t index, float* out) const override {
@@ -321,9 +297,15 @@ class CpuBackend final : public Backend {
                       detail::i2s_kernel_name(detail::best_i2s_kernel(8)) + " (prefill)" +
                       (cpu_features().amx_int8 ? ", i2_s amx (tdpbusd) (16+ tokens)" : "")
                 : detail::i2s_kernel_name(i2s_);
+        const char* screen = screen_kernel_ == detail::ScreenKernel::Avx512 ? "avx512bw"
+                             : screen_kernel_ == detail::ScreenKernel::Avx2 ? "avx2"
+                                                                            : "scalar";
         return {i2s + ", " + std::to_string(threads_) + " threads",
                 std::string("f16: ") + (f16c_ ? "f16c+fma" : "scalar") + ", prefetch " +
-                    std::to_string(head_prefetch_ / 1024) + " kB ahead",
+                    std::to_string(head_prefetch_ / 1024) + " kB ahead" +
+                    (screens_.empty() ? ""
+                                      : std::string(", greedy/top-k head screened by int8 rows (") +
+                                            screen + " vpmaddwd)"),
                 std::string("q8_0: ") + (q8_vnni_ ? "avx512 vnni"
                                          : f16c_  ? "avx2 maddubs"
                                                   : "scalar"),
@@ -569,6 +551,12 @@ class CpuBackend final : public Backend {
     // Scratch reused across calls (no allocation once sizes have been seen).
     mutable std::vector<std::int8_t> q_, q_arranged_, q_tiles_;
     mutable std::vector<detail::PreparedRow> prepared_;
+    // Screening copies of F16 heads (prepare_screened_head), by their weights' address, and
+    // matmul_argmax's candidate rows and their values.
+    mutable std::unordered_map<const void*, std::unique_ptr<detail::ScreenedHead>> screens_;
+    mutable std::vector<std::int32_t> screened_rows_;
+    mutable std::vector<float> screened_values_;
+    detail::ScreenKernel screen_kernel_ = detail::best_screen_kernel();
     mutable std::vector<quant::ActivationScale> acts_;
     mutable std::vector<std::int32_t> dots_;
     mutable std::vector<std::int64_t> dot_offsets_;

@@ -34,7 +34,7 @@ struct BatchedThroughput {
     int batch = 1;
     Throughput aggregate;         // tokens per second summed over the sequences
     double steps_per_s = 0;       // forward passes per second (weights streamed once each)
-    double percent_of_floor = 0;  // steps_per_s against the single-token floor
+    double percent_of_floor = 0;  // steps_per_s against the full single-token floor
 };
 
 struct BenchmarkResult {
@@ -44,10 +44,15 @@ struct BenchmarkResult {
     // each tg run), or the start-up read test when there is no tg run.
     double bandwidth_gbs = 0;
     std::vector<double> bandwidth_runs_gbs;
-    std::uint64_t weight_bytes_per_token = 0;
-    double floor_tokens_per_s = 0;   // bandwidth_gbs / bytes per token
-    double tg_effective_gbs = 0;     // bytes per token * tg tok/s
-    double tg_percent_of_floor = 0;  // mean over the tg runs of each against its own read test
+    // Bytes a greedy token reads (pp and tg choose greedy tokens): with the CPU's screened head
+    // its int8 rows instead of the F16 matrix. full_: every weight as stored, what a token
+    // with all logits reads (sampling, the batched steps).
+    std::uint64_t weight_bytes_per_token = 0, full_weight_bytes_per_token = 0;
+    double floor_tokens_per_s = 0;  // bandwidth_gbs / bytes per token
+    double full_floor_tokens_per_s = 0;
+    double tg_effective_gbs = 0;          // bytes per token * tg tok/s
+    double tg_percent_of_floor = 0;       // mean over the tg runs of each against its own read test
+    double tg_percent_of_full_floor = 0;  // the same against the full bytes
 };
 
 BenchmarkResult run_benchmark(Engine& engine, const BenchmarkOptions& options);

@@ -58,6 +58,18 @@ class Backend {
     virtual void prepare_weights(const std::vector<const WeightView*>& weights) const {
         (void)weights;
     }
+    // The first index of the largest value of y = W x for one input row (NaN is never the
+    // largest; -1 when every value is NaN): matmul followed by argmax_first, for greedy
+    // decoding. A backend may screen W's rows first (prepare_screened_head) and compute only the
+    // rows that can hold the largest value — the same index, ties and all.
+    virtual std::int32_t matmul_argmax(const WeightView& w, const float* x) const;
+    // Makes matmul_argmax's screening copy of an F16 matrix (the output head): int8 rows read
+    // instead of the F16 ones, 1 byte per weight instead of 2. Returns its bytes; 0 where this
+    // backend does not screen (the default).
+    virtual std::uint64_t prepare_screened_head(const WeightView& w) const {
+        (void)w;
+        return 0;
+    }
     // Row `index` of W, dequantized to f32 (token embedding lookup).
     virtual void get_row(const WeightView& w, std::int64_t index, float* out) const = 0;
     virtual std::string name() const = 0;

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 
 #include "bitnet/kernels/attention_order.hpp"
 
@@ -70,6 +71,10 @@ void attention_values_f16(float* out, const std::uint16_t* rows, std::int64_t st
                           const float* w, std::int64_t count, std::int64_t n);
 void attention_values_f32(float* out, const float* rows, std::int64_t stride, const float* w,
                           std::int64_t count, std::int64_t n);
+
+// The first index of the largest value (greedy decoding's rule): NaN is never the largest, and
+// when every value is -inf or NaN the first -inf is; -1 when every value is NaN.
+std::int64_t argmax_first(std::span<const float> values);
 
 // Rounds each value to the nearest half (ties to even) and back: what a trip through an F16
 // tensor does to it.

@@ -80,6 +80,12 @@ class Transformer {
                  const kernels::Backend& backend, LogitsFor which,
                  std::vector<float>& logits) const;
 
+    // forward() for greedy decoding: the first index of the largest logit after the last
+    // position (backend.matmul_argmax: a backend that screens the head reads fewer bytes and
+    // gets the same index), or -1 when every logit is NaN.
+    std::int32_t forward_greedy(std::span<const std::int32_t> tokens, std::int64_t start,
+                                KvCache& cache, const kernels::Backend& backend) const;
+
     // Batched decode: one forward pass over tokens of several sequences (each token attends to
     // its own cache up to its position), so the weights are streamed once for all of them.
     // Writes vocab-sized logits for every entry, in order. A sequence may appear several times
@@ -88,6 +94,15 @@ class Transformer {
                        std::vector<float>& logits) const;
 
   private:
+    // The tokens of one sequence at positions start.. as a batch (in scratch_), checked against
+    // the cache's context.
+    std::span<const BatchToken> sequence_batch(std::span<const std::int32_t> tokens,
+                                               std::int64_t start, KvCache& cache) const;
+    // Every layer over the batch, then the final norm of rows first_normed.. (returned: rows of
+    // `hidden` floats in scratch_).
+    const float* run_layers(std::span<const BatchToken> batch, const kernels::Backend& backend,
+                            std::int64_t first_normed) const;
+    // run_layers, then the output head's logits of rows first_logits...
     void run(std::span<const BatchToken> batch, const kernels::Backend& backend,
              std::int64_t first_logits, std::vector<float>& logits) const;
     void attention(std::int64_t layer, const float* q, std::span<const BatchToken> batch,
