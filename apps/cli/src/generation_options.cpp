@@ -31,8 +31,9 @@ void add_generation_options(CLI::App* cmd, GenerationOptions& o) {
     cmd->add_option("--kernel", o.kernel, "auto | i2s | tl1 | tl2 | ref")->capture_default_str();
     cmd->add_option(
            "--head", o.head,
-           "Output head: auto (CPU: F16 as stored, greedy tokens screened by an int8 copy — the "
-           "same tokens, fewer bytes per token) | f16 (as stored) | q8_0 (re-quantized at load: "
+           "Output head: auto (CPU: F16 as stored, greedy and top-k tokens screened by an int8 "
+           "copy — the same tokens, fewer bytes per token) | f16 (as stored) | q8_0 (re-quantized "
+           "at load: "
            "half the bytes per token)")
         ->check(CLI::IsMember({"auto", "f16", "q8_0"}))
         ->capture_default_str();

@@ -178,7 +178,8 @@ void MappedFile::map_file_range(std::size_t begin, std::size_t end) const {
            MAP_PRIVATE | MAP_FIXED, fd_, static_cast<off_t>(begin));
 }
 
-void MappedFile::advise_dont_need(const std::uint8_t* data, std::size_t size) const {
+void MappedFile::advise_dont_need(const std::uint8_t* data, std::size_t size,
+                                  bool random_access) const {
     if (data_ == nullptr || data < data_ || data + size > data_ + size_) return;
     const auto page = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));
     // Only whole pages inside the range.
@@ -186,14 +187,15 @@ void MappedFile::advise_dont_need(const std::uint8_t* data, std::size_t size) co
     const std::uintptr_t end = (reinterpret_cast<std::uintptr_t>(data) + size) / page * page;
     if (end <= begin) return;
     const auto base = reinterpret_cast<std::uintptr_t>(data_);
-    released_.emplace_back(begin - base, end - base);
-    if (!copied_) {
+    const std::pair<std::size_t, std::size_t> range(begin - base, end - base);
+    if (std::find(released_.begin(), released_.end(), range) == released_.end())
+        released_.push_back(range);  // (released again and again: the screened head's rows)
+    if (!copied_)
         ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
-        return;
-    }
-    // Private memory would read back as zeros: map the file there again instead (data_ is page
-    // aligned, so address and file offset stay in step).
-    map_file_range(begin - base, end - base);
+    else  // private memory would read back as zeros: map the file there again instead (data_
+          // is page aligned, so address and file offset stay in step)
+        map_file_range(range.first, range.second);
+    if (random_access) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_RANDOM);
 }
 
 void MappedFile::advise_will_need() const {

@@ -184,6 +184,7 @@ std::unique_ptr<Engine> Engine::load(const EngineOptions& options) {
              "unknown --head '" + options.head + "'; use auto, f16 (as stored) or q8_0");
     }
     if (cuda_device < 0) keep_weights_in_huge_pages(*e->file_, options.keep_mapped);
+    e->release_screened_rows();  // (the copy maps released ranges to the file anew)
     std::int64_t context = options.context > 0
                                ? options.context
                                : std::min<std::int64_t>(config.context_length, kDefaultMaxContext);
@@ -215,26 +216,37 @@ std::unique_ptr<Engine> Engine::load(const EngineOptions& options) {
     return e;
 }
 
-// Greedy tokens on the CPU read the head through an int8 screening copy (the backend's
-// matmul_argmax; the same tokens as the F16 head): made once here, after which only the rows the
-// screening leaves, and the embedding rows, are read from the F16 matrix, so its pages go back
-// to the file (not copied into huge pages, not resident: peak RSS grows by the copy's 328 MB
-// less the F16 head's 657 MB on 2b4t).
+// Greedy and top-k tokens on the CPU read the head through an int8 screening copy (the
+// backend's matmul_argmax and matmul_top_k; the same tokens as the F16 head): made once here, after
+// which only the rows the screening leaves, and the embedding rows, are read from the F16 matrix,
+// so its pages go back to the file (not copied into huge pages, not resident: peak RSS grows by the
+// copy's 328 MB less the F16 head's 657 MB on 2b4t).
 void Engine::screen_head() {
     const kernels::WeightView& head = model_->output_weight();
     if (head.type != quant::TypeId::F16) return;
     Timer timer;
     screened_head_bytes_ = backend_->prepare_screened_head(head);
     if (screened_head_bytes_ == 0) return;
-    file_->release_pages(
-        file_->tensor(model_->config().tied_output ? "token_embd.weight" : "output.weight"));
-    log::info("head: int8 screening rows for greedy decoding ({:.0f} MB) made in {:.0f} ms",
+    screened_tensor_ =
+        &file_->tensor(model_->config().tied_output ? "token_embd.weight" : "output.weight");
+    file_->release_pages(*screened_tensor_, true);
+    log::info("head: int8 screening rows for greedy and top-k tokens ({:.0f} MB) made in {:.0f} ms",
               static_cast<double>(screened_head_bytes_) / 1e6, timer.milliseconds());
 }
 
-std::uint64_t Engine::weight_bytes_per_token(bool greedy) const {
+// The F16 rows the screening left were read through the file's mapping, page by page: every
+// kReleaseEvery tokens they leave the resident set again, so that it does not grow towards the
+// whole F16 head over a long generation (a top-k step on the synthetic 2b4t model reads ~1,300
+// rows, 10 MB of pages).
+void Engine::release_screened_rows() {
+    if (screened_tensor_ == nullptr) return;
+    constexpr int kReleaseEvery = 8;
+    if (screened_steps_++ % kReleaseEvery == 0) file_->release_pages(*screened_tensor_, true);
+}
+
+std::uint64_t Engine::weight_bytes_per_token(bool chosen) const {
     const std::uint64_t all = model_->weight_bytes_per_token();
-    if (!greedy || screened_head_bytes_ == 0) return all;
+    if (!chosen || screened_head_bytes_ == 0) return all;
     const kernels::WeightView& head = model_->output_weight();
     return all - static_cast<std::uint64_t>(head.rows) * head.row_bytes() + screened_head_bytes_;
 }
@@ -281,8 +293,10 @@ std::span<const float> Engine::run_last(std::span<const std::int32_t> tokens, st
 }
 
 std::int32_t Engine::run_greedy(std::span<const std::int32_t> tokens, std::int64_t start) {
-    if (gpu_ == nullptr)
+    if (gpu_ == nullptr) {
+        release_screened_rows();
         return take_greedy(model_->forward_greedy(tokens, start, *cache_, *backend_));
+    }
     return take_greedy(gpu_->forward_greedy(tokens.data(), static_cast<int>(tokens.size()),
                                             static_cast<int>(start)));
 }
@@ -296,6 +310,12 @@ std::int32_t Engine::take_greedy(std::int32_t token) {
 void Engine::run_top_k(std::span<const std::int32_t> tokens, std::int64_t start,
                        const SamplingParams& sampling, std::span<const std::int32_t> penalized_ids,
                        std::vector<Sampler::Candidate>& candidates) {
+    if (gpu_ == nullptr) {
+        release_screened_rows();
+        const kernels::TopKRule rule{sampling.top_k, sampling.repeat_penalty, penalized_ids};
+        model_->forward_top_k(tokens, start, *cache_, *backend_, rule, candidates);
+        return;
+    }
     kernels::RowChoice choice;
     choice.top_k = sampling.top_k;
     choice.repeat_penalty = sampling.repeat_penalty;
@@ -331,19 +351,20 @@ GenerationResult Engine::generate(const GenerationRequest& request, const TextCa
     m.load_ms = load_ms_;
     m.backend = backend_->name();
     m.kernels = backend_->kernel_names();
-    m.weight_bytes_per_token = weight_bytes_per_token(request.sampling.is_greedy());
     m.tokenize_ms = tokenize_ms;
 
     Timer prefill_timer;
     // Greedy tokens are chosen with the forward pass (run_greedy: on the GPU, or through the
-    // CPU backend's screened head); on the GPU the sampler's top-k candidates too (the host's
-    // rules): 4 bytes or a few hundred per step come back instead of the logits.
+    // CPU backend's matmul_argmax), and so are the sampler's top-k candidates on the GPU or
+    // through the CPU's screened head (the sampler's rules): a token or a few hundred bytes per
+    // step instead of the logits.
     const SamplingParams& sampling = request.sampling;
     const std::size_t vocab = static_cast<std::size_t>(model_->output_weight().rows);
     const bool greedy = sampling.is_greedy();
-    const bool device_top_k = gpu_ != nullptr && !greedy && sampling.top_k > 0 &&
-                              sampling.top_k <= kernels::kMaxGpuTopK &&
+    const bool device_top_k = (gpu_ != nullptr || screened_head_bytes_ > 0) && !greedy &&
+                              sampling.top_k > 0 && sampling.top_k <= kernels::kMaxGpuTopK &&
                               static_cast<std::size_t>(sampling.top_k) < vocab;
+    m.weight_bytes_per_token = weight_bytes_per_token(greedy || device_top_k);
     std::span<const float> logits;
     std::int32_t device_choice = -1;
     std::vector<Sampler::Candidate> candidates;

@@ -94,7 +94,7 @@ TEST_CASE("greedy generation is identical across runs and backends") {
     CHECK(a.tokens.size() <= 24);
 }
 
-TEST_CASE("greedy tokens through the CPU's screened head equal the whole F16 head's for 64 steps") {
+TEST_CASE("greedy and top-k tokens through the CPU's screened head equal the whole F16 head's") {
     // head auto: an int8 screening copy of the F16 head chooses the rows to compute exactly;
     // head f16: every row every token.
     test::TempDir dir("engine-screened");
@@ -119,6 +119,13 @@ TEST_CASE("greedy tokens through the CPU's screened head equal the whole F16 hea
     CHECK(a.tokens.size() == 64);
     CHECK(a.tokens == b.tokens);
     CHECK(a.metrics.weight_bytes_per_token == whole->weight_bytes_per_token(true));
+    // top-k sampling (the defaults: top-k 40, top-p, min-p, repetition penalty 1.1) with a seed
+    r.sampling = {};
+    r.sampling.seed = 99;
+    r.sampling.temperature = 1.5f;  // hot: many tokens in play
+    const auto c = whole->generate(r), d = plain->generate(r);
+    CHECK(c.tokens == d.tokens);
+    CHECK(c.tokens != a.tokens);
 }
 
 TEST_CASE("seeded sampling is reproducible and seeds matter") {

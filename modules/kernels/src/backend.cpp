@@ -1,9 +1,11 @@
 // Backend's default implementations that need more than the header's one-liners.
 #include "bitnet/kernels/backend.hpp"
 
+#include <algorithm>
 #include <vector>
 
 #include "bitnet/kernels/ops.hpp"
+#include "top_k_rule.hpp"
 
 namespace bitnet::kernels {
 
@@ -26,7 +28,20 @@ std::int32_t Backend::matmul_argmax(const WeightView& w, const float* x) const {
     thread_local std::vector<float> y;  // (kept: decode allocates nothing per token)
     y.resize(static_cast<std::size_t>(w.rows));
     matmul(w, x, 1, y.data());
-    return static_cast<std::int32_t>(argmax_first(y));
+    return static_cast<std::int32_t>(argmax_first(y.data(), w.rows));
+}
+
+void Backend::matmul_top_k(const WeightView& w, const float* x, const TopKRule& rule,
+                           std::vector<ScoredRow>& out) const {
+    thread_local std::vector<float> y;
+    y.resize(static_cast<std::size_t>(w.rows));
+    matmul(w, x, 1, y.data());
+    for (const std::int32_t id : rule.penalized)
+        if (id >= 0 && id < w.rows)
+            y[static_cast<std::size_t>(id)] =
+                detail::apply_repeat_penalty(y[static_cast<std::size_t>(id)], rule.repeat_penalty);
+    detail::TopKHeap best(static_cast<std::size_t>(std::max(0, rule.k)), out);
+    for (std::size_t i = 0; i < y.size(); ++i) best.offer(y[i], static_cast<std::int32_t>(i));
 }
 
 }  // namespace bitnet::kernels

@@ -3,6 +3,7 @@
 // float results, and matmul_argmax through the screen against the full product's argmax.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -55,7 +56,9 @@ kernels::WeightView f16_view(const std::vector<std::uint16_t>& w, std::int64_t r
 }  // namespace
 
 TEST_CASE("argmax_first: the first largest, NaN never, the first -inf when nothing is finite") {
-    using kernels::argmax_first;
+    auto argmax_first = [](const std::vector<float>& v) {
+        return kernels::argmax_first(v.data(), static_cast<std::int64_t>(v.size()));
+    };
     const std::vector<float> ties = {1, 3, 3, 2}, with_nan = {kNaN, 2, kNaN, 5, 5};
     const std::vector<float> infinite = {kNaN, -kInf, -kInf}, all_nan = {kNaN, kNaN};
     CHECK(argmax_first(ties) == 1);
@@ -159,7 +162,7 @@ TEST_CASE("matmul_argmax through the screening head picks the full F16 product's
     auto full_argmax = [&](const kernels::WeightView& w, const std::vector<float>& x) {
         std::vector<float> y(static_cast<std::size_t>(w.rows));
         full->matmul(w, x.data(), 1, y.data());
-        return kernels::argmax_first(y);
+        return kernels::argmax_first(y.data(), w.rows);
     };
     for (const std::int64_t cols : {96, 330, 2560}) {
         const std::int64_t rows = 4099;
@@ -204,6 +207,62 @@ TEST_CASE("matmul_argmax through the screening head picks the full F16 product's
             if (input == 5) x[9] = kNaN;                                     // NaN input
             INFO("input " << input);
             CHECK(screened->matmul_argmax(view, x.data()) == full_argmax(view, x));
+        }
+    }
+}
+
+TEST_CASE("matmul_top_k through the screening head picks the full product's rows and values") {
+    if (!has_f16c()) {
+        WARN("skipped: no AVX2/F16C/FMA here (the screening head needs them)");
+        return;
+    }
+    auto screened = kernels::make_cpu_backend(2);
+    auto full = kernels::make_cpu_backend(2);
+    const std::int64_t rows = 5000, cols = 320;
+    auto w = f16_matrix(rows, cols, 1234);
+    for (std::int64_t j = 0; j < cols; ++j)  // ties: rows 10, 20 and 4990 are the same
+        for (std::int64_t copy : {20, 4990})
+            w[static_cast<std::size_t>(copy * cols + j)] =
+                w[static_cast<std::size_t>(10 * cols + j)];
+    const kernels::WeightView view = f16_view(w, rows, cols);
+    REQUIRE(screened->prepare_screened_head(view) > 0);
+    auto sorted = [](std::vector<kernels::ScoredRow> v) {
+        std::sort(v.begin(), v.end(), [](const auto& a, const auto& b) {
+            return a.first != b.first ? a.first > b.first : a.second < b.second;
+        });
+        return v;
+    };
+    std::uint32_t seed = 77;
+    for (const int k : {1, 2, 40, 256, 4999, 5000}) {
+        for (const float penalty : {1.0f, 1.3f, 0.6f}) {
+            std::vector<float> x = f16_input(cols, ++seed);
+            // the largest rows of this input penalized, and some others
+            std::vector<float> y(static_cast<std::size_t>(rows));
+            full->matmul(view, x.data(), 1, y.data());
+            std::vector<std::int32_t> penalized = {
+                static_cast<std::int32_t>(kernels::argmax_first(y.data(), rows)), 10, 20, 3, 4999};
+            std::sort(penalized.begin(), penalized.end());
+            penalized.erase(std::unique(penalized.begin(), penalized.end()), penalized.end());
+            const kernels::TopKRule rule{k, penalty, penalized};
+            std::vector<kernels::ScoredRow> a, b;
+            screened->matmul_top_k(view, x.data(), rule, a);
+            full->matmul_top_k(view, x.data(), rule, b);
+            INFO("k " << k << ", penalty " << penalty);
+            CHECK(a.size() == static_cast<std::size_t>(k));
+            CHECK(sorted(a) == sorted(b));
+            // the default's rule by hand for the best one
+            float best = -kInf;
+            std::int32_t best_row = -1;
+            for (std::int32_t r = 0; r < rows; ++r) {
+                float v = y[static_cast<std::size_t>(r)];
+                if (std::binary_search(penalized.begin(), penalized.end(), r))
+                    v = v > 0 ? v / penalty : v * penalty;
+                if (v > best) {
+                    best = v;
+                    best_row = r;
+                }
+            }
+            CHECK(sorted(b)[0] == kernels::ScoredRow{best, best_row});
         }
     }
 }

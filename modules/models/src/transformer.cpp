@@ -363,6 +363,15 @@ std::int32_t Transformer::forward_greedy(std::span<const std::int32_t> tokens, s
     return backend.matmul_argmax(output_, normed);
 }
 
+void Transformer::forward_top_k(std::span<const std::int32_t> tokens, std::int64_t start,
+                                KvCache& cache, const kernels::Backend& backend,
+                                const kernels::TopKRule& rule,
+                                std::vector<kernels::ScoredRow>& out) const {
+    const std::span<const BatchToken> batch = sequence_batch(tokens, start, cache);
+    const float* normed = run_layers(batch, backend, static_cast<std::int64_t>(batch.size()) - 1);
+    backend.matmul_top_k(output_, normed, rule, out);
+}
+
 std::span<const BatchToken> Transformer::sequence_batch(std::span<const std::int32_t> tokens,
                                                         std::int64_t start, KvCache& cache) const {
     const auto n = static_cast<std::int64_t>(tokens.size());

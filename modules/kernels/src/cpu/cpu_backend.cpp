@@ -29,6 +29,7 @@
 #include "q8_0_kernels.hpp"
 #include "tl1_kernels.hpp"
 #include "tl2_kernels.hpp"
+#include "top_k_rule.hpp"
 #include "tq_kernels.hpp"
 
 namespace bitnet::kernels {
@@ -190,32 +191,49 @@ class CpuBackend final : public Backend {
     }
 
     // Screened: the int8 rows' bounds, then the rows that reach the largest lower bound from
-    // the F16 rows with the one-row F16 kernel (the full head's bits for each row), in ascending
-    // order, so the first largest of them is the full head's answer.
+    // the F16 rows, in ascending order, so the first largest of them is the full head's answer.
     std::int32_t matmul_argmax(const WeightView& w, const float* x) const override {
-        const auto found = screens_.find(w.data);
-        if (found == screens_.end() || w.type != TypeId::F16 || found->second->rows() != w.rows ||
-            found->second->cols() != w.cols)
-            return Backend::matmul_argmax(w, x);
-        const detail::ScreenedHead& screen = *found->second;
-        prepared_.resize(1);
-        detail::prepare_row(w, x, true, prepared_[0]);  // x rounded to F16, the kernels' input
-        const float* xf = prepared_[0].f.data();
-        const float threshold = screen.compute_bounds(xf, screen_kernel_, threads_, head_prefetch_);
-        if (std::isnan(threshold)) return Backend::matmul_argmax(w, x);  // x is not finite
-        screen.rows_reaching(threshold, screened_rows_);
-        const auto count = static_cast<std::int64_t>(screened_rows_.size());
-        screened_values_.resize(screened_rows_.size());
-        const std::uint64_t stride = w.row_bytes();
-#pragma omp parallel for schedule(static) num_threads(threads_) if (count > 64)
-        for (std::int64_t i = 0; i < count; ++i) {
-            const auto r = static_cast<std::uint64_t>(screened_rows_[static_cast<std::size_t>(i)]);
-            screened_values_[static_cast<std::size_t>(i)] =
-                detail::dot_f16_f16c(reinterpret_cast<const std::uint16_t*>(w.data + r * stride),
-                                     xf, w.cols, head_prefetch_);
-        }
-        const std::int64_t best = argmax_first(screened_values_);
+        const detail::ScreenedHead* screen = screen_for(w);
+        const float* xf = screen != nullptr ? screen_input(w, x) : nullptr;
+        const float threshold =
+            screen != nullptr ? screen->compute_bounds(xf, screen_kernel_, threads_, head_prefetch_)
+                              : std::nanf("");
+        if (std::isnan(threshold)) return Backend::matmul_argmax(w, x);  // x zero or not finite
+        screen->rows_reaching(threshold, screened_rows_);
+        compute_screened_rows(w, xf);
+        const std::int64_t best = argmax_first(screened_values_.data(),
+                                               static_cast<std::int64_t>(screened_values_.size()));
         return best < 0 ? -1 : screened_rows_[static_cast<std::size_t>(best)];
+    }
+
+    // Screened: the bounds with the penalty applied (it is non-decreasing, so it maps bounds to
+    // bounds), the rows whose upper bound reaches the k-th largest lower bound, and the rule over
+    // their exact values. A row left out is below k rows that are all computed: never chosen,
+    // never tied at the k-th place.
+    void matmul_top_k(const WeightView& w, const float* x, const TopKRule& rule,
+                      std::vector<ScoredRow>& out) const override {
+        const detail::ScreenedHead* screen = screen_for(w);
+        const float* xf = screen != nullptr && rule.k > 0 ? screen_input(w, x) : nullptr;
+        if (xf == nullptr ||
+            std::isnan(screen->compute_bounds(xf, screen_kernel_, threads_, head_prefetch_))) {
+            Backend::matmul_top_k(w, x, rule, out);
+            return;
+        }
+        const auto k = static_cast<std::size_t>(rule.k);
+        screen->penalize_bounds(rule.penalized, rule.repeat_penalty);
+        screen->rows_reaching(screen->kth_largest_lower(k), screened_rows_);
+        compute_screened_rows(w, xf);
+        detail::TopKHeap best(k, out);
+        auto penalized = rule.penalized.begin();  // both ascending: one merge
+        for (std::size_t i = 0; i < screened_rows_.size(); ++i) {
+            const std::int32_t row = screened_rows_[i];
+            while (penalized != rule.penalized.end() && *penalized < row) ++penalized;
+            const float v = screened_values_[i];
+            best.offer(penalized != rule.penalized.end() && *penalized == row
+                           ? detail::apply_repeat_penalty(v, rule.repeat_penalty)
+                           : v,
+                       row);
+        }
     }
 
     void get_row(const WeightView& w, std::int64_t index, float* out) const override {
@@ -314,6 +332,35 @@ class CpuBackend final : public Backend {
     }
 
   private:
+    // w's screening copy (prepare_screened_head), or null.
+    const detail::ScreenedHead* screen_for(const WeightView& w) const {
+        const auto found = screens_.find(w.data);
+        if (found == screens_.end() || w.type != TypeId::F16 || found->second->rows() != w.rows ||
+            found->second->cols() != w.cols)
+            return nullptr;
+        return found->second.get();
+    }
+    // x rounded to F16, the F16 kernels' input (in prepared_).
+    const float* screen_input(const WeightView& w, const float* x) const {
+        prepared_.resize(1);
+        detail::prepare_row(w, x, true, prepared_[0]);
+        return prepared_[0].f.data();
+    }
+    // screened_values_ := the F16 rows screened_rows_ . xf, by the one-row F16 kernel (the full
+    // product's bits for each row; its row pairs give the same).
+    void compute_screened_rows(const WeightView& w, const float* xf) const {
+        const auto count = static_cast<std::int64_t>(screened_rows_.size());
+        screened_values_.resize(screened_rows_.size());
+        const std::uint64_t stride = w.row_bytes();
+#pragma omp parallel for schedule(static) num_threads(threads_) if (count > 64)
+        for (std::int64_t i = 0; i < count; ++i) {
+            const auto r = static_cast<std::uint64_t>(screened_rows_[static_cast<std::size_t>(i)]);
+            screened_values_[static_cast<std::size_t>(i)] =
+                detail::dot_f16_f16c(reinterpret_cast<const std::uint16_t*>(w.data + r * stride),
+                                     xf, w.cols, head_prefetch_);
+        }
+    }
+
     // One token through an F16 or Q8_0 matrix (the head): chunks of kHeadChunk rows on the
     // threads, rows i and i + half of a chunk streamed together by `pair` (an odd last row by
     // `one`).

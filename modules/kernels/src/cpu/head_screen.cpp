@@ -1,6 +1,6 @@
 // The screening head of head_screen.hpp: making the int8 rows, the integer dots, the bounds.
 #include "head_screen.hpp"
-#include "avx512_intrinsics.hpp"  // first: see there
+#include "avx512_intrinsics.hpp"  // (see there)
 
 #include <omp.h>
 #include <sys/mman.h>
@@ -9,11 +9,13 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <limits>
 
 #include "bitnet/common/cpu_features.hpp"
 #include "bitnet/common/error.hpp"
 #include "bitnet/quantization/fp16.hpp"
+#include "top_k_rule.hpp"
 
 namespace bitnet::kernels::detail {
 namespace {
@@ -338,6 +340,43 @@ float ScreenedHead::compute_bounds(const float* x, ScreenKernel kernel, int thre
         }
     }
     return best;
+}
+
+void ScreenedHead::penalize_bounds(std::span<const std::int32_t> ids, float penalty) const {
+    for (const std::int32_t id : ids) {
+        if (id < 0 || id >= rows_) continue;
+        RowBounds& b = bounds_[static_cast<std::size_t>(id)];
+        b = {apply_repeat_penalty(b.lower, penalty), apply_repeat_penalty(b.upper, penalty)};
+    }
+}
+
+float ScreenedHead::kth_largest_lower(std::size_t k) const {
+    if (k == 0 || k >= static_cast<std::size_t>(rows_)) return -kInf;
+    // A heap of the k largest so far (front: the smallest of them); blocks of rows entirely at
+    // or below it are skipped with one vectorizable test.
+    std::vector<float>& heap = lowest_of_best_;
+    heap.clear();
+    const auto greater = std::greater<float>();
+    const std::size_t n = bounds_.size();
+    std::size_t i = 0;
+    for (; i < k; ++i) heap.push_back(bounds_[i].lower);
+    std::make_heap(heap.begin(), heap.end(), greater);
+    auto offer = [&](float v) {
+        if (v <= heap.front()) return;
+        std::pop_heap(heap.begin(), heap.end(), greater);
+        heap.back() = v;
+        std::push_heap(heap.begin(), heap.end(), greater);
+    };
+    constexpr std::size_t kBlock = 16;
+    for (; i + kBlock <= n; i += kBlock) {
+        const float least = heap.front();
+        bool any = false;
+        for (std::size_t j = 0; j < kBlock; ++j) any |= bounds_[i + j].lower > least;
+        if (any)
+            for (std::size_t j = 0; j < kBlock; ++j) offer(bounds_[i + j].lower);
+    }
+    for (; i < n; ++i) offer(bounds_[i].lower);
+    return heap.front();
 }
 
 void ScreenedHead::rows_reaching(float threshold, std::vector<std::int32_t>& out) const {

@@ -16,6 +16,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <vector>
 
 namespace bitnet::kernels::detail {
@@ -54,6 +55,12 @@ class ScreenedHead {
     float compute_bounds(const float* x, ScreenKernel kernel, int threads, int prefetch) const;
     const std::vector<RowBounds>& bounds() const { return bounds_; }
 
+    // After compute_bounds: the bounds of `ids` through the repetition penalty
+    // (apply_repeat_penalty, non-decreasing: bounds of a value are mapped to bounds of its
+    // penalized value).
+    void penalize_bounds(std::span<const std::int32_t> ids, float penalty) const;
+    // The k-th largest lower bound (-inf when k >= rows or k == 0).
+    float kth_largest_lower(std::size_t k) const;
     // The rows whose upper bound reaches `threshold`, ascending.
     void rows_reaching(float threshold, std::vector<std::int32_t>& out) const;
 
@@ -68,6 +75,7 @@ class ScreenedHead {
     // Per call (kept to allocate nothing per token).
     mutable std::vector<std::int16_t> input_;
     mutable std::vector<RowBounds> bounds_;
+    mutable std::vector<float> lowest_of_best_;  // kth_largest_lower's heap
 };
 
 }  // namespace bitnet::kernels::detail

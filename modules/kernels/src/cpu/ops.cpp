@@ -441,10 +441,11 @@ void round_to_f16(float* x, std::int64_t n) {
 // took ~150 us of a 128k vocabulary: as long as a tenth of a GPU decode step): the largest value
 // over independent lanes, then the first index holding it. `v > m ? v : m` never takes a NaN,
 // and max is exact in any order, so the result is the plain loop's.
-std::int64_t argmax_first(std::span<const float> values) {
+std::int64_t argmax_first(const float* values, std::int64_t count) {
     constexpr std::size_t kLanes = 16;
-    const float* p = values.data();
-    const std::size_t n = values.size(), whole = n / kLanes * kLanes;
+    const float* p = values;
+    const auto n = static_cast<std::size_t>(count);
+    const std::size_t whole = n / kLanes * kLanes;
     float lane_max[kLanes];
     for (float& m : lane_max) m = -std::numeric_limits<float>::infinity();
     for (std::size_t i = 0; i < whole; i += kLanes)

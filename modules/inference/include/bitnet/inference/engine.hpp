@@ -31,8 +31,8 @@ struct EngineOptions {
     std::string device = "auto";  // auto | cpu | cuda[:N]
     bool flash_attention = false;
     bool context_shift = false;  // when the context fills: drop the older half instead of stopping
-    // auto: an F16 head as stored, on the CPU with an int8 screening copy for greedy tokens
-    // (the same tokens, ~half the head's bytes per token) | f16: as stored, no copy | q8_0:
+    // auto: an F16 head as stored, on the CPU with an int8 screening copy for greedy and top-k
+    // tokens (the same tokens, ~half the head's bytes per token) | f16: as stored, no copy | q8_0:
     // re-quantize an F16 head at load
     std::string head = "auto";
     // CPU runs copy the weights into transparent huge pages (faster streaming); true keeps them
@@ -91,9 +91,10 @@ class Engine {
     std::int64_t context() const { return cache_->context(); }
     double load_ms() const { return load_ms_; }
     const EngineOptions& options() const { return options_; }
-    // Bytes of weights read per token: every projection and the output head, or for greedy
-    // tokens with a screened head its int8 rows instead of the F16 ones.
-    std::uint64_t weight_bytes_per_token(bool greedy) const;
+    // Bytes of weights read per token: every projection and the output head, or for tokens
+    // chosen with the forward pass (`chosen`: greedy, top-k) through a screened head its int8
+    // rows instead of the F16 ones.
+    std::uint64_t weight_bytes_per_token(bool chosen) const;
     // The device-resident GPU forward pass, when the engine runs on CUDA and the model fits it
     // (else null: products still run on the GPU through the CUDA backend).
     kernels::GpuModel* gpu_model() const { return gpu_.get(); }
@@ -115,12 +116,15 @@ class Engine {
     std::span<const float> run_last(std::span<const std::int32_t> tokens, std::int64_t start);
     // The CPU's screening copy of the head (EngineOptions::head auto).
     void screen_head();
+    // Gives the screened head's F16 pages back every few tokens (see engine.cpp).
+    void release_screened_rows();
     // The greedy choice after the last position: on the GPU, or the CPU backend's
     // matmul_argmax over the head (screened where screen_head made a copy).
     std::int32_t run_greedy(std::span<const std::int32_t> tokens, std::int64_t start);
     // A device's greedy choice, or an error when it found no finite logit (-1).
     static std::int32_t take_greedy(std::int32_t token);
-    // The sampler's top-k candidates after the last position, selected on the GPU.
+    // The sampler's top-k candidates after the last position, selected on the GPU or by the
+    // CPU backend's matmul_top_k.
     void run_top_k(std::span<const std::int32_t> tokens, std::int64_t start,
                    const SamplingParams& sampling, std::span<const std::int32_t> penalized_ids,
                    std::vector<Sampler::Candidate>& candidates);
@@ -135,6 +139,8 @@ class Engine {
     std::vector<float> last_logits_;              // run_last() on the CPU
     std::vector<std::uint8_t> requantized_head_;  // --head q8_0: the output matrix as Q8_0
     std::uint64_t screened_head_bytes_ = 0;       // the backend's int8 screening copy, if any
+    const models::GgufTensorInfo* screened_tensor_ = nullptr;  // its F16 matrix in the file
+    int screened_steps_ = 0;
     EngineOptions options_;
     double load_ms_ = 0;
 };

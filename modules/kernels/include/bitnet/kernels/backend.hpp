@@ -18,6 +18,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "bitnet/kernels/weight_view.hpp"
@@ -25,6 +26,16 @@
 namespace bitnet::kernels {
 
 enum class ActivationPrecision { Int8, Float };
+
+// The sampler's top-k rule over one row of logits (matmul_top_k): the k largest values after the
+// repetition penalty (a penalized id's value v becomes v / penalty when v > 0, else
+// v * penalty), NaN excluded, equal values ordered by the lower id.
+struct TopKRule {
+    int k = 40;
+    float repeat_penalty = 1.0f;
+    std::span<const std::int32_t> penalized;  // ascending, distinct
+};
+using ScoredRow = std::pair<float, std::int32_t>;  // (value after the penalty, row)
 
 // One product of a multi-matmul: y = W x for a weight sharing the input with the others.
 struct MatmulJob {
@@ -63,9 +74,14 @@ class Backend {
     // decoding. A backend may screen W's rows first (prepare_screened_head) and compute only the
     // rows that can hold the largest value — the same index, ties and all.
     virtual std::int32_t matmul_argmax(const WeightView& w, const float* x) const;
-    // Makes matmul_argmax's screening copy of an F16 matrix (the output head): int8 rows read
-    // instead of the F16 ones, 1 byte per weight instead of 2. Returns its bytes; 0 where this
-    // backend does not screen (the default).
+    // The rows TopKRule chooses from y = W x for one input row, as (value after the penalty,
+    // row) in any order: matmul followed by the rule, or (prepare_screened_head) only the rows
+    // that can be among them computed — the same rows and values.
+    virtual void matmul_top_k(const WeightView& w, const float* x, const TopKRule& rule,
+                              std::vector<ScoredRow>& out) const;
+    // Makes matmul_argmax's and matmul_top_k's screening copy of an F16 matrix (the output head):
+    // int8 rows read instead of the F16 ones, 1 byte per weight instead of 2. Returns its bytes; 0
+    // where this backend does not screen (the default).
     virtual std::uint64_t prepare_screened_head(const WeightView& w) const {
         (void)w;
         return 0;

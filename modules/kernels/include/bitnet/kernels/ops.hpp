@@ -4,7 +4,6 @@
 #pragma once
 
 #include <cstdint>
-#include <span>
 
 #include "bitnet/kernels/attention_order.hpp"
 
@@ -74,7 +73,7 @@ void attention_values_f32(float* out, const float* rows, std::int64_t stride, co
 
 // The first index of the largest value (greedy decoding's rule): NaN is never the largest, and
 // when every value is -inf or NaN the first -inf is; -1 when every value is NaN.
-std::int64_t argmax_first(std::span<const float> values);
+std::int64_t argmax_first(const float* values, std::int64_t n);
 
 // Rounds each value to the nearest half (ties to even) and back: what a trip through an F16
 // tensor does to it.

@@ -86,6 +86,12 @@ class Transformer {
     std::int32_t forward_greedy(std::span<const std::int32_t> tokens, std::int64_t start,
                                 KvCache& cache, const kernels::Backend& backend) const;
 
+    // forward() for top-k sampling: the rows `rule` chooses from the last position's logits
+    // (backend.matmul_top_k), as (value after the penalty, token) in any order.
+    void forward_top_k(std::span<const std::int32_t> tokens, std::int64_t start, KvCache& cache,
+                       const kernels::Backend& backend, const kernels::TopKRule& rule,
+                       std::vector<kernels::ScoredRow>& out) const;
+
     // Batched decode: one forward pass over tokens of several sequences (each token attends to
     // its own cache up to its position), so the weights are streamed once for all of them.
     // Writes vocab-sized logits for every entry, in order. A sequence may appear several times
