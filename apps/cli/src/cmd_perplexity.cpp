@@ -25,6 +25,7 @@ Command add_perplexity_command(CLI::App& app) {
         bool quiet = false;
     };
     auto o = std::make_shared<Options>();
+    o->gen.head = "f16";  // every position's logits: no screening copy (run's auto) to make
     cmd->add_option(
         "-m,--model", o->gen.model,
         "GGUF model (default: BITNET_GGUF, else models/**/*.gguf, else the built-in demo model)");

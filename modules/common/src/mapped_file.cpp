@@ -178,8 +178,7 @@ void MappedFile::map_file_range(std::size_t begin, std::size_t end) const {
            MAP_PRIVATE | MAP_FIXED, fd_, static_cast<off_t>(begin));
 }
 
-void MappedFile::advise_dont_need(const std::uint8_t* data, std::size_t size,
-                                  bool random_access) const {
+void MappedFile::advise_dont_need(const std::uint8_t* data, std::size_t size) const {
     if (data_ == nullptr || data < data_ || data + size > data_ + size_) return;
     const auto page = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));
     // Only whole pages inside the range.
@@ -195,7 +194,6 @@ void MappedFile::advise_dont_need(const std::uint8_t* data, std::size_t size,
     else  // private memory would read back as zeros: map the file there again instead (data_
           // is page aligned, so address and file offset stay in step)
         map_file_range(range.first, range.second);
-    if (random_access) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_RANDOM);
 }
 
 void MappedFile::advise_will_need() const {

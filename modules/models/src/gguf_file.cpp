@@ -357,8 +357,8 @@ std::string GgufFile::architecture() const {
     return std::string(v->string_value);
 }
 
-void GgufFile::release_pages(const GgufTensorInfo& t, bool random_access) const {
-    if (mapping_) mapping_->advise_dont_need(t.data, t.size_bytes, random_access);
+void GgufFile::release_pages(const GgufTensorInfo& t) const {
+    if (mapping_) mapping_->advise_dont_need(t.data, t.size_bytes);
 }
 
 bool GgufFile::copy_to_huge_pages() const {

@@ -43,11 +43,9 @@ class MappedFile {
     void advise_will_need() const;
     // Drops the pages of [data, data + size) from this process's resident set (they are read
     // back from the file on the next access; a copied range is mapped to the file again). For
-    // weights that were converted at load. `random_access`: read back a few pages at a time, so
-    // each fault maps only its own page (no fault-around: the resident set grows by what is
-    // read, not by its neighbours).
-    void advise_dont_need(const std::uint8_t* data, std::size_t size,
-                          bool random_access = false) const;
+    // weights that were converted at load, and the screened head's rows, given back again and
+    // again.
+    void advise_dont_need(const std::uint8_t* data, std::size_t size) const;
 
   private:
     void release() noexcept;

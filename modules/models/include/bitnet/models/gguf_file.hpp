@@ -78,10 +78,7 @@ class GgufFile {
     const GgufTensorInfo* find_tensor(std::string_view name) const;
     const GgufTensorInfo& tensor(std::string_view name) const;  // throws NotFound
     // Releases a tensor's pages from the resident set (memory-mapped files only).
-    // `random_access`: the tensor will be read a few rows at a time (the screened head's
-    // candidates): its pages are then faulted in one by one, without the neighbours the OS
-    // maps around each fault.
-    void release_pages(const GgufTensorInfo& t, bool random_access = false) const;
+    void release_pages(const GgufTensorInfo& t) const;
     // Moves the file's bytes into huge-page private memory at the same addresses (see
     // MappedFile::copy_to_huge_pages); false for in-memory files or where it cannot be done.
     // Const like release_pages: the bytes and their addresses do not change.
