@@ -6,6 +6,7 @@
 
 #include "bitnet/common/error.hpp"
 #include "bitnet/inference/greedy.hpp"
+#include "bitnet/kernels/top_k.hpp"
 
 namespace bitnet::inference {
 
@@ -54,15 +55,7 @@ Sampler::Sampler(const SamplingParams& params) : params_(params), rng_(params.se
     params_.validate();
 }
 
-namespace {
-
-// Highest logit first; equal logits by lower id (deterministic). A strict total order on
-// candidates with distinct ids.
-bool better(const std::pair<float, std::int32_t>& a, const std::pair<float, std::int32_t>& b) {
-    return a.first != b.first ? a.first > b.first : a.second < b.second;
-}
-
-}  // namespace
+using kernels::better;
 
 void Sampler::select_candidates(std::span<const float> logits,
                                 std::span<const std::int32_t> history) {
@@ -71,8 +64,7 @@ void Sampler::select_candidates(std::span<const float> logits,
     penalized_.clear();
     for (const std::int32_t id : penalized_ids(history, logits.size())) {
         const float l = logits[static_cast<std::size_t>(id)];
-        penalized_.emplace_back(l > 0.0f ? l / params_.repeat_penalty : l * params_.repeat_penalty,
-                                id);
+        penalized_.emplace_back(kernels::apply_repeat_penalty(l, params_.repeat_penalty), id);
     }
     if (params_.top_k > 0 && static_cast<std::size_t>(params_.top_k) < logits.size()) {
         select_top_k(logits, static_cast<std::size_t>(params_.top_k));
@@ -92,40 +84,27 @@ void Sampler::select_candidates(std::span<const float> logits,
 }
 
 void Sampler::select_top_k(std::span<const float> logits, std::size_t k) {
-    // A heap under `better`: its front is the worst of the best k so far. Once it is full, a
-    // logit below that worst one cannot enter (NaN never does: every comparison with it fails),
-    // which blocks of 16 check at once.
-    candidates_.clear();
-    auto consider = [&](float l, std::int32_t id) {
-        if (std::isnan(l)) return;
-        if (candidates_.size() < k) {
-            candidates_.emplace_back(l, id);
-            std::push_heap(candidates_.begin(), candidates_.end(), better);
-        } else if (better({l, id}, candidates_.front())) {
-            std::pop_heap(candidates_.begin(), candidates_.end(), better);
-            candidates_.back() = {l, id};
-            std::push_heap(candidates_.begin(), candidates_.end(), better);
-        }
-    };
+    // Once the heap of the best k is full, a logit below its worst cannot enter (NaN never
+    // does: every comparison with it fails), which blocks of 16 check at once.
+    kernels::TopKHeap best(k, candidates_);
     constexpr std::size_t kBlock = 16;
     auto scan = [&](std::size_t from, std::size_t to) {  // ids without a penalty
         std::size_t i = from;
-        for (; i < to && candidates_.size() < k; ++i)
-            consider(logits[i], static_cast<std::int32_t>(i));
+        for (; i < to && !best.full(); ++i) best.offer(logits[i], static_cast<std::int32_t>(i));
         for (; i + kBlock <= to; i += kBlock) {
-            const float worst = candidates_.front().first;
+            const float worst = best.worst();
             bool any = false;
             for (std::size_t j = 0; j < kBlock; ++j) any |= logits[i + j] >= worst;
             if (any)
                 for (std::size_t j = 0; j < kBlock; ++j)
-                    consider(logits[i + j], static_cast<std::int32_t>(i + j));
+                    best.offer(logits[i + j], static_cast<std::int32_t>(i + j));
         }
-        for (; i < to; ++i) consider(logits[i], static_cast<std::int32_t>(i));
+        for (; i < to; ++i) best.offer(logits[i], static_cast<std::int32_t>(i));
     };
     std::size_t from = 0;
     for (const Candidate& p : penalized_) {
         scan(from, static_cast<std::size_t>(p.second));
-        consider(p.first, p.second);
+        best.offer(p.first, p.second);
         from = static_cast<std::size_t>(p.second) + 1;
     }
     scan(from, logits.size());

@@ -5,7 +5,6 @@
 #include <vector>
 
 #include "bitnet/kernels/ops.hpp"
-#include "top_k_rule.hpp"
 
 namespace bitnet::kernels {
 
@@ -39,8 +38,8 @@ void Backend::matmul_top_k(const WeightView& w, const float* x, const TopKRule& 
     for (const std::int32_t id : rule.penalized)
         if (id >= 0 && id < w.rows)
             y[static_cast<std::size_t>(id)] =
-                detail::apply_repeat_penalty(y[static_cast<std::size_t>(id)], rule.repeat_penalty);
-    detail::TopKHeap best(static_cast<std::size_t>(std::max(0, rule.k)), out);
+                apply_repeat_penalty(y[static_cast<std::size_t>(id)], rule.repeat_penalty);
+    TopKHeap best(static_cast<std::size_t>(std::max(0, rule.k)), out);
     for (std::size_t i = 0; i < y.size(); ++i) best.offer(y[i], static_cast<std::int32_t>(i));
 }
 

@@ -29,7 +29,6 @@
 #include "q8_0_kernels.hpp"
 #include "tl1_kernels.hpp"
 #include "tl2_kernels.hpp"
-#include "top_k_rule.hpp"
 #include "tq_kernels.hpp"
 
 namespace bitnet::kernels {
@@ -223,14 +222,14 @@ class CpuBackend final : public Backend {
         screen->penalize_bounds(rule.penalized, rule.repeat_penalty);
         screen->rows_reaching(screen->kth_largest_lower(k), screened_rows_);
         compute_screened_rows(w, xf);
-        detail::TopKHeap best(k, out);
+        TopKHeap best(k, out);
         auto penalized = rule.penalized.begin();  // both ascending: one merge
         for (std::size_t i = 0; i < screened_rows_.size(); ++i) {
             const std::int32_t row = screened_rows_[i];
             while (penalized != rule.penalized.end() && *penalized < row) ++penalized;
             const float v = screened_values_[i];
             best.offer(penalized != rule.penalized.end() && *penalized == row
-                           ? detail::apply_repeat_penalty(v, rule.repeat_penalty)
+                           ? apply_repeat_penalty(v, rule.repeat_penalty)
                            : v,
                        row);
         }

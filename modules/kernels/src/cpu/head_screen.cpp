@@ -14,8 +14,8 @@
 
 #include "bitnet/common/cpu_features.hpp"
 #include "bitnet/common/error.hpp"
+#include "bitnet/kernels/top_k.hpp"
 #include "bitnet/quantization/fp16.hpp"
-#include "top_k_rule.hpp"
 
 namespace bitnet::kernels::detail {
 namespace {

@@ -21,21 +21,12 @@
 #include <utility>
 #include <vector>
 
+#include "bitnet/kernels/top_k.hpp"
 #include "bitnet/kernels/weight_view.hpp"
 
 namespace bitnet::kernels {
 
 enum class ActivationPrecision { Int8, Float };
-
-// The sampler's top-k rule over one row of logits (matmul_top_k): the k largest values after the
-// repetition penalty (a penalized id's value v becomes v / penalty when v > 0, else
-// v * penalty), NaN excluded, equal values ordered by the lower id.
-struct TopKRule {
-    int k = 40;
-    float repeat_penalty = 1.0f;
-    std::span<const std::int32_t> penalized;  // ascending, distinct
-};
-using ScoredRow = std::pair<float, std::int32_t>;  // (value after the penalty, row)
 
 // One product of a multi-matmul: y = W x for a weight sharing the input with the others.
 struct MatmulJob {
