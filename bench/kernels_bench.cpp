@@ -116,7 +116,7 @@ void BM_F16_output_screened_argmax(benchmark::State& state) {
     const int threads = static_cast<int>(state.range(1));
     const Weights w = make_weights(TypeId::F16, 128256, 2560);
     const auto backend = bitnet::kernels::make_cpu_backend(threads);
-    const std::uint64_t bytes = backend->prepare_screened_head(w.view);
+    const std::uint64_t bytes = backend->prepare_screened_head(w.view, {});
     if (bytes == 0) {
         state.SkipWithError("no screening head on this CPU (needs AVX2, F16C, FMA)");
         return;

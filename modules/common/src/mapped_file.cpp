@@ -196,6 +196,26 @@ void MappedFile::advise_dont_need(const std::uint8_t* data, std::size_t size) co
         map_file_range(range.first, range.second);
 }
 
+void MappedFile::read_into(const std::uint8_t* data, std::size_t size, void* out) const {
+    auto* to = static_cast<std::uint8_t*>(out);
+    std::size_t done = 0;
+    if (fd_ >= 0 && data >= data_ && data + size <= data_ + size_) {
+        const auto offset = static_cast<off_t>(data - data_);
+        while (done < size) {
+            const ssize_t n =
+                ::pread(fd_, to + done, size - done, offset + static_cast<off_t>(done));
+            if (n > 0) {
+                done += static_cast<std::size_t>(n);
+            } else if (n < 0 && errno == EINTR) {
+                continue;
+            } else {
+                break;  // (the rest from the mapping)
+            }
+        }
+    }
+    if (done < size) std::memcpy(to + done, data + done, size - done);
+}
+
 void MappedFile::advise_will_need() const {
     if (data_ != nullptr && !copied_)
         ::madvise(const_cast<std::uint8_t*>(data_), size_, MADV_WILLNEED);

@@ -224,7 +224,17 @@ void Engine::screen_head() {
     const kernels::WeightView& head = model_->output_weight();
     if (head.type != quant::TypeId::F16) return;
     Timer timer;
-    screened_head_bytes_ = backend_->prepare_screened_head(head);
+    try {
+        // (candidate rows read from the file: their pages never join the resident set)
+        screened_head_bytes_ = backend_->prepare_screened_head(
+            head, [file = file_](const std::uint8_t* at, std::size_t bytes, void* out) {
+                file->read_into(at, bytes, out);
+            });
+    } catch (const Error& e) {
+        if (e.code() != ErrorCode::OutOfMemory) throw;
+        fallback(std::string(e.what()) + "; the F16 head is read whole for every token");
+        return;
+    }
     if (screened_head_bytes_ == 0) return;
     screened_tensor_ =
         &file_->tensor(model_->config().tied_output ? "token_embd.weight" : "output.weight");
@@ -233,14 +243,13 @@ void Engine::screen_head() {
               static_cast<double>(screened_head_bytes_) / 1e6, timer.milliseconds());
 }
 
-// The F16 rows the screening left were read through the file's mapping (with the pages the OS
-// maps around each fault): every kReleaseEvery tokens they leave the resident set again, so that
-// it does not grow towards the whole F16 head over a long generation (a top-k step on the
-// synthetic 2b4t model reads ~1,300 rows). Peak RSS at -c 2048 with top-k: 1.56 GB without,
-// 1.25 GB every 8 tokens, 1.06 GB every token (and ~10% slower).
+// The rows the screening leaves are read from the file, not the mapping, but a tied head is
+// also the token embedding, whose rows are read through the mapping (with whatever the OS maps
+// around each fault: 64 kB, or a 2 MB page where the file is in huge-page tmpfs): every
+// kReleaseEvery tokens those pages leave the resident set again.
 void Engine::release_screened_rows() {
     if (screened_tensor_ == nullptr) return;
-    constexpr int kReleaseEvery = 8;
+    constexpr int kReleaseEvery = 32;
     if (screened_steps_++ % kReleaseEvery == 0) file_->release_pages(*screened_tensor_);
 }
 

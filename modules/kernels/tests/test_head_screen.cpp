@@ -4,8 +4,10 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <random>
 #include <vector>
@@ -176,7 +178,7 @@ TEST_CASE("matmul_argmax through the screening head picks the full F16 product's
                 w[static_cast<std::size_t>(1000 * cols + j)];
         }
         const kernels::WeightView view = f16_view(w, rows, cols);
-        REQUIRE(screened->prepare_screened_head(view) > 0);
+        REQUIRE(screened->prepare_screened_head(view, {}) > 0);
         CHECK(screened->kernel_names()[1].find("screened") != std::string::npos);
         for (int input = 0; input < 12; ++input) {
             std::vector<float> x = f16_input(cols, ++seed);
@@ -200,7 +202,7 @@ TEST_CASE("matmul_argmax through the screening head picks the full F16 product's
         w[static_cast<std::size_t>(50 * cols + 7)] = quant::fp32_to_fp16(kInf);  // row 50: +inf
         w[static_cast<std::size_t>(60 * cols + 1)] = 0x7e00;                     // row 60: NaN
         const kernels::WeightView view = f16_view(w, rows, cols);
-        REQUIRE(screened->prepare_screened_head(view) > 0);
+        REQUIRE(screened->prepare_screened_head(view, {}) > 0);
         for (int input = 0; input < 6; ++input) {
             std::vector<float> x = f16_input(cols, 901 + static_cast<std::uint32_t>(input));
             if (input == 4) x.assign(static_cast<std::size_t>(cols), 0.0f);  // zero input
@@ -225,7 +227,7 @@ TEST_CASE("matmul_top_k through the screening head picks the full product's rows
             w[static_cast<std::size_t>(copy * cols + j)] =
                 w[static_cast<std::size_t>(10 * cols + j)];
     const kernels::WeightView view = f16_view(w, rows, cols);
-    REQUIRE(screened->prepare_screened_head(view) > 0);
+    REQUIRE(screened->prepare_screened_head(view, {}) > 0);
     auto sorted = [](std::vector<kernels::ScoredRow> v) {
         std::sort(v.begin(), v.end(), [](const auto& a, const auto& b) {
             return a.first != b.first ? a.first > b.first : a.second < b.second;
@@ -265,4 +267,47 @@ TEST_CASE("matmul_top_k through the screening head picks the full product's rows
             CHECK(sorted(b)[0] == kernels::ScoredRow{best, best_row});
         }
     }
+}
+
+TEST_CASE("a screened head reads the rows it computes through its reader, and only those") {
+    if (!has_f16c()) {
+        WARN("skipped: no AVX2/F16C/FMA here (the screening head needs them)");
+        return;
+    }
+    const std::int64_t rows = 3000, cols = 256;
+    auto w = f16_matrix(rows, cols, 4321);
+    // row 2000 copies row 1000, and the input follows row 1000's signs: the two lead, tied
+    for (std::int64_t j = 0; j < cols; ++j)
+        w[static_cast<std::size_t>(2000 * cols + j)] = w[static_cast<std::size_t>(1000 * cols + j)];
+    const kernels::WeightView view = f16_view(w, rows, cols);
+    // The reader copies the row's bytes from a second copy of the matrix: the results must come
+    // from what it hands over (a changed row there changes the answer).
+    std::vector<std::uint16_t> file = w;
+    std::atomic<int> reads{0};
+    std::atomic<bool> whole_rows{true};  // (no Catch assertions on the backend's threads)
+    auto screened = kernels::make_cpu_backend(2);
+    REQUIRE(screened->prepare_screened_head(view, [&](const std::uint8_t* at, std::size_t bytes,
+                                                      void* out) {
+        ++reads;
+        CHECK(bytes == static_cast<std::size_t>(cols) * 2);
+        std::memcpy(out, reinterpret_cast<const std::uint8_t*>(file.data()) + (at - view.data),
+                    bytes);
+    }) > 0);
+    auto full = kernels::make_cpu_backend(2);
+    std::vector<float> x(static_cast<std::size_t>(cols));
+    for (std::int64_t j = 0; j < cols; ++j)
+        x[static_cast<std::size_t>(j)] =
+            quant::fp16_to_fp32(w[static_cast<std::size_t>(1000 * cols + j)]) > 0 ? 1.0f : -1.0f;
+    std::vector<float> y(static_cast<std::size_t>(rows));
+    full->matmul(view, x.data(), 1, y.data());
+    const std::int64_t expected = kernels::argmax_first(y.data(), rows);
+    REQUIRE(expected == 1000);
+    CHECK(screened->matmul_argmax(view, x.data()) == expected);
+    CHECK(whole_rows);
+    INFO(reads << " rows read");
+    CHECK(reads >= 2);
+    CHECK(reads < rows / 10);
+    // row 1000 zeroed where the reader copies from: its value becomes 0 and its twin wins
+    std::fill(file.begin() + 1000 * cols, file.begin() + 1001 * cols, std::uint16_t{0});
+    CHECK(screened->matmul_argmax(view, x.data()) == 2000);
 }

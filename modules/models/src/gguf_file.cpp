@@ -1,6 +1,7 @@
 #include "bitnet/models/gguf_file.hpp"
 
 #include <algorithm>
+#include <cstring>
 #include <limits>
 
 #include "bitnet/common/error.hpp"
@@ -359,6 +360,13 @@ std::string GgufFile::architecture() const {
 
 void GgufFile::release_pages(const GgufTensorInfo& t) const {
     if (mapping_) mapping_->advise_dont_need(t.data, t.size_bytes);
+}
+
+void GgufFile::read_into(const std::uint8_t* data, std::size_t size, void* out) const {
+    if (mapping_)
+        mapping_->read_into(data, size, out);
+    else
+        std::memcpy(out, data, size);
 }
 
 bool GgufFile::copy_to_huge_pages() const {

@@ -180,13 +180,15 @@ class CpuBackend final : public Backend {
         }
     }
 
-    std::uint64_t prepare_screened_head(const WeightView& w) const override {
+    std::uint64_t prepare_screened_head(const WeightView& w, RowReader reader) const override {
         if (w.type != TypeId::F16 || !f16c_) return 0;
-        std::unique_ptr<detail::ScreenedHead>& screen = screens_[w.data];
-        if (screen == nullptr || screen->rows() != w.rows || screen->cols() != w.cols)
-            screen = std::make_unique<detail::ScreenedHead>(
+        Screen& screen = screens_[w.data];
+        if (screen.head == nullptr || screen.head->rows() != w.rows ||
+            screen.head->cols() != w.cols)
+            screen.head = std::make_unique<detail::ScreenedHead>(
                 reinterpret_cast<const std::uint16_t*>(w.data), w.rows, w.cols, threads_);
-        return screen->bytes();
+        screen.reader = std::move(reader);
+        return screen.head->bytes();
     }
 
     // Screened: the int8 rows' bounds, then the rows that reach the largest lower bound from
@@ -334,10 +336,10 @@ class CpuBackend final : public Backend {
     // w's screening copy (prepare_screened_head), or null.
     const detail::ScreenedHead* screen_for(const WeightView& w) const {
         const auto found = screens_.find(w.data);
-        if (found == screens_.end() || w.type != TypeId::F16 || found->second->rows() != w.rows ||
-            found->second->cols() != w.cols)
+        if (found == screens_.end() || w.type != TypeId::F16 ||
+            found->second.head->rows() != w.rows || found->second.head->cols() != w.cols)
             return nullptr;
-        return found->second.get();
+        return found->second.head.get();
     }
     // x rounded to F16, the F16 kernels' input (in prepared_).
     const float* screen_input(const WeightView& w, const float* x) const {
@@ -346,17 +348,26 @@ class CpuBackend final : public Backend {
         return prepared_[0].f.data();
     }
     // screened_values_ := the F16 rows screened_rows_ . xf, by the one-row F16 kernel (the full
-    // product's bits for each row; its row pairs give the same).
+    // product's bits for each row; its row pairs give the same), each row read through the
+    // screen's reader where it has one.
     void compute_screened_rows(const WeightView& w, const float* xf) const {
+        const RowReader& reader = screens_.find(w.data)->second.reader;
         const auto count = static_cast<std::int64_t>(screened_rows_.size());
         screened_values_.resize(screened_rows_.size());
         const std::uint64_t stride = w.row_bytes();
 #pragma omp parallel for schedule(static) num_threads(threads_) if (count > 64)
         for (std::int64_t i = 0; i < count; ++i) {
             const auto r = static_cast<std::uint64_t>(screened_rows_[static_cast<std::size_t>(i)]);
+            const std::uint8_t* row = w.data + r * stride;
+            thread_local std::vector<std::uint8_t> copy;
+            if (reader) {
+                copy.resize(stride);
+                reader(row, stride, copy.data());
+                row = copy.data();
+            }
             screened_values_[static_cast<std::size_t>(i)] =
-                detail::dot_f16_f16c(reinterpret_cast<const std::uint16_t*>(w.data + r * stride),
-                                     xf, w.cols, head_prefetch_);
+                detail::dot_f16_f16c(reinterpret_cast<const std::uint16_t*>(row), xf, w.cols,
+                                     reader ? 0 : head_prefetch_);
         }
     }
 
@@ -599,7 +610,11 @@ class CpuBackend final : public Backend {
     mutable std::vector<detail::PreparedRow> prepared_;
     // Screening copies of F16 heads (prepare_screened_head), by their weights' address, and
     // matmul_argmax's candidate rows and their values.
-    mutable std::unordered_map<const void*, std::unique_ptr<detail::ScreenedHead>> screens_;
+    struct Screen {
+        std::unique_ptr<detail::ScreenedHead> head;
+        RowReader reader;
+    };
+    mutable std::unordered_map<const void*, Screen> screens_;
     mutable std::vector<std::int32_t> screened_rows_;
     mutable std::vector<float> screened_values_;
     detail::ScreenKernel screen_kernel_ = detail::best_screen_kernel();

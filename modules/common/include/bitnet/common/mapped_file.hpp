@@ -39,6 +39,11 @@ class MappedFile {
     // True after copy_to_huge_pages() succeeded.
     bool copied() const { return copied_; }
 
+    // Copies [data, data + size) of the mapping into `out` by reading the file (pread): no page
+    // of the mapping becomes resident, whatever the OS would map around a fault (rows read now
+    // and then from a released range: the screened head's candidates). Copies from the mapping
+    // where the file cannot be read.
+    void read_into(const std::uint8_t* data, std::size_t size, void* out) const;
     // Hints that the whole mapping will be read soon (prefetch); harmless if unsupported.
     void advise_will_need() const;
     // Drops the pages of [data, data + size) from this process's resident set (they are read

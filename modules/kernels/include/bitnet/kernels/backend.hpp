@@ -14,7 +14,9 @@
 // (ActivationPrecision::Float), the "no activation quantization" variant.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -70,11 +72,17 @@ class Backend {
     // that can be among them computed — the same rows and values.
     virtual void matmul_top_k(const WeightView& w, const float* x, const TopKRule& rule,
                               std::vector<ScoredRow>& out) const;
+    // How a backend reads the rows of a matrix it computes only a few at a time (the screened
+    // head's candidates): copies `bytes` at `at` into `out`. Empty: through the pointer.
+    using RowReader = std::function<void(const std::uint8_t* at, std::size_t bytes, void* out)>;
     // Makes matmul_argmax's and matmul_top_k's screening copy of an F16 matrix (the output head):
     // int8 rows read instead of the F16 ones, 1 byte per weight instead of 2. Returns its bytes; 0
     // where this backend does not screen (the default).
-    virtual std::uint64_t prepare_screened_head(const WeightView& w) const {
+    // `reader` then reads the rows left to compute (a file read keeps the matrix's pages from
+    // becoming resident).
+    virtual std::uint64_t prepare_screened_head(const WeightView& w, RowReader reader) const {
         (void)w;
+        (void)reader;
         return 0;
     }
     // Row `index` of W, dequantized to f32 (token embedding lookup).

@@ -79,6 +79,9 @@ class GgufFile {
     const GgufTensorInfo& tensor(std::string_view name) const;  // throws NotFound
     // Releases a tensor's pages from the resident set (memory-mapped files only).
     void release_pages(const GgufTensorInfo& t) const;
+    // Copies `size` bytes at `data` (inside a tensor) into `out` by reading the file, leaving
+    // the mapping's pages untouched (MappedFile::read_into); a plain copy for in-memory files.
+    void read_into(const std::uint8_t* data, std::size_t size, void* out) const;
     // Moves the file's bytes into huge-page private memory at the same addresses (see
     // MappedFile::copy_to_huge_pages); false for in-memory files or where it cannot be done.
     // Const like release_pages: the bytes and their addresses do not change.
