@@ -26,12 +26,14 @@ double relative_l2(std::span<const float> a, std::span<const float> b) {
 
 std::unique_ptr<inference::Engine> load(const std::string& path, const std::string& kernel = "auto",
                                         std::int64_t context = 256,
-                                        models::KvType kv = models::KvType::F16) {
+                                        models::KvType kv = models::KvType::F16,
+                                        const std::string& head = "auto") {
     inference::EngineOptions o;
     o.model_path = path;
     o.kernel = kernel;
     o.context = context;
     o.kv_type = kv;
+    o.head = head;
     o.threads = 2;
     o.device = "cpu";
     return inference::Engine::load(o);
@@ -99,14 +101,8 @@ TEST_CASE("greedy and top-k tokens through the CPU's screened head equal the who
     // head f16: every row every token.
     test::TempDir dir("engine-screened");
     const std::string path = test::write_synthetic_model(dir, "small", 8);
-    inference::EngineOptions o;
-    o.model_path = path;
-    o.device = "cpu";
-    o.context = 128;
-    o.threads = 2;
-    auto whole = inference::Engine::load(o);  // head auto
-    o.head = "f16";
-    auto plain = inference::Engine::load(o);
+    auto whole = load(path, "auto", 128, models::KvType::F16, "auto");
+    auto plain = load(path, "auto", 128, models::KvType::F16, "f16");
     const bool screened =
         whole->weight_bytes_per_token(true) < whole->weight_bytes_per_token(false);
     if (!screened) WARN("no screening head on this CPU (needs AVX2, F16C, FMA): both read F16");
