@@ -216,10 +216,10 @@ std::unique_ptr<Engine> Engine::load(const EngineOptions& options) {
 }
 
 // Greedy and top-k tokens on the CPU read the head through an int8 screening copy (the
-// backend's matmul_argmax and matmul_top_k; the same tokens as the F16 head): made once here, after
-// which only the rows the screening leaves, and the embedding rows, are read from the F16 matrix,
-// so its pages go back to the file (not copied into huge pages, not resident: peak RSS grows by the
-// copy's 328 MB less the F16 head's 657 MB on 2b4t).
+// backend's matmul_argmax and matmul_top_k; the same tokens as the F16 head): made once here,
+// after which only the rows the screening leaves, and the embedding rows, are read from the F16
+// matrix, so its pages go back to the file (not copied into huge pages, not resident: on 2b4t
+// the copy's 328 MB are resident instead of the F16 head's 657 MB).
 void Engine::screen_head() {
     const kernels::WeightView& head = model_->output_weight();
     if (head.type != quant::TypeId::F16) return;
@@ -370,17 +370,17 @@ GenerationResult Engine::generate(const GenerationRequest& request, const TextCa
     const SamplingParams& sampling = request.sampling;
     const std::size_t vocab = static_cast<std::size_t>(model_->output_weight().rows);
     const bool greedy = sampling.is_greedy();
-    const bool device_top_k = (gpu_ != nullptr || screened_head_bytes_ > 0) && !greedy &&
-                              sampling.top_k > 0 && sampling.top_k <= kernels::kMaxGpuTopK &&
-                              static_cast<std::size_t>(sampling.top_k) < vocab;
-    m.weight_bytes_per_token = weight_bytes_per_token(greedy || device_top_k);
+    const bool pass_top_k = (gpu_ != nullptr || screened_head_bytes_ > 0) && !greedy &&
+                            sampling.top_k > 0 && sampling.top_k <= kernels::kMaxGpuTopK &&
+                            static_cast<std::size_t>(sampling.top_k) < vocab;
+    m.weight_bytes_per_token = weight_bytes_per_token(greedy || pass_top_k);
     std::span<const float> logits;
     std::int32_t device_choice = -1;
     std::vector<Sampler::Candidate> candidates;
     auto forward = [&](std::span<const std::int32_t> fresh, std::int64_t start) {
         if (greedy)
             device_choice = run_greedy(fresh, start);
-        else if (device_top_k)
+        else if (pass_top_k)
             run_top_k(fresh, start, sampling, state.penalized_ids(vocab), candidates);
         else
             logits = run_last(fresh, start);
@@ -402,9 +402,9 @@ GenerationResult Engine::generate(const GenerationRequest& request, const TextCa
             break;
         }
         std::int32_t next = device_choice;
-        const bool more = greedy         ? state.accept_token(next)
-                          : device_top_k ? state.accept_candidates(candidates, next)
-                                         : state.accept(logits, next);
+        const bool more = greedy       ? state.accept_token(next)
+                          : pass_top_k ? state.accept_candidates(candidates, next)
+                                       : state.accept(logits, next);
         if (first) {
             m.time_to_first_token_ms = total.milliseconds();
             first = false;
