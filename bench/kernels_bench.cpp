@@ -97,6 +97,20 @@ void BM_TL1_ffn_up(benchmark::State& s) {
 void BM_TL2_ffn_up(benchmark::State& s) {
     matmul(s, TypeId::I2_S, 6912, 2560, bitnet::kernels::CpuIsa::Best, Kernel::Tl2);
 }
+// Decode's regimes apart: 16 FFN-up matrices' rows (70 MB, past the L3: streamed from memory as
+// in a whole model's decode) and 1024 rows (in L2: the kernels' arithmetic alone).
+void BM_I2S_stream_110592x2560(benchmark::State& s) {
+    matmul(s, TypeId::I2_S, 6912 * 16, 2560, bitnet::kernels::CpuIsa::Best);
+}
+void BM_TL2_stream_110592x2560(benchmark::State& s) {
+    matmul(s, TypeId::I2_S, 6912 * 16, 2560, bitnet::kernels::CpuIsa::Best, Kernel::Tl2);
+}
+void BM_I2S_in_l2_1024x2560(benchmark::State& s) {
+    matmul(s, TypeId::I2_S, 1024, 2560, bitnet::kernels::CpuIsa::Best);
+}
+void BM_TL2_in_l2_1024x2560(benchmark::State& s) {
+    matmul(s, TypeId::I2_S, 1024, 2560, bitnet::kernels::CpuIsa::Best, Kernel::Tl2);
+}
 void BM_TQ2_0_ffn_up(benchmark::State& s) {
     matmul(s, TypeId::TQ2_0, 6912, 2560, bitnet::kernels::CpuIsa::Best);
 }
@@ -158,6 +172,10 @@ BENCHMARK(BM_I2S_amx_ffn_up)
     ->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_TL1_ffn_up)->Args({1, 2})->Args({128, 2})->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_TL2_ffn_up)->Args({1, 2})->Args({128, 2})->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_I2S_stream_110592x2560)->Args({1, 1})->Args({1, 2})->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_TL2_stream_110592x2560)->Args({1, 1})->Args({1, 2})->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_I2S_in_l2_1024x2560)->Args({1, 1})->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_TL2_in_l2_1024x2560)->Args({1, 1})->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_TQ2_0_ffn_up)->Args({1, 2})->Args({128, 2})->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_TQ1_0_ffn_up)->Args({1, 2})->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_Q8_0_output_2560x128256)->Args({1, 2})->Unit(benchmark::kMillisecond);

@@ -386,7 +386,7 @@ void check_lookup_kernel(const kernels::Backend& lut) {
     auto reference = kernels::make_reference_backend();
     std::mt19937 rng(23);
     std::vector<Matrix> alive;  // the backend keys its repacked copies by address
-    for (const std::int64_t rows : {1, 31, 32, 33, 63, 64, 70})
+    for (const std::int64_t rows : {1, 31, 32, 33, 63, 64, 70, 127, 130})
         for (const std::int64_t cols : {128, 384, 2560, 6912})
             for (const std::int64_t tokens : {1, 3, 9}) {
                 alive.push_back(

@@ -45,6 +45,7 @@ struct LutCaches {
 struct Tl1 {
     using Weights = detail::Tl1Weights;
     static constexpr std::int64_t kRows = detail::kTl1Rows;
+    static constexpr std::int64_t kDecodeGroups = 2;  // row groups per pass of one token
     static auto& cache(LutCaches& c) { return c.tl1; }
     static Weights repack(const std::uint8_t* d, std::int64_t rows, std::int64_t cols) {
         return detail::repack_tl1(d, rows, cols);
@@ -62,6 +63,7 @@ struct Tl1 {
 struct Tl2 {
     using Weights = detail::Tl2Weights;
     static constexpr std::int64_t kRows = detail::kTl2Rows;
+    static constexpr std::int64_t kDecodeGroups = detail::kTl2DecodeGroups;
     static auto& cache(LutCaches& c) { return c.tl2; }
     static Weights repack(const std::uint8_t* d, std::int64_t rows, std::int64_t cols) {
         return detail::repack_tl2(d, rows, cols);
@@ -310,7 +312,7 @@ class CpuBackend final : public Backend {
     std::vector<std::string> kernel_names() const override {
         const std::string i2s =
             lut_ == LutKernel::Tl1   ? "i2_s tl1 lookup tables (avx2 pshufb)"
-            : lut_ == LutKernel::Tl2 ? "i2_s tl2 lookup tables (avx512 vpermb)"
+            : lut_ == LutKernel::Tl2 ? "i2_s tl2 lookup tables (avx512 vpermw)"
             : i2s_measured_
                 ? std::string(detail::i2s_kernel_name(detail::best_i2s_kernel(1))) + " (decode), " +
                       detail::i2s_kernel_name(detail::best_i2s_kernel(8)) + " (prefill)" +
@@ -543,8 +545,10 @@ class CpuBackend final : public Backend {
         for (const MatmulJob& j : jobs) lut_packed_.push_back(&lut_weights<Lut>(*j.w));
         // Tasks of whole row groups, sized as the I2_S tasks are (decode: ~256 kB of weights, so
         // each task's prefetch runs ahead of most of its reads).
+        // (whole passes of the decode kernel: a task's last groups would go one at a time)
+        const std::int64_t task_unit = Lut::kRows * (n_tokens == 1 ? Lut::kDecodeGroups : 1);
         const std::int64_t rows_per_task =
-            std::max<std::int64_t>(1, i2s_rows_per_task(k, n_tokens) / Lut::kRows) * Lut::kRows;
+            std::max<std::int64_t>(1, i2s_rows_per_task(k, n_tokens) / task_unit) * task_unit;
         tasks_.clear();
         dot_offsets_.clear();
         std::int64_t total_rows = 0;
@@ -702,7 +706,7 @@ std::string fastest_ternary_kernel() {
                 name = "tl1";
             }
         }
-        if (f.avx512f && f.avx512bw && f.avx512vbmi) {
+        if (f.avx512f && f.avx512bw) {
             if (const double t = seconds(*make_tl2_backend(1)); t < best) {
                 best = t;
                 name = "tl2";
@@ -722,9 +726,9 @@ std::unique_ptr<Backend> make_tl1_backend(int threads) {
 
 std::unique_ptr<Backend> make_tl2_backend(int threads) {
     const CpuFeatures& f = cpu_features();
-    if (!(f.avx512f && f.avx512bw && f.avx512vbmi))
+    if (!(f.avx512f && f.avx512bw))
         fail(ErrorCode::Unsupported,
-             "--kernel tl2 needs AVX-512 VBMI (vpermb), which this CPU lacks; use --kernel tl1 "
+             "--kernel tl2 needs AVX-512BW (vpermw), which this CPU lacks; use --kernel tl1 "
              "or i2s");
     return std::make_unique<CpuBackend>(threads, detail::I2sKernel::Avx2, LutKernel::Tl2);
 }

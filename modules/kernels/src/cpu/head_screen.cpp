@@ -3,7 +3,6 @@
 #include "avx512_intrinsics.hpp"  // (see there)
 
 #include <omp.h>
-#include <sys/mman.h>
 
 #include <algorithm>
 #include <cmath>
@@ -241,36 +240,24 @@ void screen_dots(ScreenKernel kernel, const std::int8_t* rows, std::int64_t stri
     }
 }
 
-void ScreenedHead::Free::operator()(std::int8_t* p) const {
-    std::free(p);
-}
-
 ScreenedHead::ScreenedHead(const std::uint16_t* w, std::int64_t rows, std::int64_t cols,
                            int threads)
     : rows_(rows), cols_(cols), stride_((cols + kStrideAlign - 1) / kStrideAlign * kStrideAlign) {
     if (!cpu_features().f16c || !cpu_features().avx2 || !cpu_features().fma)
         fail(ErrorCode::Unsupported, "the screening head needs AVX2, F16C and FMA");
-    // 2 MB aligned and asked for huge pages before the first touch: the rows are streamed once
-    // per token like the weights (keep_weights_in_huge_pages).
-    constexpr std::size_t kHugePage = 2u << 20;
-    const std::size_t size =
-        (static_cast<std::size_t>(rows) * static_cast<std::size_t>(stride_) + kHugePage - 1) /
-        kHugePage * kHugePage;
-    codes_.reset(static_cast<std::int8_t*>(std::aligned_alloc(kHugePage, size)));
-    if (codes_ == nullptr)
-        fail(ErrorCode::OutOfMemory, "no memory for the screening head's " +
-                                         std::to_string(size >> 20) + " MB of int8 rows");
-    ::madvise(codes_.get(), size, MADV_HUGEPAGE);
+    // In huge pages: the rows are streamed once per token like the weights.
+    codes_ = HugePageBytes(static_cast<std::size_t>(rows) * static_cast<std::size_t>(stride_), -1,
+                           "the screening head's int8 rows");
     scale_.resize(static_cast<std::size_t>(rows));
     slack_.resize(static_cast<std::size_t>(rows));
     abs_code_sum_.resize(static_cast<std::size_t>(rows));
 #pragma omp parallel for schedule(dynamic, 256) num_threads(threads)
     for (std::int64_t r = 0; r < rows; ++r) {
-        std::int8_t* codes = codes_.get() + r * stride_;
-        const RowCodes c = quantize_row_f16c(w + r * cols, cols, codes);
-        std::memset(codes + cols, 0, static_cast<std::size_t>(stride_ - cols));
+        std::int8_t* row = codes() + r * stride_;
+        const RowCodes c = quantize_row_f16c(w + r * cols, cols, row);
+        std::memset(row + cols, 0, static_cast<std::size_t>(stride_ - cols));
         std::int32_t abs_sum = 0;
-        for (std::int64_t j = 0; j < cols; ++j) abs_sum += std::abs(std::int32_t{codes[j]});
+        for (std::int64_t j = 0; j < cols; ++j) abs_sum += std::abs(std::int32_t{row[j]});
         const auto i = static_cast<std::size_t>(r);
         scale_[i] = c.scale;
         abs_code_sum_[i] = abs_sum;
@@ -323,8 +310,7 @@ float ScreenedHead::compute_bounds(const float* x, ScreenKernel kernel, int thre
     for (std::int64_t t = 0; t < tasks; ++t) {
         const std::int64_t r0 = t * per_task, count = std::min(per_task, rows_ - r0);
         std::int64_t dots[kTaskRows];
-        screen_dots(kernel, codes_.get() + r0 * stride_, stride_, count, input_.data(), prefetch,
-                    dots);
+        screen_dots(kernel, codes() + r0 * stride_, stride_, count, input_.data(), prefetch, dots);
         // (rows with non-finite weights: scale 0 and slack +inf, so [-inf, +inf])
         for (std::int64_t i = 0; i < count; ++i) {
             const auto r = static_cast<std::size_t>(r0 + i);

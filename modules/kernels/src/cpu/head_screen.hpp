@@ -14,8 +14,9 @@
 // it; on the 2b4t head 1 to 72 of 128,256 rows remain (docs/performance.md).
 #pragma once
 
+#include "huge_page_bytes.hpp"
+
 #include <cstdint>
-#include <memory>
 #include <span>
 #include <vector>
 
@@ -66,10 +67,9 @@ class ScreenedHead {
 
   private:
     std::int64_t rows_ = 0, cols_ = 0, stride_ = 0;  // stride: cols rounded up to 64
-    struct Free {
-        void operator()(std::int8_t* p) const;
-    };
-    std::unique_ptr<std::int8_t[], Free> codes_;  // rows x stride, zero padded
+    std::int8_t* codes() { return reinterpret_cast<std::int8_t*>(codes_.data()); }
+    const std::int8_t* codes() const { return reinterpret_cast<const std::int8_t*>(codes_.data()); }
+    HugePageBytes codes_;  // rows x stride int8, zero padded
     std::vector<float> scale_, slack_;
     std::vector<std::int32_t> abs_code_sum_;
     // Per call (kept to allocate nothing per token).

@@ -2,7 +2,6 @@
 
 #include <immintrin.h>
 #include <omp.h>
-#include <sys/mman.h>
 
 #include <algorithm>
 #include <chrono>
@@ -12,6 +11,7 @@
 
 #include "bitnet/common/cpu_features.hpp"
 #include "bitnet/common/error.hpp"
+#include "huge_page_bytes.hpp"
 #include "prefetch.hpp"
 
 namespace bitnet::kernels {
@@ -87,13 +87,10 @@ std::uint64_t sum_chunk(const std::uint8_t* p, bool avx2) {
 double measure_read_bandwidth_gbs(int threads, std::uint64_t bytes, int repeats) {
     constexpr std::uint64_t kHugePage = 2ull << 20;
     bytes = (bytes + kHugePage - 1) / kHugePage * kHugePage;
-    std::unique_ptr<std::uint8_t, decltype(&std::free)> buffer(
-        static_cast<std::uint8_t*>(std::aligned_alloc(kHugePage, bytes)), &std::free);
-    if (!buffer) fail(ErrorCode::OutOfMemory, "memory read test: cannot allocate its buffer");
     // The same kind of pages the weights stream from on the CPU (the engine copies them into
-    // huge pages): a floor read from 4 kB pages would flatter the kernels.
-    ::madvise(buffer.get(), bytes, MADV_HUGEPAGE);
-    std::memset(buffer.get(), 1, bytes);  // fault every page in before timing
+    // huge pages): a floor read from 4 kB pages would flatter the kernels. Every page is
+    // faulted in (filled) before timing.
+    detail::HugePageBytes buffer(bytes, 1, "the memory read test's buffer");
     const bool avx2 = cpu_features().avx2;
     const auto chunks = static_cast<std::int64_t>(bytes / kChunk);
     double best = 1e30;
@@ -105,7 +102,7 @@ double measure_read_bandwidth_gbs(int threads, std::uint64_t bytes, int repeats)
         const bool prefetch = rep % 2 == 0, two_streams = avx2 && rep % 4 >= 2 && half > 0;
         const auto start = std::chrono::steady_clock::now();
         std::uint64_t total = 0;
-        const std::uint8_t* base = buffer.get();
+        const std::uint8_t* base = buffer.data();
         if (two_streams) {
 #pragma omp parallel for num_threads(threads) reduction(+ : total) schedule(static)
             for (std::int64_t i = 0; i < threads * half; ++i) {

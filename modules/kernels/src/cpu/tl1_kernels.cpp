@@ -19,7 +19,8 @@ Tl1Weights repack_tl1(const std::uint8_t* i2s, std::int64_t rows, std::int64_t c
     w.rows = rows;
     w.cols = cols;
     const std::int64_t positions = cols / 4, groups = (rows + kTl1Rows - 1) / kTl1Rows;
-    w.bytes.assign(static_cast<std::size_t>(groups * positions * kTl1Rows), 0x55);  // codes 1
+    w.bytes = HugePageBytes(static_cast<std::size_t>(groups * positions * kTl1Rows), 0x55,
+                            "the TL1 copy of the weights");  // codes 1
     for (std::int64_t r = 0; r < rows; ++r) {
         const std::uint8_t* src = i2s + r * positions;
         std::uint8_t* dst = w.bytes.data() + (r / kTl1Rows) * positions * kTl1Rows + r % kTl1Rows;

@@ -7,6 +7,8 @@
 // Sums of lookups are the exact integer dot sum (c-1)*q, so results equal the reference.
 #pragma once
 
+#include "huge_page_bytes.hpp"
+
 #include <cstdint>
 #include <vector>
 
@@ -17,7 +19,7 @@ constexpr std::int64_t kTl1Rows = 32;  // rows looked up together
 // I2_S rows (cols/4 bytes each) regrouped: for group g of 32 rows and byte position p, the 32
 // rows' bytes are contiguous (rows past the matrix are code 1, i.e. zero).
 struct Tl1Weights {
-    std::vector<std::uint8_t> bytes;
+    HugePageBytes bytes;  // huge pages: decode streams them once per token
     std::int64_t rows = 0, cols = 0;
 };
 Tl1Weights repack_tl1(const std::uint8_t* i2s, std::int64_t rows, std::int64_t cols);

@@ -9,61 +9,63 @@
 namespace bitnet::kernels::detail {
 
 namespace {
-constexpr std::int64_t kGroupBytes = 40;  // per triple and 64 rows: 32 nibble bytes + 8 bit bytes
-constexpr std::int64_t kTableBytes = 64;  // per triple: 32 low bytes + 32 high bytes
-constexpr std::int64_t kFlushEvery = 64;  // triples (|sum| <= 384 each) per int16 accumulator
+constexpr std::int64_t kTrioCols = 9;     // columns per 16-bit word: three triples
+constexpr std::int64_t kWordsBytes = 64;  // per trio and group: 32 rows' words
+constexpr std::int64_t kTableBytes = 64;  // per triple: 32 int16 entries (27 used)
+// Trios per int16 accumulator before it is widened: 21 trios = 63 lookups of |sum| <= 3 * 128,
+// 24,192 < 32,767.
+constexpr std::int64_t kFlushTrios = 21;
+
+std::int64_t trios_of(std::int64_t cols) {
+    return (cols + kTrioCols - 1) / kTrioCols;
+}
 }  // namespace
 
 Tl2Weights repack_tl2(const std::uint8_t* i2s, std::int64_t rows, std::int64_t cols) {
     Tl2Weights w;
     w.rows = rows;
     w.cols = cols;
-    w.triples = (cols + 2) / 3;
-    const std::int64_t groups = (rows + kTl2Rows - 1) / kTl2Rows;
-    w.bytes.assign(static_cast<std::size_t>(groups * w.triples * kGroupBytes), 0);
-    const std::int64_t padded = w.triples * 3;
-    // One group's codes (I2_S: byte j of a 128-block holds elements j, j+32, j+64, j+96 from
-    // the high bits down); padding rows and columns are code 1, the value 0.
-    std::vector<std::uint8_t> codes(static_cast<std::size_t>(kTl2Rows * padded));
-    for (std::int64_t g = 0; g < groups; ++g) {
+    w.trios = trios_of(cols);
+    w.groups = (rows + kTl2Rows - 1) / kTl2Rows;
+    w.bytes = HugePageBytes(static_cast<std::size_t>(w.groups * w.trios * kWordsBytes), 0,
+                            "the TL2 copy of the weights");
+    const std::int64_t padded = w.trios * kTrioCols;
+    // One row's codes (I2_S: byte j of a 128-block holds elements j, j+32, j+64, j+96 from the
+    // high bits down); padding columns are code 1, the value 0, and padding rows all words 0
+    // (index 0 = codes 0,0,0: their lookups are computed and never stored).
+    std::vector<std::uint8_t> codes(static_cast<std::size_t>(padded));
+    for (std::int64_t r = 0; r < rows; ++r) {
         std::fill(codes.begin(), codes.end(), std::uint8_t{1});
-        for (std::int64_t lane = 0; lane < kTl2Rows && g * kTl2Rows + lane < rows; ++lane) {
-            const std::uint8_t* row = i2s + (g * kTl2Rows + lane) * (cols / 4);
-            std::uint8_t* c0 = codes.data() + lane * padded;
-            for (std::int64_t b = 0; b < cols / 128; ++b)
-                for (int j = 0; j < 32; ++j) {
-                    const std::uint8_t byte = row[b * 32 + j];
-                    std::uint8_t* c = c0 + b * 128 + j;
-                    c[0] = byte >> 6;
-                    c[32] = (byte >> 4) & 3;
-                    c[64] = (byte >> 2) & 3;
-                    c[96] = byte & 3;
-                }
-        }
-        std::uint8_t* group = w.bytes.data() + g * w.triples * kGroupBytes;
-        for (std::int64_t i = 0; i < w.triples; ++i) {
-            // One triple of all 64 rows built in registers, then stored once.
-            std::uint8_t nibbles[32];
-            std::uint64_t bit4 = 0;
-            for (std::int64_t lane = 0; lane < 32; ++lane) {
-                const std::uint8_t* lo = codes.data() + lane * padded + 3 * i;
-                const std::uint8_t* hi = lo + 32 * padded;
-                const int a = 9 * lo[0] + 3 * lo[1] + lo[2];
-                const int b = 9 * hi[0] + 3 * hi[1] + hi[2];
-                nibbles[lane] = static_cast<std::uint8_t>((a & 15) | (b & 15) << 4);
-                bit4 |= static_cast<std::uint64_t>(a >> 4) << lane;
-                bit4 |= static_cast<std::uint64_t>(b >> 4) << (lane + 32);
+        const std::uint8_t* row = i2s + r * (cols / 4);
+        for (std::int64_t b = 0; b < cols / 128; ++b)
+            for (int j = 0; j < 32; ++j) {
+                const std::uint8_t byte = row[b * 32 + j];
+                std::uint8_t* c = codes.data() + b * 128 + j;
+                c[0] = byte >> 6;
+                c[32] = (byte >> 4) & 3;
+                c[64] = (byte >> 2) & 3;
+                c[96] = byte & 3;
             }
-            std::uint8_t* t = group + i * kGroupBytes;
-            std::memcpy(t, nibbles, 32);
-            std::memcpy(t + 32, &bit4, 8);
+        std::uint8_t* out =
+            w.bytes.data() + (r / kTl2Rows) * w.trios * kWordsBytes + (r % kTl2Rows) * 2;
+        for (std::int64_t t = 0; t < w.trios; ++t) {
+            const std::uint8_t* c = codes.data() + t * kTrioCols;
+            std::uint16_t word = 0;
+            for (int k = 0; k < 3; ++k)
+                word |= static_cast<std::uint16_t>((9 * c[3 * k] + 3 * c[3 * k + 1] + c[3 * k + 2])
+                                                   << (5 * k));
+            std::memcpy(out + t * kWordsBytes, &word, 2);
         }
     }
     return w;
 }
 
+const std::uint8_t* Tl2Weights::group_words(std::int64_t g) const {
+    return bytes.data() + g * trios * kWordsBytes;
+}
+
 std::int64_t tl2_table_bytes(std::int64_t cols) {
-    return (cols + 2) / 3 * kTableBytes;
+    return trios_of(cols) * 3 * kTableBytes;
 }
 
 __attribute__((target("avx512f,avx512bw"))) void build_tl2_tables(const std::int8_t* q,
@@ -78,107 +80,175 @@ __attribute__((target("avx512f,avx512bw"))) void build_tl2_tables(const std::int
     }
     const __m512i v0 = _mm512_load_si512(d0), v1 = _mm512_load_si512(d1),
                   v2 = _mm512_load_si512(d2);
-    const std::int64_t triples = (cols + 2) / 3;
+    const std::int64_t triples = trios_of(cols) * 3;
     for (std::int64_t i = 0; i < triples; ++i) {
         auto act = [&](std::int64_t k) -> short { return k < cols ? q[k] : 0; };
         const __m512i sum = _mm512_add_epi16(
             _mm512_add_epi16(_mm512_mullo_epi16(v0, _mm512_set1_epi16(act(3 * i))),
                              _mm512_mullo_epi16(v1, _mm512_set1_epi16(act(3 * i + 1)))),
             _mm512_mullo_epi16(v2, _mm512_set1_epi16(act(3 * i + 2))));
-        std::int8_t* out = tables + i * kTableBytes;
-        _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), _mm512_cvtepi16_epi8(sum));
-        _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + 32),
-                            _mm512_cvtepi16_epi8(_mm512_srai_epi16(sum, 8)));
+        _mm512_storeu_si512(tables + i * kTableBytes, sum);
     }
 }
 
 namespace {
+// How far ahead decode asks for each group's lines. A pass streams 8 groups at once, so 256
+// bytes ahead in each keeps 2 kB in flight; 4 kB (the I2_S kernels' distance) in each of 8
+// streams is the size of L1 and evicted lines before their use (kernels_bench, a 70 MB matrix,
+// 2 threads: 256 and 512 bytes 1.07-1.27x the I2_S kernel's rate, 1-2 kB 0.8-1.0x).
+constexpr int kPrefetchAhead = 256;
 
-// The 64 rows' indices (0..26) of one triple from its group bytes: 32 nibble bytes (rows
-// 0..31 low, 32..63 high) and 8 bytes of fifth bits.
-__attribute__((target("avx512f,avx512bw,avx512vbmi"), always_inline)) inline __m512i triple_indices(
-    const std::uint8_t* g) {
-    const __m256i nibble = _mm256_set1_epi8(0x0f);
-    const __m256i packed = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(g));
-    const __m256i lo = _mm256_and_si256(packed, nibble);
-    const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(packed, 4), nibble);
-    const __m512i index = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
-    __mmask64 bit4;
-    __builtin_memcpy(&bit4, g + 32, 8);
-    return _mm512_mask_add_epi8(index, bit4, index, _mm512_set1_epi8(16));
+// One trio's lookups for 32 rows: `words` indexes the three tables t0, t1, t2 (vpermw reads
+// each word's low 5 bits), the int16 sums added to `acc`.
+__attribute__((target("avx512f,avx512bw"), always_inline)) inline __m512i add_trio(
+    __m512i acc, __m512i words, __m512i t0, __m512i t1, __m512i t2) {
+    acc = _mm512_add_epi16(acc, _mm512_permutexvar_epi16(words, t0));
+    acc = _mm512_add_epi16(acc, _mm512_permutexvar_epi16(_mm512_srli_epi16(words, 5), t1));
+    return _mm512_add_epi16(acc, _mm512_permutexvar_epi16(_mm512_srli_epi16(words, 10), t2));
 }
 
-// The triple's table (t8: 32 low bytes, 32 high bytes of the 27 int16 partial sums) looked up
-// at `index`, added to the int16 accumulators (acc_a: rows 16L..16L+7 of 128-bit lane L,
-// acc_b: rows 16L+8..16L+15).
-__attribute__((target("avx512f,avx512bw,avx512vbmi"), always_inline)) inline void add_lookups(
-    __m512i index, const std::int8_t* t8, __m512i& acc_a, __m512i& acc_b) {
-    const __m512i t_lo =
-        _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(t8)));
-    const __m512i t_hi =
-        _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(t8 + 32)));
-    const __m512i r1 = _mm512_permutexvar_epi8(index, t_lo);
-    const __m512i r2 = _mm512_permutexvar_epi8(index, t_hi);
-    acc_a = _mm512_add_epi16(acc_a, _mm512_unpacklo_epi8(r1, r2));
-    acc_b = _mm512_add_epi16(acc_b, _mm512_unpackhi_epi8(r1, r2));
-}
-
-// The accumulators' rows added into the group's 32-bit sums.
+// The int16 sums of 32 rows added into their 32-bit sums.
 __attribute__((target("avx512f,avx512bw"), always_inline)) inline void widen_into(
-    __m512i acc_a, __m512i acc_b, std::int32_t (&sums)[kTl2Rows]) {
-    alignas(64) std::int16_t la[32], lb[32];
-    _mm512_store_si512(la, acc_a);
-    _mm512_store_si512(lb, acc_b);
-    for (int lane = 0; lane < 4; ++lane)
-        for (int j = 0; j < 8; ++j) {
-            sums[16 * lane + j] += la[8 * lane + j];
-            sums[16 * lane + 8 + j] += lb[8 * lane + j];
-        }
+    __m512i acc, std::int32_t* sums) {
+    const __m512i lo = _mm512_loadu_si512(sums), hi = _mm512_loadu_si512(sums + 16);
+    _mm512_storeu_si512(sums,
+                        _mm512_add_epi32(lo, _mm512_cvtepi16_epi32(_mm512_castsi512_si256(acc))));
+    _mm512_storeu_si512(
+        sums + 16, _mm512_add_epi32(hi, _mm512_cvtepi16_epi32(_mm512_extracti64x4_epi64(acc, 1))));
 }
 
-// NT tokens at once: each triple's 64 indices are formed once and looked up in NT tokens'
-// tables (prefill shares the index work; decode is NT = 1).
-template <int NT>
-__attribute__((target("avx512f,avx512bw,avx512vbmi"))) void tl2_tokens(
-    const Tl2Weights& w, const std::uint8_t* base, const std::int8_t* tables,
-    std::int32_t (*sums)[kTl2Rows]) {
-    const std::int64_t table_bytes = tl2_table_bytes(w.cols);
-    for (std::int64_t i0 = 0; i0 < w.triples; i0 += kFlushEvery) {
-        __m512i acc_a[NT], acc_b[NT];
-        for (int t = 0; t < NT; ++t) acc_a[t] = acc_b[t] = _mm512_setzero_si512();
-        const std::int64_t i1 = std::min(w.triples, i0 + kFlushEvery);
-        for (std::int64_t i = i0; i < i1; ++i) {
-            const std::uint8_t* g = base + i * kGroupBytes;
-            // Decode streams the weights once: ask for lines ahead (see kPrefetchBytes).
-            if (NT == 1)
-                _mm_prefetch(reinterpret_cast<const char*>(g) + kPrefetchBytes, _MM_HINT_T0);
-            const __m512i index = triple_indices(g);
-            for (int t = 0; t < NT; ++t)
-                add_lookups(index, tables + t * table_bytes + i * kTableBytes, acc_a[t], acc_b[t]);
+// Decode (one token), G groups at once: a trio's three tables (192 bytes; a 2560-wide input's
+// tables are 55 kB, past L1) are loaded once for G groups' words (64 bytes each), so with G = 8
+// the tables' lines are 3/8 of the weights' and leave L1's miss slots to the weight stream.
+// The 32-bit sums stay in memory (touched once per kFlushTrios trios).
+template <int G>
+__attribute__((target("avx512f,avx512bw"))) void tl2_decode(const Tl2Weights& w,
+                                                            std::int64_t first_group,
+                                                            const std::int8_t* tables,
+                                                            std::int32_t (*sums)[kTl2Rows]) {
+    const std::uint8_t* base = w.group_words(first_group);
+    const std::int64_t group_bytes = w.trios * kWordsBytes;
+    for (int g = 0; g < G; ++g) std::fill(sums[g], sums[g] + kTl2Rows, 0);
+    for (std::int64_t t0 = 0; t0 < w.trios; t0 += kFlushTrios) {
+        __m512i acc[G];
+        for (int g = 0; g < G; ++g) acc[g] = _mm512_setzero_si512();
+        const std::int64_t t1 = std::min(w.trios, t0 + kFlushTrios);
+        for (std::int64_t t = t0; t < t1; ++t) {
+            const std::int8_t* tab = tables + t * 3 * kTableBytes;
+            const __m512i a = _mm512_loadu_si512(tab), b = _mm512_loadu_si512(tab + kTableBytes),
+                          c = _mm512_loadu_si512(tab + 2 * kTableBytes);
+            for (int g = 0; g < G; ++g) {
+                const std::uint8_t* p = base + g * group_bytes + t * kWordsBytes;
+                // Decode streams the weights once: ask for lines ahead (see kPrefetchBytes).
+                _mm_prefetch(reinterpret_cast<const char*>(p) + kPrefetchAhead, _MM_HINT_T0);
+                acc[g] = add_trio(acc[g], _mm512_loadu_si512(p), a, b, c);
+            }
         }
-        for (int t = 0; t < NT; ++t) widen_into(acc_a[t], acc_b[t], sums[t]);
+        for (int g = 0; g < G; ++g) widen_into(acc[g], sums[g]);
     }
 }
 
-// Decode (one token) over two groups at once, as tl1_decode_pair: a triple's table is 64 bytes
-// per 3 weight columns — for a 2560-wide input 54 kB, past L1 — and with one group its loads
-// set the pace (kernels_bench, Zen 4, in cache: 30.6 GB/s against I2_S's 48.7). With two groups
-// the table lines loaded for the first serve the second from L1.
-__attribute__((target("avx512f,avx512bw,avx512vbmi"))) void tl2_decode_pair(
-    const Tl2Weights& w, const std::uint8_t* base0, const std::uint8_t* base1,
-    const std::int8_t* tables, std::int32_t (*sums)[kTl2Rows]) {
-    for (std::int64_t i0 = 0; i0 < w.triples; i0 += kFlushEvery) {
-        __m512i acc_a[2] = {_mm512_setzero_si512(), _mm512_setzero_si512()};
-        __m512i acc_b[2] = {_mm512_setzero_si512(), _mm512_setzero_si512()};
-        const std::int64_t i1 = std::min(w.triples, i0 + kFlushEvery);
-        for (std::int64_t i = i0; i < i1; ++i) {
-            const std::uint8_t* g[2] = {base0 + i * kGroupBytes, base1 + i * kGroupBytes};
-            for (const std::uint8_t* group : g)
-                _mm_prefetch(reinterpret_cast<const char*>(group) + kPrefetchBytes, _MM_HINT_T0);
-            for (int k = 0; k < 2; ++k)
-                add_lookups(triple_indices(g[k]), tables + i * kTableBytes, acc_a[k], acc_b[k]);
+// NT tokens over one group: each trio's words are loaded and shifted once and looked up in NT
+// tokens' tables (prefill shares the index work).
+template <int NT>
+__attribute__((target("avx512f,avx512bw"))) void tl2_tokens(const Tl2Weights& w, std::int64_t group,
+                                                            const std::int8_t* tables,
+                                                            std::int32_t (*sums)[kTl2Rows]) {
+    const std::uint8_t* base = w.group_words(group);
+    const std::int64_t table_bytes = tl2_table_bytes(w.cols);
+    for (int k = 0; k < NT; ++k) std::fill(sums[k], sums[k] + kTl2Rows, 0);
+    for (std::int64_t t0 = 0; t0 < w.trios; t0 += kFlushTrios) {
+        __m512i acc[NT];
+        for (int k = 0; k < NT; ++k) acc[k] = _mm512_setzero_si512();
+        const std::int64_t t1 = std::min(w.trios, t0 + kFlushTrios);
+        for (std::int64_t t = t0; t < t1; ++t) {
+            const __m512i i0 = _mm512_loadu_si512(base + t * kWordsBytes);
+            const __m512i i1 = _mm512_srli_epi16(i0, 5), i2 = _mm512_srli_epi16(i0, 10);
+            for (int k = 0; k < NT; ++k) {
+                const std::int8_t* tab = tables + k * table_bytes + t * 3 * kTableBytes;
+                acc[k] =
+                    _mm512_add_epi16(acc[k], _mm512_permutexvar_epi16(i0, _mm512_loadu_si512(tab)));
+                acc[k] = _mm512_add_epi16(
+                    acc[k], _mm512_permutexvar_epi16(i1, _mm512_loadu_si512(tab + kTableBytes)));
+                acc[k] = _mm512_add_epi16(
+                    acc[k],
+                    _mm512_permutexvar_epi16(i2, _mm512_loadu_si512(tab + 2 * kTableBytes)));
+            }
         }
-        for (int k = 0; k < 2; ++k) widen_into(acc_a[k], acc_b[k], sums[k]);
+        for (int k = 0; k < NT; ++k) widen_into(acc[k], sums[k]);
+    }
+}
+
+// The rows of `first_group` .. + G - 1 that exist, from sums[g][lane], for token `t`.
+template <int G>
+void store_rows(const Tl2Weights& w, std::int64_t first_group, const std::int32_t (*sums)[kTl2Rows],
+                std::int32_t* dots) {
+    const std::int64_t first_row = first_group * kTl2Rows;
+    const std::int64_t end = std::min(w.rows, first_row + G * kTl2Rows);
+    for (std::int64_t r = first_row; r < end; ++r)
+        dots[r] = sums[(r - first_row) / kTl2Rows][(r - first_row) % kTl2Rows];
+}
+
+// Up to kTl2DecodeGroups groups in one pass (fewer at a matrix's end).
+void decode_pass(const Tl2Weights& w, std::int64_t first_group, std::int64_t n,
+                 const std::int8_t* tables, std::int32_t (*sums)[kTl2Rows]) {
+    static_assert(kTl2DecodeGroups == 8);
+    switch (n) {
+        case 1:
+            return tl2_decode<1>(w, first_group, tables, sums);
+        case 2:
+            return tl2_decode<2>(w, first_group, tables, sums);
+        case 3:
+            return tl2_decode<3>(w, first_group, tables, sums);
+        case 4:
+            return tl2_decode<4>(w, first_group, tables, sums);
+        case 5:
+            return tl2_decode<5>(w, first_group, tables, sums);
+        case 6:
+            return tl2_decode<6>(w, first_group, tables, sums);
+        case 7:
+            return tl2_decode<7>(w, first_group, tables, sums);
+        default:
+            return tl2_decode<8>(w, first_group, tables, sums);
+    }
+}
+
+void tl2_group_tokens(const Tl2Weights& w, std::int64_t group, const std::int8_t* tables,
+                      std::int64_t tokens, std::int32_t* dots, std::int64_t stride) {
+    constexpr int kTokens = 8;
+    const std::int64_t table_bytes = tl2_table_bytes(w.cols);
+    for (std::int64_t t0 = 0; t0 < tokens; t0 += kTokens) {
+        const std::int64_t nt = std::min<std::int64_t>(kTokens, tokens - t0);
+        alignas(64) std::int32_t sums[kTokens][kTl2Rows];
+        const std::int8_t* tab = tables + t0 * table_bytes;
+        switch (nt) {
+            case 1:
+                tl2_tokens<1>(w, group, tab, sums);
+                break;
+            case 2:
+                tl2_tokens<2>(w, group, tab, sums);
+                break;
+            case 3:
+                tl2_tokens<3>(w, group, tab, sums);
+                break;
+            case 4:
+                tl2_tokens<4>(w, group, tab, sums);
+                break;
+            case 5:
+                tl2_tokens<5>(w, group, tab, sums);
+                break;
+            case 6:
+                tl2_tokens<6>(w, group, tab, sums);
+                break;
+            case 7:
+                tl2_tokens<7>(w, group, tab, sums);
+                break;
+            default:
+                tl2_tokens<kTokens>(w, group, tab, sums);
+                break;
+        }
+        for (std::int64_t t = 0; t < nt; ++t)
+            store_rows<1>(w, group, &sums[t], dots + (t0 + t) * stride);
     }
 }
 
@@ -187,58 +257,18 @@ __attribute__((target("avx512f,avx512bw,avx512vbmi"))) void tl2_decode_pair(
 void tl2_dot_groups(const Tl2Weights& w, std::int64_t first_group, std::int64_t count,
                     const std::int8_t* tables, std::int64_t tokens, std::int32_t* dots,
                     std::int64_t stride) {
+    const std::int64_t end = first_group + count;
     std::int64_t g = first_group;
-    for (; tokens == 1 && g + 2 <= first_group + count; g += 2) {
-        std::int32_t sums[2][kTl2Rows] = {};
-        const std::uint8_t* base = w.bytes.data() + g * w.triples * kGroupBytes;
-        tl2_decode_pair(w, base, base + w.triples * kGroupBytes, tables, sums);
-        for (std::int64_t r = g * kTl2Rows; r < std::min(w.rows, (g + 2) * kTl2Rows); ++r)
-            dots[r] = sums[r / kTl2Rows - g][r % kTl2Rows];
-    }
-    for (; g < first_group + count; ++g) tl2_dot_group(w, g, tables, tokens, dots, stride);
-}
-
-void tl2_dot_group(const Tl2Weights& w, std::int64_t group, const std::int8_t* tables,
-                   std::int64_t tokens, std::int32_t* dots, std::int64_t stride) {
-    constexpr int kTokens = 8;
-    const std::uint8_t* base = w.bytes.data() + group * w.triples * kGroupBytes;
-    const std::int64_t first_row = group * kTl2Rows;
-    const std::int64_t rows = std::min<std::int64_t>(kTl2Rows, w.rows - first_row);
-    const std::int64_t table_bytes = tl2_table_bytes(w.cols);
-    for (std::int64_t t0 = 0; t0 < tokens; t0 += kTokens) {
-        const std::int64_t nt = std::min<std::int64_t>(kTokens, tokens - t0);
-        std::int32_t sums[kTokens][kTl2Rows] = {};
-        const std::int8_t* tab = tables + t0 * table_bytes;
-        switch (nt) {
-            case 1:
-                tl2_tokens<1>(w, base, tab, sums);
-                break;
-            case 2:
-                tl2_tokens<2>(w, base, tab, sums);
-                break;
-            case 3:
-                tl2_tokens<3>(w, base, tab, sums);
-                break;
-            case 4:
-                tl2_tokens<4>(w, base, tab, sums);
-                break;
-            case 5:
-                tl2_tokens<5>(w, base, tab, sums);
-                break;
-            case 6:
-                tl2_tokens<6>(w, base, tab, sums);
-                break;
-            case 7:
-                tl2_tokens<7>(w, base, tab, sums);
-                break;
-            default:
-                tl2_tokens<kTokens>(w, base, tab, sums);
-                break;
+    if (tokens == 1) {
+        alignas(64) std::int32_t sums[kTl2DecodeGroups][kTl2Rows];
+        for (; g < end; g += kTl2DecodeGroups) {
+            const std::int64_t n = std::min(kTl2DecodeGroups, end - g);
+            decode_pass(w, g, n, tables, sums);
+            store_rows<kTl2DecodeGroups>(w, g, sums, dots);
         }
-        for (std::int64_t t = 0; t < nt; ++t)
-            for (std::int64_t r = 0; r < rows; ++r)
-                dots[(t0 + t) * stride + first_row + r] = sums[t][r];
+        return;
     }
+    for (; g < end; ++g) tl2_group_tokens(w, g, tables, tokens, dots, stride);
 }
 
 }  // namespace bitnet::kernels::detail

@@ -110,7 +110,8 @@ std::unique_ptr<Backend> make_cpu_backend(int threads = 0, CpuIsa isa = CpuIsa::
 // bit). I2_S weights are repacked (row-interleaved, same 2 bits per weight) by prepare_weights
 // or on first use. Throws Unsupported without AVX2.
 std::unique_ptr<Backend> make_tl1_backend(int threads = 0);
-// The same with TL2 (three weights in 5 bits, vpermb on 64 rows): needs AVX-512 VBMI.
+// The same with TL2 (three weights in 5 bits, three per 16-bit word, vpermw on 32 rows): needs
+// AVX-512BW.
 std::unique_ptr<Backend> make_tl2_backend(int threads = 0);
 // "i2s", "tl1" or "tl2": the fastest of the ternary kernels this CPU has on a short decode +
 // prefill measurement (once per process, a few milliseconds): what `--kernel auto` goes by.
