@@ -4,6 +4,7 @@
 #include <random>
 #include <vector>
 
+#include "bitnet/common/cpu_features.hpp"
 #include "bitnet/common/error.hpp"
 #include "bitnet/kernels/backend.hpp"
 #include "bitnet/quantization/activation.hpp"
@@ -439,7 +440,13 @@ TEST_CASE("TL1 lookup-table kernel equals the reference bit for bit") {
         WARN("SKIPPED: TL1 needs AVX2");
         return;
     }
-    check_lookup_kernel(*kernels::make_tl1_backend(2));
+    check_lookup_kernel(*kernels::make_tl1_backend(2, kernels::CpuIsa::Avx2));
+    if (cpu_features().avx512f && cpu_features().avx512bw) {
+        check_lookup_kernel(*kernels::make_tl1_backend(2));  // vpermw
+        CHECK(kernels::make_tl1_backend(2)->kernel_names()[0].find("vpermw") != std::string::npos);
+    } else {
+        WARN("SKIPPED: TL1's AVX-512BW kernel (this CPU lacks AVX-512BW)");
+    }
 }
 
 TEST_CASE("TL2 lookup-table kernel equals the reference bit for bit") {

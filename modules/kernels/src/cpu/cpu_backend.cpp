@@ -37,9 +37,10 @@ namespace {
 using quant::TypeId;
 
 // The lookup-table kernels (tl1_kernels / tl2_kernels) behind one interface for matmul_lut.
-enum class LutKernel { None, Tl1, Tl2 };
+enum class LutKernel { None, Tl1, Tl1Words, Tl2 };
 struct LutCaches {
     std::unordered_map<const void*, std::unique_ptr<detail::Tl1Weights>> tl1;
+    std::unordered_map<const void*, std::unique_ptr<detail::WordLutWeights>> tl1_words;
     std::unordered_map<const void*, std::unique_ptr<detail::Tl2Weights>> tl2;
 };
 struct Tl1 {
@@ -58,6 +59,26 @@ struct Tl1 {
                            const std::int8_t* t, std::int64_t n, std::int32_t* dots,
                            std::int64_t stride) {
         detail::tl1_dot_groups(w, g, count, t, n, dots, stride);
+    }
+};
+struct Tl1Words {
+    using Weights = detail::WordLutWeights;
+    static constexpr std::int64_t kRows = detail::kWordLutRows;
+    static constexpr std::int64_t kDecodeGroups = detail::kWordLutDecodeGroups;
+    static auto& cache(LutCaches& c) { return c.tl1_words; }
+    static Weights repack(const std::uint8_t* d, std::int64_t rows, std::int64_t cols) {
+        return detail::repack_tl1_words(d, rows, cols);
+    }
+    static std::int64_t table_bytes(std::int64_t cols) {
+        return detail::tl1_words_table_bytes(cols);
+    }
+    static void build_tables(const std::int8_t* q, std::int64_t cols, std::int8_t* t) {
+        detail::build_tl1_word_tables(q, cols, t);
+    }
+    static void dot_groups(const Weights& w, std::int64_t g, std::int64_t count,
+                           const std::int8_t* t, std::int64_t n, std::int32_t* dots,
+                           std::int64_t stride) {
+        detail::tl1_words_dot_groups(w, g, count, t, n, dots, stride);
     }
 };
 struct Tl2 {
@@ -301,6 +322,8 @@ class CpuBackend final : public Backend {
         for (std::size_t i = 0; i < todo.size(); ++i) {
             if (lut_ == LutKernel::Tl1)
                 lut_weights<Tl1>(*todo[i]);
+            else if (lut_ == LutKernel::Tl1Words)
+                lut_weights<Tl1Words>(*todo[i]);
             else
                 lut_weights<Tl2>(*todo[i]);
         }
@@ -311,8 +334,9 @@ class CpuBackend final : public Backend {
     }
     std::vector<std::string> kernel_names() const override {
         const std::string i2s =
-            lut_ == LutKernel::Tl1   ? "i2_s tl1 lookup tables (avx2 pshufb)"
-            : lut_ == LutKernel::Tl2 ? "i2_s tl2 lookup tables (avx512 vpermw)"
+            lut_ == LutKernel::Tl1        ? "i2_s tl1 lookup tables (avx2 pshufb)"
+            : lut_ == LutKernel::Tl1Words ? "i2_s tl1 lookup tables (avx512 vpermw)"
+            : lut_ == LutKernel::Tl2      ? "i2_s tl2 lookup tables (avx512 vpermw)"
             : i2s_measured_
                 ? std::string(detail::i2s_kernel_name(detail::best_i2s_kernel(1))) + " (decode), " +
                       detail::i2s_kernel_name(detail::best_i2s_kernel(8)) + " (prefill)" +
@@ -480,6 +504,10 @@ class CpuBackend final : public Backend {
     void matmul_i2s(std::span<const MatmulJob> jobs, const float* x, std::int64_t n_tokens) const {
         if (lut_ == LutKernel::Tl1) {
             matmul_lut<Tl1>(jobs, x, n_tokens);
+            return;
+        }
+        if (lut_ == LutKernel::Tl1Words) {
+            matmul_lut<Tl1Words>(jobs, x, n_tokens);
             return;
         }
         if (lut_ == LutKernel::Tl2) {
@@ -717,11 +745,14 @@ std::string fastest_ternary_kernel() {
     return fastest;
 }
 
-std::unique_ptr<Backend> make_tl1_backend(int threads) {
-    if (!cpu_features().avx2)
+std::unique_ptr<Backend> make_tl1_backend(int threads, CpuIsa isa) {
+    const CpuFeatures& f = cpu_features();
+    if (!f.avx2)
         fail(ErrorCode::Unsupported,
              "--kernel tl1 needs AVX2, which this CPU lacks; use --kernel i2s");
-    return std::make_unique<CpuBackend>(threads, detail::I2sKernel::Avx2, LutKernel::Tl1);
+    const bool words = f.avx512f && f.avx512bw && isa != CpuIsa::Avx2;
+    return std::make_unique<CpuBackend>(threads, detail::I2sKernel::Avx2,
+                                        words ? LutKernel::Tl1Words : LutKernel::Tl1);
 }
 
 std::unique_ptr<Backend> make_tl2_backend(int threads) {

@@ -8,6 +8,7 @@
 #pragma once
 
 #include "huge_page_bytes.hpp"
+#include "word_lut.hpp"
 
 #include <cstdint>
 #include <vector>
@@ -36,5 +37,15 @@ void tl1_dot_group(const Tl1Weights& w, std::int64_t group, const std::int8_t* t
 void tl1_dot_groups(const Tl1Weights& w, std::int64_t first_group, std::int64_t count,
                     const std::int8_t* tables, std::int64_t tokens, std::int32_t* dots,
                     std::int64_t stride);
+
+// The same on AVX-512BW (tl1_words_kernels.cpp): word_lut.hpp's layout, a unit = two I2_S bytes
+// of a row (8 columns, four pair indices), per token and unit four 16-entry int16 tables
+// (32 bytes each).
+WordLutWeights repack_tl1_words(const std::uint8_t* i2s, std::int64_t rows, std::int64_t cols);
+std::int64_t tl1_words_table_bytes(std::int64_t cols);
+void build_tl1_word_tables(const std::int8_t* q, std::int64_t cols, std::int8_t* tables);
+void tl1_words_dot_groups(const WordLutWeights& w, std::int64_t first_group, std::int64_t count,
+                          const std::int8_t* tables, std::int64_t tokens, std::int32_t* dots,
+                          std::int64_t stride);
 
 }  // namespace bitnet::kernels::detail

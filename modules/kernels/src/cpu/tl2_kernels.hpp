@@ -3,33 +3,25 @@
 // 27 indices 9*c0 + 3*c1 + c2 (5 bits). Three such indices of one row — a "trio", 9 columns —
 // share a 16-bit word, so decode streams 1.78 bits per weight instead of 2 (11% fewer bytes).
 // Per token and triple a 27-entry int16 table holds every sum (c0-1)*a0 + (c1-1)*a1 + (c2-1)*a2;
-// vpermw looks up 32 rows at once (AVX-512BW). It reads only the low 5 bits of each word, so
-// the word itself, the word shifted right by 5 and by 10 index the trio's three tables with no
-// masking, and the lookups are already the int16 partial sums (no byte planes to interleave).
-// Sums of lookups are the exact integer dot, so results equal the reference. (bitnet.cpp folds
+// vpermw looks up 32 rows at once (AVX-512BW; word_lut.hpp), the word itself, shifted right by 5
+// and by 10 indexing the trio's three tables. Sums of lookups are the exact integer dot, so
+// results equal the reference. (bitnet.cpp folds
 // the 27 combinations to 14 plus a sign bit to fit pshufb's 16 entries; vpermw's 32-entry reach
 // makes the fold unnecessary.)
 #pragma once
 
-#include "huge_page_bytes.hpp"
+#include "word_lut.hpp"
 
 #include <cstdint>
 #include <vector>
 
 namespace bitnet::kernels::detail {
 
-constexpr std::int64_t kTl2Rows = 32;         // rows looked up together: one 16-bit word each
-constexpr std::int64_t kTl2DecodeGroups = 8;  // groups per pass of the one-token kernel
+constexpr std::int64_t kTl2Rows = kWordLutRows;
+constexpr std::int64_t kTl2DecodeGroups = kWordLutDecodeGroups;
 
-struct Tl2Weights {
-    // Per group of 32 rows and trio: 32 little-endian words, word j = row j's three indices
-    // (bits 0-4, 5-9, 10-14); groups follow each other, each `trios` * 64 bytes. (Groups
-    // interleaved trio by trio, so a pass of 8 groups reads one stream, decoded no faster.)
-    HugePageBytes bytes;  // huge pages: decode streams them once per token
-    std::int64_t rows = 0, cols = 0, trios = 0, groups = 0;
-
-    const std::uint8_t* group_words(std::int64_t g) const;  // group g's words of trio 0
-};
+// word_lut.hpp's layout with a trio (9 columns; K padded with zero weights) per unit.
+using Tl2Weights = WordLutWeights;
 Tl2Weights repack_tl2(const std::uint8_t* i2s, std::int64_t rows, std::int64_t cols);
 
 std::int64_t tl2_table_bytes(std::int64_t cols);

@@ -106,10 +106,11 @@ bool cpu_isa_supported(CpuIsa isa);
 // split across `threads` OpenMP threads (0 = all physical cores). Not thread-safe: one
 // generation at a time per backend object (it keeps scratch buffers between calls).
 std::unique_ptr<Backend> make_cpu_backend(int threads = 0, CpuIsa isa = CpuIsa::Best);
-// The CPU backend with TL1 lookup-table kernels for I2_S weights (AVX2; same results bit for
-// bit). I2_S weights are repacked (row-interleaved, same 2 bits per weight) by prepare_weights
-// or on first use. Throws Unsupported without AVX2.
-std::unique_ptr<Backend> make_tl1_backend(int threads = 0);
+// The CPU backend with TL1 lookup-table kernels for I2_S weights (same results bit for bit):
+// vpermw on AVX-512BW, pshufb on AVX2 (or `isa` = Avx2). I2_S weights are repacked
+// (row-interleaved, same 2 bits per weight) by prepare_weights or on first use. Throws
+// Unsupported without AVX2.
+std::unique_ptr<Backend> make_tl1_backend(int threads = 0, CpuIsa isa = CpuIsa::Best);
 // The same with TL2 (three weights in 5 bits, three per 16-bit word, vpermw on 32 rows): needs
 // AVX-512BW.
 std::unique_ptr<Backend> make_tl2_backend(int threads = 0);
