@@ -573,8 +573,9 @@ class CpuBackend final : public Backend {
         for (const MatmulJob& j : jobs) lut_packed_.push_back(&lut_weights<Lut>(*j.w));
         // Tasks of whole row groups, sized as the I2_S tasks are (decode: ~256 kB of weights, so
         // each task's prefetch runs ahead of most of its reads).
-        // (whole passes of the decode kernel: a task's last groups would go one at a time)
-        const std::int64_t task_unit = Lut::kRows * (n_tokens == 1 ? Lut::kDecodeGroups : 1);
+        // (whole passes of the decode kernel: a task's last groups would go one at a time; in
+        // prefill a task's groups share its tokens' tables in L2)
+        const std::int64_t task_unit = Lut::kRows * Lut::kDecodeGroups;
         const std::int64_t rows_per_task =
             std::max<std::int64_t>(1, i2s_rows_per_task(k, n_tokens) / task_unit) * task_unit;
         tasks_.clear();

@@ -74,34 +74,42 @@ __attribute__((target("avx512f,avx512bw"))) void decode(const WordLutWeights& w,
     }
 }
 
-// NT tokens over one group: each unit's words are loaded and shifted once and looked up in NT
-// tokens' tables (prefill shares the index work).
-template <class Spec, int NT>
-__attribute__((target("avx512f,avx512bw"))) void tokens(const WordLutWeights& w, std::int64_t group,
+// NT tokens over G groups (prefill): each unit's table of a token, loaded once (from L2: the
+// tokens' tables are 100s of kB), serves G groups, and each group's words serve NT tokens.
+// sums[t * G + g] gets token t's sums of group g.
+template <class Spec, int NT, int G>
+__attribute__((target("avx512f,avx512bw"))) void tokens(const WordLutWeights& w,
+                                                        std::int64_t first_group,
                                                         const std::int8_t* tables,
                                                         std::int32_t (*sums)[kWordLutRows]) {
-    const std::uint8_t* base = w.group_words(group);
+    const std::uint8_t* base = w.group_words(first_group);
+    const std::int64_t group_bytes = w.units * 64;
     const std::int64_t token_table_bytes = w.units * unit_table_bytes<Spec>();
-    for (int t = 0; t < NT; ++t) std::fill(sums[t], sums[t] + kWordLutRows, 0);
+    for (int i = 0; i < NT * G; ++i) std::fill(sums[i], sums[i] + kWordLutRows, 0);
     for (std::int64_t u0 = 0; u0 < w.units; u0 += Spec::kFlushUnits) {
-        __m512i acc[NT];
-        for (int t = 0; t < NT; ++t) acc[t] = _mm512_setzero_si512();
+        __m512i acc[NT][G];
+        for (int t = 0; t < NT; ++t)
+            for (int g = 0; g < G; ++g) acc[t][g] = _mm512_setzero_si512();
         const std::int64_t u1 = std::min(w.units, u0 + Spec::kFlushUnits);
         for (std::int64_t u = u0; u < u1; ++u) {
-            const __m512i words = _mm512_loadu_si512(base + u * 64);
-            __m512i index[Spec::kLookups];
-            for (int k = 0; k < Spec::kLookups; ++k)
-                index[k] = _mm512_srli_epi16(words, k * Spec::kIndexBits);
+            __m512i words[G];
+            for (int g = 0; g < G; ++g)
+                words[g] = _mm512_loadu_si512(base + g * group_bytes + u * 64);
             for (int t = 0; t < NT; ++t) {
                 const std::int8_t* tab =
                     tables + t * token_table_bytes + u * unit_table_bytes<Spec>();
-                for (int k = 0; k < Spec::kLookups; ++k)
-                    acc[t] = _mm512_add_epi16(
-                        acc[t], _mm512_permutexvar_epi16(index[k],
-                                                         Spec::table(tab + k * Spec::kTableBytes)));
+                for (int k = 0; k < Spec::kLookups; ++k) {
+                    const __m512i table = Spec::table(tab + k * Spec::kTableBytes);
+                    for (int g = 0; g < G; ++g)
+                        acc[t][g] = _mm512_add_epi16(
+                            acc[t][g],
+                            _mm512_permutexvar_epi16(
+                                _mm512_srli_epi16(words[g], k * Spec::kIndexBits), table));
+                }
             }
         }
-        for (int t = 0; t < NT; ++t) widen_into(acc[t], sums[t]);
+        for (int t = 0; t < NT; ++t)
+            for (int g = 0; g < G; ++g) widen_into(acc[t][g], sums[t * G + g]);
     }
 }
 
@@ -139,27 +147,34 @@ void decode_pass(const WordLutWeights& w, std::int64_t first_group, std::int64_t
     }
 }
 
-// Up to 8 tokens over one group.
-template <class Spec>
-void tokens_pass(const WordLutWeights& w, std::int64_t group, std::int64_t n,
-                 const std::int8_t* tables, std::int32_t (*sums)[kWordLutRows]) {
-    switch (n) {
+// Up to 4 tokens over up to 4 groups.
+template <class Spec, int NT>
+void tokens_groups(const WordLutWeights& w, std::int64_t first_group, std::int64_t groups,
+                   const std::int8_t* tables, std::int32_t (*sums)[kWordLutRows]) {
+    switch (groups) {
         case 1:
-            return tokens<Spec, 1>(w, group, tables, sums);
+            return tokens<Spec, NT, 1>(w, first_group, tables, sums);
         case 2:
-            return tokens<Spec, 2>(w, group, tables, sums);
+            return tokens<Spec, NT, 2>(w, first_group, tables, sums);
         case 3:
-            return tokens<Spec, 3>(w, group, tables, sums);
-        case 4:
-            return tokens<Spec, 4>(w, group, tables, sums);
-        case 5:
-            return tokens<Spec, 5>(w, group, tables, sums);
-        case 6:
-            return tokens<Spec, 6>(w, group, tables, sums);
-        case 7:
-            return tokens<Spec, 7>(w, group, tables, sums);
+            return tokens<Spec, NT, 3>(w, first_group, tables, sums);
         default:
-            return tokens<Spec, 8>(w, group, tables, sums);
+            return tokens<Spec, NT, 4>(w, first_group, tables, sums);
+    }
+}
+template <class Spec>
+void tokens_pass(const WordLutWeights& w, std::int64_t first_group, std::int64_t groups,
+                 std::int64_t n_tokens, const std::int8_t* tables,
+                 std::int32_t (*sums)[kWordLutRows]) {
+    switch (n_tokens) {
+        case 1:
+            return tokens_groups<Spec, 1>(w, first_group, groups, tables, sums);
+        case 2:
+            return tokens_groups<Spec, 2>(w, first_group, groups, tables, sums);
+        case 3:
+            return tokens_groups<Spec, 3>(w, first_group, groups, tables, sums);
+        default:
+            return tokens_groups<Spec, 4>(w, first_group, groups, tables, sums);
     }
 }
 
@@ -170,7 +185,7 @@ void dot_groups(const WordLutWeights& w, std::int64_t first_group, std::int64_t 
                 const std::int8_t* tables, std::int64_t n_tokens, std::int32_t* dots,
                 std::int64_t stride) {
     const std::int64_t end = first_group + count;
-    alignas(64) std::int32_t sums[8][kWordLutRows];
+    alignas(64) std::int32_t sums[16][kWordLutRows];
     if (n_tokens == 1) {
         for (std::int64_t g = first_group; g < end; g += kWordLutDecodeGroups) {
             const std::int64_t n = std::min(kWordLutDecodeGroups, end - g);
@@ -179,14 +194,19 @@ void dot_groups(const WordLutWeights& w, std::int64_t first_group, std::int64_t 
         }
         return;
     }
+    // Blocks of 4 tokens x 4 groups, tokens outermost: 4 tokens' tables (a 2560-wide input's:
+    // 160-220 kB) stay in L2 while the task's groups' words (4-18 kB a group) go by; groups
+    // outermost would stream every token's tables once per group.
     const std::int64_t token_table_bytes = w.units * unit_table_bytes<Spec>();
-    for (std::int64_t g = first_group; g < end; ++g)
-        for (std::int64_t t0 = 0; t0 < n_tokens; t0 += 8) {
-            const std::int64_t nt = std::min<std::int64_t>(8, n_tokens - t0);
-            tokens_pass<Spec>(w, g, nt, tables + t0 * token_table_bytes, sums);
+    for (std::int64_t t0 = 0; t0 < n_tokens; t0 += 4) {
+        const std::int64_t nt = std::min<std::int64_t>(4, n_tokens - t0);
+        for (std::int64_t g = first_group; g < end; g += 4) {
+            const std::int64_t ng = std::min<std::int64_t>(4, end - g);
+            tokens_pass<Spec>(w, g, ng, nt, tables + t0 * token_table_bytes, sums);
             for (std::int64_t t = 0; t < nt; ++t)
-                store_rows(w, g, 1, &sums[t], dots + (t0 + t) * stride);
+                store_rows(w, g, ng, &sums[t * ng], dots + (t0 + t) * stride);
         }
+    }
 }
 
 }  // namespace bitnet::kernels::detail::word_lut
