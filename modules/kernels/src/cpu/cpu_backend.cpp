@@ -44,62 +44,36 @@ struct LutCaches {
     std::unordered_map<const void*, std::unique_ptr<detail::WordLutWeights>> tl1_words;
     std::unordered_map<const void*, std::unique_ptr<detail::Tl2Weights>> tl2;
 };
-struct Tl1 {
-    using Weights = detail::Tl1Weights;
-    static constexpr std::int64_t kRows = detail::kTl1Rows;
-    static constexpr std::int64_t kDecodeGroups = 2;  // row groups per pass of one token
-    static auto& cache(LutCaches& c) { return c.tl1; }
+// One lookup kernel's repack, tables and dots, and where its copies are kept.
+template <class W, std::int64_t Rows, std::int64_t DecodeGroups, auto Cache, auto Repack,
+          auto TableBytes, auto BuildTables, auto DotGroups>
+struct LutTraits {
+    using Weights = W;
+    static constexpr std::int64_t kRows = Rows;
+    static constexpr std::int64_t kDecodeGroups = DecodeGroups;  // row groups per decode pass
+    static auto& cache(LutCaches& c) { return c.*Cache; }
     static Weights repack(const std::uint8_t* d, std::int64_t rows, std::int64_t cols) {
-        return detail::repack_tl1(d, rows, cols);
+        return Repack(d, rows, cols);
     }
-    static std::int64_t table_bytes(std::int64_t cols) { return detail::tl1_table_bytes(cols); }
+    static std::int64_t table_bytes(std::int64_t cols) { return TableBytes(cols); }
     static void build_tables(const std::int8_t* q, std::int64_t cols, std::int8_t* t) {
-        detail::build_tl1_tables(q, cols, t);
+        BuildTables(q, cols, t);
     }
     static void dot_groups(const Weights& w, std::int64_t g, std::int64_t count,
                            const std::int8_t* t, std::int64_t n, std::int32_t* dots,
                            std::int64_t stride) {
-        detail::tl1_dot_groups(w, g, count, t, n, dots, stride);
+        DotGroups(w, g, count, t, n, dots, stride);
     }
 };
-struct Tl1Words {
-    using Weights = detail::WordLutWeights;
-    static constexpr std::int64_t kRows = detail::kWordLutRows;
-    static constexpr std::int64_t kDecodeGroups = detail::kWordLutDecodeGroups;
-    static auto& cache(LutCaches& c) { return c.tl1_words; }
-    static Weights repack(const std::uint8_t* d, std::int64_t rows, std::int64_t cols) {
-        return detail::repack_tl1_words(d, rows, cols);
-    }
-    static std::int64_t table_bytes(std::int64_t cols) {
-        return detail::tl1_words_table_bytes(cols);
-    }
-    static void build_tables(const std::int8_t* q, std::int64_t cols, std::int8_t* t) {
-        detail::build_tl1_word_tables(q, cols, t);
-    }
-    static void dot_groups(const Weights& w, std::int64_t g, std::int64_t count,
-                           const std::int8_t* t, std::int64_t n, std::int32_t* dots,
-                           std::int64_t stride) {
-        detail::tl1_words_dot_groups(w, g, count, t, n, dots, stride);
-    }
-};
-struct Tl2 {
-    using Weights = detail::Tl2Weights;
-    static constexpr std::int64_t kRows = detail::kTl2Rows;
-    static constexpr std::int64_t kDecodeGroups = detail::kTl2DecodeGroups;
-    static auto& cache(LutCaches& c) { return c.tl2; }
-    static Weights repack(const std::uint8_t* d, std::int64_t rows, std::int64_t cols) {
-        return detail::repack_tl2(d, rows, cols);
-    }
-    static std::int64_t table_bytes(std::int64_t cols) { return detail::tl2_table_bytes(cols); }
-    static void build_tables(const std::int8_t* q, std::int64_t cols, std::int8_t* t) {
-        detail::build_tl2_tables(q, cols, t);
-    }
-    static void dot_groups(const Weights& w, std::int64_t g, std::int64_t count,
-                           const std::int8_t* t, std::int64_t n, std::int32_t* dots,
-                           std::int64_t stride) {
-        detail::tl2_dot_groups(w, g, count, t, n, dots, stride);
-    }
-};
+using Tl1 = LutTraits<detail::Tl1Weights, detail::kTl1Rows, 2, &LutCaches::tl1, &detail::repack_tl1,
+                      &detail::tl1_table_bytes, &detail::build_tl1_tables, &detail::tl1_dot_groups>;
+using Tl1Words =
+    LutTraits<detail::WordLutWeights, detail::kWordLutRows, detail::kWordLutDecodeGroups,
+              &LutCaches::tl1_words, &detail::repack_tl1_words, &detail::tl1_words_table_bytes,
+              &detail::build_tl1_word_tables, &detail::tl1_words_dot_groups>;
+using Tl2 = LutTraits<detail::Tl2Weights, detail::kTl2Rows, detail::kTl2DecodeGroups,
+                      &LutCaches::tl2, &detail::repack_tl2, &detail::tl2_table_bytes,
+                      &detail::build_tl2_tables, &detail::tl2_dot_groups>;
 
 class CpuBackend final : public Backend {
   public:
@@ -563,12 +537,15 @@ class CpuBackend final : public Backend {
         q_.resize(static_cast<std::size_t>(n_tokens * k));
         tables_.resize(static_cast<std::size_t>(n_tokens * table_bytes));
         acts_.resize(static_cast<std::size_t>(n_tokens));
-        // (prefill: tokens on the threads)
+        // Prefill: tokens on the threads. Decode: the one token's tables are built inside the
+        // tasks' parallel region below, on every thread (built by one, the others waited:
+        // ~2% of a decode step).
+        const bool tables_in_region = n_tokens == 1 && threads_ > 1;
 #pragma omp parallel for schedule(static) num_threads(threads_) if (n_tokens > 1)
         for (std::int64_t t = 0; t < n_tokens; ++t) {
             std::int8_t* q = q_.data() + t * k;
             acts_[static_cast<std::size_t>(t)] = quant::quantize_activations_i8(x + t * k, k, q);
-            Lut::build_tables(q, k, tables_.data() + t * table_bytes);
+            if (!tables_in_region) Lut::build_tables(q, k, tables_.data() + t * table_bytes);
         }
         lut_packed_.clear();
         for (const MatmulJob& j : jobs) lut_packed_.push_back(&lut_weights<Lut>(*j.w));
@@ -590,24 +567,46 @@ class CpuBackend final : public Backend {
         }
         dots_.resize(static_cast<std::size_t>(total_rows * n_tokens));
         const auto n_tasks = static_cast<std::int64_t>(tasks_.size());
-#pragma omp parallel for schedule(dynamic, 1) num_threads(threads_)
-        for (std::int64_t i = 0; i < n_tasks; ++i) {
-            const auto& task = tasks_[static_cast<std::size_t>(i)];
-            const WeightView& w = *jobs[task.job].w;
-            const std::int64_t rows = std::min(rows_per_task, w.rows - task.first_row);
-            std::int32_t* d = dots_.data() + dot_offsets_[task.job];
-            Lut::dot_groups(*static_cast<const typename Lut::Weights*>(lut_packed_[task.job]),
-                            task.first_row / Lut::kRows, (rows + Lut::kRows - 1) / Lut::kRows,
-                            tables_.data(), n_tokens, d, w.rows);
-            // The task's outputs while its sums are in this core's cache (a pass after the loop
-            // would be one thread's, the other waiting). The tables hold (code - 1) * q: add S
-            // back for the I2_S rule (exact integers).
-            for (std::int64_t t = 0; t < n_tokens; ++t) {
-                const quant::ActivationScale& act = acts_[static_cast<std::size_t>(t)];
-                for (std::int64_t r = task.first_row; r < task.first_row + rows; ++r)
-                    jobs[task.job].y[t * w.rows + r] =
-                        quant::i2s_output(d[t * w.rows + r] + act.sum, act, w.scale);
+#pragma omp parallel num_threads(threads_)
+        {
+            if (tables_in_region) {
+                // Column chunks of kTableCols (a whole number of every kernel's table units, and
+                // of I2_S blocks): a chunk's tables start at table_bytes(its first column).
+                constexpr std::int64_t kTableCols = 9 * 128;
+                const std::int64_t chunks = (k + kTableCols - 1) / kTableCols;
+                const std::int64_t me = omp_get_thread_num(), all = omp_get_num_threads();
+                const std::int64_t c0 = std::min(k, me * chunks / all * kTableCols);
+                const std::int64_t c1 = std::min(k, (me + 1) * chunks / all * kTableCols);
+                if (c1 > c0)
+                    Lut::build_tables(q_.data() + c0, c1 - c0,
+                                      tables_.data() + Lut::table_bytes(c0));
+#pragma omp barrier
             }
+#pragma omp for schedule(dynamic, 1)
+            for (std::int64_t i = 0; i < n_tasks; ++i)
+                run_lut_task<Lut>(jobs, i, rows_per_task, n_tokens);
+        }
+    }
+
+    // One task of matmul_lut: its rows' dots, then their outputs.
+    template <class Lut>
+    void run_lut_task(std::span<const MatmulJob> jobs, std::int64_t i, std::int64_t rows_per_task,
+                      std::int64_t n_tokens) const {
+        const auto& task = tasks_[static_cast<std::size_t>(i)];
+        const WeightView& w = *jobs[task.job].w;
+        const std::int64_t rows = std::min(rows_per_task, w.rows - task.first_row);
+        std::int32_t* d = dots_.data() + dot_offsets_[task.job];
+        Lut::dot_groups(*static_cast<const typename Lut::Weights*>(lut_packed_[task.job]),
+                        task.first_row / Lut::kRows, (rows + Lut::kRows - 1) / Lut::kRows,
+                        tables_.data(), n_tokens, d, w.rows);
+        // The task's outputs while its sums are in this core's cache (a pass after the loop
+        // would be one thread's, the other waiting). The tables hold (code - 1) * q: add S
+        // back for the I2_S rule (exact integers).
+        for (std::int64_t t = 0; t < n_tokens; ++t) {
+            const quant::ActivationScale& act = acts_[static_cast<std::size_t>(t)];
+            for (std::int64_t r = task.first_row; r < task.first_row + rows; ++r)
+                jobs[task.job].y[t * w.rows + r] =
+                    quant::i2s_output(d[t * w.rows + r] + act.sum, act, w.scale);
         }
     }
 

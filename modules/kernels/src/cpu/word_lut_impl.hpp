@@ -10,6 +10,8 @@
 #include "word_lut.hpp"
 
 #include <algorithm>
+#include <array>
+#include <utility>
 
 namespace bitnet::kernels::detail::word_lut {
 
@@ -122,60 +124,14 @@ inline void store_rows(const WordLutWeights& w, std::int64_t first_group, std::i
         dots[r] = sums[(r - first_row) / kWordLutRows][(r - first_row) % kWordLutRows];
 }
 
-// Up to kWordLutDecodeGroups groups in one pass (fewer at a matrix's end).
-template <class Spec>
-void decode_pass(const WordLutWeights& w, std::int64_t first_group, std::int64_t n,
-                 const std::int8_t* tables, std::int32_t (*sums)[kWordLutRows]) {
-    static_assert(kWordLutDecodeGroups == 8);
-    switch (n) {
-        case 1:
-            return decode<Spec, 1>(w, first_group, tables, sums);
-        case 2:
-            return decode<Spec, 2>(w, first_group, tables, sums);
-        case 3:
-            return decode<Spec, 3>(w, first_group, tables, sums);
-        case 4:
-            return decode<Spec, 4>(w, first_group, tables, sums);
-        case 5:
-            return decode<Spec, 5>(w, first_group, tables, sums);
-        case 6:
-            return decode<Spec, 6>(w, first_group, tables, sums);
-        case 7:
-            return decode<Spec, 7>(w, first_group, tables, sums);
-        default:
-            return decode<Spec, 8>(w, first_group, tables, sums);
-    }
+// decode<Spec, n> and tokens<Spec, t, g> chosen at run time (index n - 1, (t - 1) * 4 + g - 1).
+template <class Spec, int... I>
+constexpr auto decode_kernels(std::integer_sequence<int, I...>) {
+    return std::array{&decode<Spec, I + 1>...};
 }
-
-// Up to 4 tokens over up to 4 groups.
-template <class Spec, int NT>
-void tokens_groups(const WordLutWeights& w, std::int64_t first_group, std::int64_t groups,
-                   const std::int8_t* tables, std::int32_t (*sums)[kWordLutRows]) {
-    switch (groups) {
-        case 1:
-            return tokens<Spec, NT, 1>(w, first_group, tables, sums);
-        case 2:
-            return tokens<Spec, NT, 2>(w, first_group, tables, sums);
-        case 3:
-            return tokens<Spec, NT, 3>(w, first_group, tables, sums);
-        default:
-            return tokens<Spec, NT, 4>(w, first_group, tables, sums);
-    }
-}
-template <class Spec>
-void tokens_pass(const WordLutWeights& w, std::int64_t first_group, std::int64_t groups,
-                 std::int64_t n_tokens, const std::int8_t* tables,
-                 std::int32_t (*sums)[kWordLutRows]) {
-    switch (n_tokens) {
-        case 1:
-            return tokens_groups<Spec, 1>(w, first_group, groups, tables, sums);
-        case 2:
-            return tokens_groups<Spec, 2>(w, first_group, groups, tables, sums);
-        case 3:
-            return tokens_groups<Spec, 3>(w, first_group, groups, tables, sums);
-        default:
-            return tokens_groups<Spec, 4>(w, first_group, groups, tables, sums);
-    }
+template <class Spec, int... I>
+constexpr auto token_kernels(std::integer_sequence<int, I...>) {
+    return std::array{&tokens<Spec, I / 4 + 1, I % 4 + 1>...};
 }
 
 // dots[t * stride + r] for the rows of groups [first_group, first_group + count) and `n_tokens`
@@ -189,7 +145,8 @@ void dot_groups(const WordLutWeights& w, std::int64_t first_group, std::int64_t 
     if (n_tokens == 1) {
         for (std::int64_t g = first_group; g < end; g += kWordLutDecodeGroups) {
             const std::int64_t n = std::min(kWordLutDecodeGroups, end - g);
-            decode_pass<Spec>(w, g, n, tables, sums);
+            decode_kernels<Spec>(std::make_integer_sequence<int, kWordLutDecodeGroups>{})[n - 1](
+                w, g, tables, sums);
             store_rows(w, g, n, sums, dots);
         }
         return;
@@ -202,7 +159,8 @@ void dot_groups(const WordLutWeights& w, std::int64_t first_group, std::int64_t 
         const std::int64_t nt = std::min<std::int64_t>(4, n_tokens - t0);
         for (std::int64_t g = first_group; g < end; g += 4) {
             const std::int64_t ng = std::min<std::int64_t>(4, end - g);
-            tokens_pass<Spec>(w, g, ng, nt, tables + t0 * token_table_bytes, sums);
+            token_kernels<Spec>(std::make_integer_sequence<int, 16>{})[(nt - 1) * 4 + ng - 1](
+                w, g, tables + t0 * token_table_bytes, sums);
             for (std::int64_t t = 0; t < nt; ++t)
                 store_rows(w, g, ng, &sums[t * ng], dots + (t0 + t) * stride);
         }
