@@ -15,7 +15,7 @@ constexpr std::int64_t kTableBytes = 32;  // per pair index: 16 int16 entries
 constexpr std::int64_t kFlushUnits = 31;
 
 struct Tl1Spec {
-    static constexpr int kLookups = 4, kIndexBits = 4;
+    static constexpr int kLookups = 4, kIndexBits = 4, kPrefillTokens = 3;  // 16 + 12 + 1 registers
     static constexpr std::int64_t kTableBytes = detail::kTableBytes;
     static constexpr std::int64_t kFlushUnits = detail::kFlushUnits;
     // The 16 entries in lanes 0-15 and again in 16-31: vpermw reads 5 bits, the fifth being

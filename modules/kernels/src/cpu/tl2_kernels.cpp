@@ -89,7 +89,7 @@ __attribute__((target("avx512f,avx512bw"))) void build_tl2_tables(const std::int
 namespace {
 
 struct Tl2Spec {
-    static constexpr int kLookups = 3, kIndexBits = 5;
+    static constexpr int kLookups = 3, kIndexBits = 5, kPrefillTokens = 4;  // 12 + 16 + 1 registers
     static constexpr std::int64_t kTableBytes = kTable;
     static constexpr std::int64_t kFlushUnits = kFlushTrios;
     __attribute__((target("avx512f"), always_inline)) static __m512i table(const std::int8_t* t) {

@@ -2,7 +2,9 @@
 //   kLookups, kIndexBits    indices per word and their width;
 //   kTableBytes             bytes per lookup table of a unit (per token);
 //   kFlushUnits             units per int16 accumulator before it is widened (no overflow);
-//   table(p)                a lookup table's 32 int16 entries as vpermw reads them.
+//   table(p)                a lookup table's 32 int16 entries as vpermw reads them;
+//   kPrefillTokens          tokens per prefill block (4 groups' shifted words, the block's
+//                           accumulators and a table in 32 registers).
 // Included (after avx512_intrinsics.hpp) by the .cpp files of the kernels that use it.
 #pragma once
 
@@ -94,19 +96,22 @@ __attribute__((target("avx512f,avx512bw"))) void tokens(const WordLutWeights& w,
             for (int g = 0; g < G; ++g) acc[t][g] = _mm512_setzero_si512();
         const std::int64_t u1 = std::min(w.units, u0 + Spec::kFlushUnits);
         for (std::int64_t u = u0; u < u1; ++u) {
-            __m512i words[G];
-            for (int g = 0; g < G; ++g)
-                words[g] = _mm512_loadu_si512(base + g * group_bytes + u * 64);
+            // Every group's shifted words once, for the NT tokens (NT is chosen so they and the
+            // accumulators fit the 32 registers).
+            __m512i index[G][Spec::kLookups];
+            for (int g = 0; g < G; ++g) {
+                const __m512i words = _mm512_loadu_si512(base + g * group_bytes + u * 64);
+                for (int k = 0; k < Spec::kLookups; ++k)
+                    index[g][k] = _mm512_srli_epi16(words, k * Spec::kIndexBits);
+            }
             for (int t = 0; t < NT; ++t) {
                 const std::int8_t* tab =
                     tables + t * token_table_bytes + u * unit_table_bytes<Spec>();
                 for (int k = 0; k < Spec::kLookups; ++k) {
                     const __m512i table = Spec::table(tab + k * Spec::kTableBytes);
                     for (int g = 0; g < G; ++g)
-                        acc[t][g] = _mm512_add_epi16(
-                            acc[t][g],
-                            _mm512_permutexvar_epi16(
-                                _mm512_srli_epi16(words[g], k * Spec::kIndexBits), table));
+                        acc[t][g] = _mm512_add_epi16(acc[t][g],
+                                                     _mm512_permutexvar_epi16(index[g][k], table));
                 }
             }
         }
@@ -151,15 +156,17 @@ void dot_groups(const WordLutWeights& w, std::int64_t first_group, std::int64_t 
         }
         return;
     }
-    // Blocks of 4 tokens x 4 groups, tokens outermost: 4 tokens' tables (a 2560-wide input's:
-    // 160-220 kB) stay in L2 while the task's groups' words (4-18 kB a group) go by; groups
-    // outermost would stream every token's tables once per group.
+    // Blocks of kPrefillTokens tokens x 4 groups, tokens outermost: the block's tables (a
+    // 2560-wide input's: 40-55 kB a token) stay in L2 while the task's groups' words (4-18 kB
+    // a group) go by; groups outermost would stream every token's tables once per group.
+    constexpr int kTokens = Spec::kPrefillTokens;
     const std::int64_t token_table_bytes = w.units * unit_table_bytes<Spec>();
-    for (std::int64_t t0 = 0; t0 < n_tokens; t0 += 4) {
-        const std::int64_t nt = std::min<std::int64_t>(4, n_tokens - t0);
+    for (std::int64_t t0 = 0; t0 < n_tokens; t0 += kTokens) {
+        const std::int64_t nt = std::min<std::int64_t>(kTokens, n_tokens - t0);
         for (std::int64_t g = first_group; g < end; g += 4) {
             const std::int64_t ng = std::min<std::int64_t>(4, end - g);
-            token_kernels<Spec>(std::make_integer_sequence<int, 16>{})[(nt - 1) * 4 + ng - 1](
+            token_kernels<Spec>(
+                std::make_integer_sequence<int, 4 * kTokens>{})[(nt - 1) * 4 + ng - 1](
                 w, g, tables + t0 * token_table_bytes, sums);
             for (std::int64_t t = 0; t < nt; ++t)
                 store_rows(w, g, ng, &sums[t * ng], dots + (t0 + t) * stride);
