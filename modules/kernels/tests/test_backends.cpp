@@ -431,6 +431,13 @@ void check_lookup_kernel(const kernels::Backend& lut) {
         1);
     CHECK(e == f);
     CHECK(g == h);
+    // Prefill over several tasks (the last ragged) and token blocks (the last ragged).
+    Matrix wide = ternary_matrix(TypeId::I2_S, 2100, 2560, 10);
+    const auto xp = random_activations(20 * 2560, 11);
+    std::vector<float> p(20 * 2100), q(p.size());
+    reference->matmul(wide.view, xp.data(), 20, p.data());
+    lut.matmul(wide.view, xp.data(), 20, q.data());
+    CHECK(p == q);
 }
 
 }  // namespace
